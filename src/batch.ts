@@ -1,0 +1,290 @@
+// One batch: its calls by custom_id, upload → create (never duplicated) → settle each call from its result line →
+// settle the rest when the batch ends. The tracker decides when to look; this file decides what a look means.
+import { randomBytes } from "node:crypto";
+import { settle, type Call } from "./call.js";
+import { shapeResult, type Endpoint } from "./endpoints.js";
+import {
+  APIConnectionError,
+  APIError,
+  AutoBatchError,
+  BatchFailedError,
+  ResultParseError,
+  type ProviderError,
+} from "./errors.js";
+import type { BatchCounts, Events } from "./events.js";
+import { FormData, parseErrorBody, type Transport } from "./http.js";
+import type { FileCursor } from "./results.js";
+import { batchListSchema, batchSchema, fileObjectSchema, resultLineSchema, type BatchEnvelope } from "./schemas.js";
+import { z } from "zod";
+
+/** Metadata key that tags each batch with a client-made key, so a retried create can find a batch it already made. */
+export const BATCH_KEY = "autobatch_key";
+const fileListSchema = z.looseObject({ data: z.array(z.looseObject({ id: z.string(), filename: z.string().nullish(), bytes: z.number().nullish() })) });
+
+export interface BatchSettings {
+  completionWindow: string;
+  metadata: Record<string, string>;
+}
+
+export class Batch {
+  readonly key = randomBytes(9).toString("base64url");
+  readonly endpoint: Endpoint;
+  readonly model: string;
+  readonly #calls = new Map<string, Call>();
+  readonly #events: Events;
+  readonly #transport: Transport;
+  id: string | undefined;
+  status = "submitting";
+  counts: BatchCounts = { total: 0, completed: 0, failed: 0 };
+  output: FileCursor | undefined;
+  error: FileCursor | undefined;
+  /** When the batch was created (client clock, ms). */
+  createdAt = 0;
+  /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
+  batchErrors: string[] = [];
+  #unsettled: number;
+  #succeeded = 0;
+  #failed = 0;
+  readonly bytes: number;
+
+  constructor(endpoint: Endpoint, model: string, calls: Call[], bytes: number, events: Events, transport: Transport) {
+    this.endpoint = endpoint;
+    this.model = model;
+    this.bytes = bytes;
+    this.#events = events;
+    this.#transport = transport;
+    for (const c of calls) {
+      this.#calls.set(c.customId, c);
+      c.release = (reason) => this.#settle(c, false, reason);
+    }
+    this.#unsettled = calls.length;
+  }
+
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  /** Calls of this batch still waiting for a result (released callers excluded). */
+  get unsettled(): number {
+    return this.#unsettled;
+  }
+
+  /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
+  async submit(settings: BatchSettings, now: number, signal: AbortSignal): Promise<boolean> {
+    try {
+      const inputFileId = await this.#upload(signal);
+      for (const c of this.#calls.values()) c.line = undefined;
+      const created = await this.#create(inputFileId, settings, signal);
+      this.id = created.id;
+      this.createdAt = now;
+      for (const c of this.#calls.values()) c.batchId = created.id;
+      this.apply(created);
+      this.#events.emit("batchSubmitted", {
+        batchId: created.id,
+        inputFileId,
+        endpoint: this.endpoint,
+        model: this.model,
+        calls: this.#calls.size,
+        bytes: this.bytes,
+      });
+      return true;
+    } catch (err) {
+      const reason = err instanceof AutoBatchError ? err : new APIConnectionError(String(err));
+      this.#events.emit("batchSubmitFailed", { endpoint: this.endpoint, model: this.model, calls: this.#calls.size, message: reason.message });
+      for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
+      return false;
+    }
+  }
+
+  /** The file is named after the batch key: a retry after an ambiguous failure reuses a file that did arrive. */
+  async #upload(signal: AbortSignal): Promise<string> {
+    const filename = `autobatch-${this.key}.jsonl`;
+    const lines: string[] = [];
+    for (const c of this.#calls.values()) if (c.line !== undefined) lines.push(c.line);
+    const form = new FormData();
+    form.append("purpose", "batch");
+    form.append("file", new Blob(lines, { type: "application/jsonl" }), filename);
+    let ambiguous = false;
+    const spec = { method: "POST", path: "/files", form, signal } as const;
+    return this.#transport.withRetry(spec, async () => {
+      if (ambiguous) {
+        const found = await this.#findFile(filename, signal);
+        if (found) return found;
+      }
+      try {
+        return (await this.#transport.jsonOnce(spec, fileObjectSchema)).id;
+      } catch (err) {
+        ambiguous ||= isAmbiguous(err);
+        throw err;
+      }
+    });
+  }
+
+  async #findFile(filename: string, signal: AbortSignal): Promise<string | undefined> {
+    try {
+      const list = await this.#transport.jsonOnce({ method: "GET", path: "/files", query: { purpose: "batch", limit: 100 }, signal }, fileListSchema);
+      return list.data.find((f) => f.filename === filename && (f.bytes == null || f.bytes === this.bytes))?.id;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #create(inputFileId: string, settings: BatchSettings, signal: AbortSignal): Promise<BatchEnvelope> {
+    const spec = {
+      method: "POST",
+      path: "/batches",
+      json: {
+        input_file_id: inputFileId,
+        endpoint: this.endpoint,
+        completion_window: settings.completionWindow,
+        metadata: { ...settings.metadata, [BATCH_KEY]: this.key },
+      },
+      signal,
+    } as const;
+    let ambiguous = false;
+    return this.#transport.withRetry(spec, async () => {
+      if (ambiguous) {
+        const found = await this.#findBatch(signal);
+        if (found) return found;
+      }
+      try {
+        return await this.#transport.jsonOnce(spec, batchSchema);
+      } catch (err) {
+        ambiguous ||= isAmbiguous(err);
+        throw err;
+      }
+    });
+  }
+
+  /** Newest first: a batch created moments ago by an attempt whose answer was lost is on the first page. */
+  async #findBatch(signal: AbortSignal): Promise<BatchEnvelope | undefined> {
+    const list = await this.#transport.jsonOnce({ method: "GET", path: "/batches", query: { limit: 100 }, signal }, batchListSchema);
+    return list.data.find((b) => b.metadata?.[BATCH_KEY] === this.key);
+  }
+
+  /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
+  apply(b: BatchEnvelope): boolean {
+    const counts = { total: b.request_counts?.total ?? 0, completed: b.request_counts?.completed ?? 0, failed: b.request_counts?.failed ?? 0 };
+    const changed = b.status !== this.status || counts.completed !== this.counts.completed || counts.failed !== this.counts.failed || counts.total !== this.counts.total;
+    this.status = b.status;
+    this.counts = counts;
+    if (b.output_file_id && this.output?.fileId !== b.output_file_id) this.output = { fileId: b.output_file_id, next: 0 };
+    if (b.error_file_id && this.error?.fileId !== b.error_file_id) this.error = { fileId: b.error_file_id, next: 0 };
+    const errs = b.errors?.data ?? [];
+    if (errs.length) this.batchErrors = errs.map((e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`);
+    return changed;
+  }
+
+  progress(): void {
+    this.#events.emit("batchProgress", { batchId: this.id!, status: this.status, counts: this.counts, settled: this.#calls.size - this.#unsettled, calls: this.#calls.size });
+  }
+
+  /** Settles the call a result line belongs to. A duplicate line is ignored; a line for no call of ours is reported. */
+  onLine = (raw: Buffer): void => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString("utf8"));
+    } catch {
+      return this.#unreadable(raw, "is not valid JSON");
+    }
+    const line = resultLineSchema.safeParse(parsed);
+    if (!line.success) return this.#unreadable(raw, `does not match the result line shape (${line.error.issues[0]?.message})`);
+    const { custom_id: customId, response, error } = line.data;
+    const call = this.#calls.get(customId);
+    if (!call) {
+      this.#events.emit("warning", { batchId: this.id, message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored` });
+      return;
+    }
+    if (call.settled) return;
+    const ctx = { customId, batchId: this.id, requestID: response?.request_id };
+    if (response && response.status_code >= 200 && response.status_code < 300 && !error) {
+      this.#settle(call, true, shapeResult(this.endpoint, response.body, call.decodeBase64, response.request_id));
+    } else if (response) {
+      const { error: inner, message } = bodyError(response.body);
+      this.#settle(call, false, APIError.generate(response.status_code, inner, message ?? "the request failed", undefined, ctx));
+    } else {
+      this.#settle(call, false, lineError(error?.code, error?.message, ctx, this.status));
+    }
+  };
+
+  /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
+  #unreadable(raw: Buffer, why: string): void {
+    const text = raw.toString("utf8");
+    const m = /"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
+    const call = m ? this.#calls.get(JSON.parse(`"${m[1]}"`) as string) : undefined;
+    const preview = this.#transport.quote(text.slice(0, 200));
+    if (call) {
+      this.#settle(call, false, new ResultParseError(`result line for this call ${why}: ${preview}`, { customId: call.customId, batchId: this.id }));
+    } else {
+      this.#events.emit("warning", { batchId: this.id, message: `unattributable result line ${why}: ${preview}` });
+    }
+  }
+
+  /** Rejects every call still waiting, naming the batch, its status and why. */
+  finish(why: string): void {
+    const detail = this.batchErrors.length ? `; provider errors: ${this.batchErrors.slice(0, 3).join("; ")}` : "";
+    for (const call of this.#calls.values()) {
+      if (call.settled) continue;
+      this.#settle(call, false, new BatchFailedError(`Batch ${this.id} ended with status "${this.status}": ${why}${detail}`, { customId: call.customId, batchId: this.id, batchStatus: this.status }));
+    }
+    this.#events.emit("batchDone", { batchId: this.id!, status: this.status, counts: this.counts, succeeded: this.#succeeded, failed: this.#failed, calls: this.#calls.size });
+  }
+
+  /** Releases all waiting calls with `reason` (used by close with cancel). */
+  abandon(reason: (call: Call) => unknown): void {
+    for (const call of this.#calls.values()) if (!call.settled) this.#settle(call, false, reason(call));
+  }
+
+  #settle(call: Call, ok: boolean, value: unknown): boolean {
+    if (!settle(call, this.#events, ok, value)) return false;
+    this.#unsettled--;
+    if (ok) this.#succeeded++;
+    else this.#failed++;
+    return true;
+  }
+}
+
+function isAmbiguous(err: unknown): boolean {
+  return err instanceof APIConnectionError || (err instanceof APIError && (err.status ?? 0) >= 500);
+}
+
+function submitError(reason: AutoBatchError, customId: string): AutoBatchError {
+  if (reason instanceof APIError) return APIError.generate(reason.status, reason.error, reason.message, reason.headers, { customId, cause: reason });
+  return new BatchFailedError(`could not submit the batch: ${reason.message}`, { customId, cause: reason });
+}
+
+/** The provider's error inside a non-2xx line body: `{"error":{...}}`, a JSON string of it, or text. */
+function bodyError(body: unknown): { error?: ProviderError; message?: string } {
+  if (typeof body === "string") return parseErrorBody(body);
+  if (typeof body === "object" && body !== null) return parseErrorBody(JSON.stringify(body));
+  return {};
+}
+
+/**
+ * An error-file line with no HTTP response. Doubleword puts a JSON-encoded FailureReason in `message`
+ * ({type, details: {status, body}}); OpenAI a plain `{code, message}` (e.g. batch_expired).
+ */
+function lineError(code: string | null | undefined, message: string | null | undefined, ctx: { customId: string; batchId?: string }, batchStatus: string): AutoBatchError {
+  let reason: { type?: string; details?: { status?: number; body?: unknown; error?: string } } | undefined;
+  try {
+    const parsed = message ? (JSON.parse(message) as unknown) : undefined;
+    if (typeof parsed === "object" && parsed !== null && "type" in parsed) reason = parsed as typeof reason;
+  } catch {
+    reason = undefined;
+  }
+  if (!reason) {
+    if (code === "batch_expired" || code === "batch_cancelled") {
+      return new BatchFailedError(`${code}: ${message ?? "the batch ended before this request ran"}`, { ...ctx, batchStatus });
+    }
+    return APIError.generate(undefined, { message: message ?? "the request failed", code: code ?? null }, undefined, undefined, ctx);
+  }
+  const d = reason.details ?? {};
+  if (typeof d.status === "number") {
+    const { error, message: text } = bodyError(d.body);
+    return APIError.generate(d.status, error, text ?? `${reason.type}`, undefined, ctx);
+  }
+  if (reason.type === "NetworkError" || reason.type === "Timeout") {
+    return new APIConnectionError(`${reason.type}: ${d.error ?? "the provider could not reach the model"}`, ctx);
+  }
+  return new BatchFailedError(`${reason.type}${d.error ? `: ${d.error}` : ""}`, { ...ctx, batchStatus });
+}

@@ -1,0 +1,59 @@
+// AutoBatcher: the drop-in client. `client.chat.completions.create(params)` and friends look like openai-node's, but
+// every call waits in a buffer and is answered from a Batch API result line.
+import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions";
+import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
+import type { Response, ResponseCreateParamsNonStreaming } from "openai/resources/responses/responses";
+import { Engine, type CallOptions, type CloseOptions, type EngineStats } from "./engine.js";
+import type { Endpoint } from "./endpoints.js";
+import type { EventMap, EventName } from "./events.js";
+import type { AutoBatcherOptions } from "./options.js";
+
+export type { ChatCompletion, ChatCompletionCreateParamsNonStreaming, CreateEmbeddingResponse, EmbeddingCreateParams, Response, ResponseCreateParamsNonStreaming };
+
+export class AutoBatcher {
+  readonly #engine: Engine;
+
+  readonly chat: {
+    readonly completions: {
+      create(params: ChatCompletionCreateParamsNonStreaming, options?: CallOptions): Promise<ChatCompletion>;
+    };
+  };
+  readonly embeddings: {
+    create(params: EmbeddingCreateParams, options?: CallOptions): Promise<CreateEmbeddingResponse>;
+  };
+  readonly responses: {
+    create(params: ResponseCreateParamsNonStreaming, options?: CallOptions): Promise<Response>;
+  };
+
+  constructor(options?: AutoBatcherOptions) {
+    this.#engine = new Engine(options);
+    const facade = <P, R>(endpoint: Endpoint) => (params: P, options?: CallOptions) => this.#engine.submit(endpoint, params, options) as Promise<R>;
+    this.chat = { completions: { create: facade<ChatCompletionCreateParamsNonStreaming, ChatCompletion>("/v1/chat/completions") } };
+    this.embeddings = { create: facade<EmbeddingCreateParams, CreateEmbeddingResponse>("/v1/embeddings") };
+    this.responses = { create: facade<ResponseCreateParamsNonStreaming, Response>("/v1/responses") };
+  }
+
+  /** Subscribes to a lifecycle event; returns a function that unsubscribes. */
+  on<K extends EventName>(name: K, listener: (payload: EventMap[K]) => void): () => void {
+    return this.#engine.events.on(name, listener);
+  }
+
+  /** Calls buffered, submitting, batches running, calls pending, batches created, bytes read. */
+  get stats(): EngineStats {
+    return this.#engine.stats;
+  }
+
+  /** Resolves when no call is waiting. */
+  onIdle(): Promise<void> {
+    return this.#engine.onIdle();
+  }
+
+  /** Flushes what is buffered and waits for every call to settle. `{ cancel: true }`: cancel upstream and reject instead. */
+  close(options?: CloseOptions): Promise<void> {
+    return this.#engine.close(options);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,215 @@
+// The core every surface shares (AutoBatcher, the batching fetch, serve): validate → buffer → batch → tracker →
+// settle. Data flows one way; each piece of state has one owner (calls waiting: the buffer; calls in flight: their
+// batch; running batches: the tracker).
+import PQueue from "p-queue";
+import { randomBytes } from "node:crypto";
+import { Batch } from "./batch.js";
+import { CallBuffer, type Flushed } from "./buffer.js";
+import { settle, type Call } from "./call.js";
+import { realClock, type Clock } from "./clock.js";
+import { prepareBody, type Endpoint } from "./endpoints.js";
+import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "./errors.js";
+import { Events } from "./events.js";
+import { Transport } from "./http.js";
+import { encodeLine } from "./jsonl.js";
+import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "./options.js";
+import { batchSchema } from "./schemas.js";
+import { Tracker } from "./tracker.js";
+
+export interface CallOptions {
+  /** Aborting before the flush removes the call from its buffer; after, it releases the caller (the batch goes on). */
+  signal?: AbortSignal | null;
+}
+
+export interface CloseOptions {
+  /** Instead of waiting: cancel running batches upstream and reject every call still waiting. Default false. */
+  cancel?: boolean;
+}
+
+/** Counters that make progress visible. */
+export interface EngineStats {
+  /** Calls waiting in buffers. */
+  buffered: number;
+  /** Calls whose batch is being uploaded or created. */
+  submitting: number;
+  /** Batches being tracked. */
+  runningBatches: number;
+  /** Calls not yet settled, wherever they are. */
+  pending: number;
+  /** Batches created so far. */
+  batchesCreated: number;
+  /** Content downloads: requests made, bytes and lines read. */
+  reads: { requests: number; bytes: number; lines: number };
+}
+
+export class Engine {
+  readonly options: ResolvedOptions;
+  readonly events: Events;
+  readonly #clock: Clock;
+  readonly #transport: Transport;
+  readonly #queue: PQueue;
+  readonly #buffer: CallBuffer;
+  readonly #tracker: Tracker;
+  readonly #submitting = new Set<Batch>();
+  readonly #stop = new AbortController();
+  readonly #idPrefix = randomBytes(6).toString("base64url");
+  #seq = 0;
+  #pending = 0;
+  #batchesCreated = 0;
+  #idleWaiters: (() => void)[] = [];
+  #closed = false;
+
+  constructor(input?: AutoBatcherOptions) {
+    this.options = resolveOptions(input);
+    this.#clock = this.options.clock ?? realClock;
+    this.events = new Events(this.options.onEvent);
+    this.#transport = new Transport(this.options, this.#clock);
+    this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
+    this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
+    const window = windowToMs(this.options.completionWindow);
+    this.#tracker = new Tracker(
+      this.#queue,
+      this.#transport,
+      this.#clock,
+      { pollIntervalMs: this.options.pollIntervalMs, deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs },
+      this.#stop.signal,
+    );
+  }
+
+  get stats(): EngineStats {
+    let submitting = 0;
+    for (const b of this.#submitting) submitting += b.size;
+    return {
+      buffered: this.#buffer.size,
+      submitting,
+      runningBatches: this.#tracker.running,
+      pending: this.#pending,
+      batchesCreated: this.#batchesCreated,
+      reads: { ...this.#tracker.reads },
+    };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Enqueues one request; resolves with its result body or rejects with a typed error. */
+  submit(endpoint: Endpoint, params: unknown, options?: CallOptions): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
+    const signal = options?.signal ?? undefined;
+    if (signal?.aborted) return Promise.reject(new APIUserAbortError());
+    let prepared;
+    try {
+      prepared = prepareBody(endpoint, params);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const customId = `ab-${this.#idPrefix}-${(this.#seq++).toString(36)}`;
+    const line = encodeLine(customId, endpoint, prepared.json);
+    const bytes = Buffer.byteLength(line);
+    if (bytes > this.options.maxBatchBytes) {
+      return Promise.reject(new InvalidParamsError(`request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`));
+    }
+    return new Promise((resolve, reject) => {
+      const call: Call = {
+        customId,
+        endpoint,
+        model: (params as { model: string }).model,
+        line,
+        bytes,
+        decodeBase64: prepared.decodeBase64,
+        settled: false,
+        resolve,
+        reject,
+      };
+      this.#pending++;
+      const done = () => {
+        if (--this.#pending === 0) this.#notifyIdle();
+      };
+      call.resolve = (v) => {
+        done();
+        resolve(v);
+      };
+      call.reject = (e) => {
+        done();
+        reject(e);
+      };
+      if (signal) {
+        const onAbort = () => this.#abort(call);
+        signal.addEventListener("abort", onAbort, { once: true });
+        call.detach = () => signal.removeEventListener("abort", onAbort);
+      }
+      this.#buffer.add(call);
+    });
+  }
+
+  #abort(call: Call): void {
+    if (call.settled) return;
+    const error = new APIUserAbortError({ customId: call.customId, batchId: call.batchId });
+    if (this.#buffer.remove(call)) {
+      settle(call, this.events, false, error);
+      return;
+    }
+    if (call.release) call.release(error);
+    else settle(call, this.events, false, error);
+  }
+
+  #onFlush(f: Flushed): void {
+    this.events.emit("flush", { endpoint: f.endpoint, model: f.model, calls: f.calls.length, bytes: f.bytes, reason: f.reason });
+    const batch = new Batch(f.endpoint, f.model, f.calls, f.bytes, this.events, this.#transport);
+    this.#submitting.add(batch);
+    const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
+    void this.#queue
+      .add(() => batch.submit(settings, this.#clock.now(), this.#stop.signal), { priority: 1 })
+      .then((ok) => {
+        this.#submitting.delete(batch);
+        if (!ok) return;
+        this.#batchesCreated++;
+        if (this.#stop.signal.aborted) return void this.#cancelUpstream(batch);
+        if (batch.unsettled > 0) this.#tracker.add(batch);
+      });
+  }
+
+  /** Resolves when no call is waiting anywhere. */
+  onIdle(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #notifyIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Flushes what is buffered and waits for every call to settle; with `cancel`, cancels and rejects instead. */
+  async close(options: CloseOptions = {}): Promise<void> {
+    this.#closed = true;
+    if (options.cancel) {
+      const closed = (call: Call) => new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", { customId: call.customId, batchId: call.batchId });
+      for (const call of this.#buffer.drain()) settle(call, this.events, false, closed(call));
+      this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
+      const running = [...this.#tracker.batches];
+      this.#tracker.stop();
+      for (const b of this.#submitting) b.abandon(closed);
+      for (const b of running) b.abandon(closed);
+      await Promise.allSettled(running.map((b) => this.#cancelUpstream(b)));
+    } else {
+      this.#buffer.flushAll("close");
+      await this.onIdle();
+      this.#tracker.stop();
+    }
+    await this.#queue.onIdle().catch(() => undefined);
+    await this.#transport.close();
+  }
+
+  /** Best effort: a cancel that fails leaves the batch to finish upstream; callers are already released. */
+  async #cancelUpstream(batch: Batch): Promise<void> {
+    if (!batch.id) return;
+    try {
+      await this.#transport.json({ method: "POST", path: `/batches/${encodeURIComponent(batch.id)}/cancel` }, batchSchema);
+    } catch (err) {
+      this.events.emit("warning", { batchId: batch.id, message: `could not cancel batch upstream: ${(err as Error).message}` });
+    }
+  }
+}

@@ -1,0 +1,226 @@
+// The one door to the provider: undici requests against `baseURL`, one retry policy for every Batch API call, and
+// one mapping from any error body shape (OpenAI JSON, Doubleword JSON-with-string-error, plain text) to APIError.
+import { Agent, FormData, request, type Dispatcher } from "undici";
+import type { Readable } from "node:stream";
+import type { z } from "zod";
+import { sleep, type Clock } from "./clock.js";
+import { APIConnectionError, APIConnectionTimeoutError, APIError, AutoBatchError, type ProviderError } from "./errors.js";
+import type { ResolvedOptions } from "./options.js";
+
+const RETRY_STATUSES = new Set([408, 409, 429]);
+const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT", "ETIMEDOUT"]);
+/** Error messages quote at most this much of a provider's body. */
+const MAX_QUOTED_BODY = 1_000;
+
+export interface RequestSpec {
+  method: "GET" | "POST" | "DELETE";
+  /** Path below baseURL, starting with "/" (never an absolute URL: the key goes to baseURL's origin only). */
+  path: string;
+  query?: Record<string, string | number>;
+  json?: unknown;
+  form?: FormData;
+  /** Gives up (retries included) when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface StreamResponse {
+  status: number;
+  headers: Headers;
+  body: Readable;
+}
+
+export class Transport {
+  readonly #o: ResolvedOptions;
+  readonly #clock: Clock;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #origin: string;
+  readonly #basePath: string;
+
+  constructor(options: ResolvedOptions, clock: Clock) {
+    this.#o = options;
+    this.#clock = clock;
+    this.#ownsDispatcher = !options.dispatcher;
+    this.#dispatcher = options.dispatcher ?? new Agent({ keepAliveTimeout: 4_000, connections: options.maxConcurrency * 2 });
+    const base = new URL(options.baseURL);
+    this.#origin = base.origin;
+    this.#basePath = base.pathname.replace(/\/+$/, "");
+  }
+
+  /** A JSON request, retried per the policy, its 2xx body checked against `schema`. */
+  async json<S extends z.ZodType>(spec: RequestSpec, schema: S): Promise<z.infer<S>> {
+    return this.withRetry(spec, () => this.jsonOnce(spec, schema));
+  }
+
+  /** One attempt of `json`, for callers that wrap their own retry logic around it. */
+  async jsonOnce<S extends z.ZodType>(spec: RequestSpec, schema: S): Promise<z.infer<S>> {
+    {
+      const res = await this.#send(spec);
+      const text = await res.body.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: response is not JSON: ${this.quote(text)}`);
+      }
+      const checked = schema.safeParse(parsed);
+      if (!checked.success) {
+        throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: unexpected response shape: ${checked.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")}`);
+      }
+      return checked.data;
+    }
+  }
+
+  /** A streamed 2xx response (the caller must consume or destroy `body`); only reaching the headers is retried. */
+  async stream(spec: RequestSpec): Promise<StreamResponse> {
+    return this.withRetry(spec, async () => {
+      const res = await this.#send(spec);
+      return { status: res.statusCode, headers: toHeaders(res.headers), body: res.body };
+    });
+  }
+
+  async #send(spec: RequestSpec): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = {
+      ...this.#o.defaultHeaders,
+      authorization: `Bearer ${this.#o.apiKey}`,
+      accept: "application/json",
+    };
+    if (this.#o.organization) headers["openai-organization"] = this.#o.organization;
+    if (this.#o.project) headers["openai-project"] = this.#o.project;
+    let body: string | FormData | undefined;
+    if (spec.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(spec.json);
+    } else if (spec.form) {
+      body = spec.form;
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.url(spec), {
+        method: spec.method,
+        headers,
+        body,
+        signal: spec.signal,
+        dispatcher: this.#dispatcher,
+        headersTimeout: this.#o.requestTimeoutMs,
+        bodyTimeout: this.#o.requestTimeoutMs,
+      });
+    } catch (err) {
+      throw this.#connectionError(spec, err);
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    const text = await res.body.text().catch(() => "");
+    throw this.errorFromResponse(res.statusCode, toHeaders(res.headers), text, `${spec.method} ${spec.path}`);
+  }
+
+  /** Builds the request URL from baseURL and a relative path; anything else is a programming error. */
+  url(spec: Pick<RequestSpec, "path" | "query">): URL {
+    if (!spec.path.startsWith("/") || spec.path.startsWith("//")) throw new TypeError(`not a relative path: ${spec.path}`);
+    const url = new URL(this.#basePath + spec.path, this.#origin);
+    if (url.origin !== this.#origin) throw new TypeError(`refusing to send credentials to ${url.origin}`);
+    for (const [k, v] of Object.entries(spec.query ?? {})) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  #connectionError(spec: RequestSpec, err: unknown): AutoBatchError {
+    if (spec.signal?.aborted) return new AutoBatchError(`${spec.method} ${spec.path}: aborted`, { cause: spec.signal.reason });
+    const code = (err as { code?: string }).code ?? "";
+    const msg = this.redact(`${spec.method} ${spec.path}: ${(err as Error).message ?? String(err)}${code ? ` (${code})` : ""}`);
+    return TIMEOUT_CODES.has(code) ? new APIConnectionTimeoutError(msg) : new APIConnectionError(msg);
+  }
+
+  /** Maps any provider error body to an APIError subclass with the provider's own message. */
+  errorFromResponse(status: number, headers: Headers, text: string, what: string): APIError {
+    const { error, message } = parseErrorBody(text);
+    const redacted = error ? { ...error, message: this.redact(error.message ?? "") } : undefined;
+    return APIError.generate(status, redacted, `${what}: ${this.redact(message ?? (this.quote(text) || "(empty body)"))}`, headers);
+  }
+
+  /** Runs `attempt` until it succeeds, fails for good, runs out of attempts or deadline, or `spec.signal` aborts. */
+  async withRetry<T>(spec: RequestSpec, attempt: () => Promise<T>): Promise<T> {
+    const deadline = this.#clock.now() + this.#o.retryDeadlineMs;
+    for (let retry = 0; ; retry++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        const delay = retryDelay(err, retry);
+        if (delay === undefined || retry >= this.#o.maxRetries || spec.signal?.aborted) throw err;
+        if (this.#clock.now() + delay > deadline) throw err;
+        await sleep(this.#clock, delay, spec.signal).catch(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  quote(text: string): string {
+    return text.length > MAX_QUOTED_BODY ? `${text.slice(0, MAX_QUOTED_BODY)}… (${text.length} chars)` : text;
+  }
+
+  /** The key never appears in errors or events, whatever a server echoes back. */
+  redact(text: string): string {
+    return this.#o.apiKey.length >= 4 ? text.split(this.#o.apiKey).join("[redacted]") : text;
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close().catch(() => undefined);
+  }
+}
+
+function toHeaders(raw: Dispatcher.ResponseData["headers"]): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(raw)) {
+    if (Array.isArray(v)) for (const item of v) h.append(k, item);
+    else if (v !== undefined) h.set(k, v);
+  }
+  return h;
+}
+
+/** `{"error":{...}}` (OpenAI), `{"error":"code","message":"..."}` (Doubleword 429/503), or plain text (Doubleword). */
+export function parseErrorBody(text: string): { error?: ProviderError; message?: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { message: text.trim() || undefined };
+  }
+  if (typeof parsed !== "object" || parsed === null) return { message: typeof parsed === "string" ? parsed : text };
+  const p = parsed as { error?: unknown; message?: unknown };
+  if (typeof p.error === "object" && p.error !== null) {
+    const e = p.error as ProviderError;
+    return { error: { ...e, message: typeof e.message === "string" ? e.message : JSON.stringify(e) } };
+  }
+  if (typeof p.error === "string") {
+    return { error: { message: typeof p.message === "string" ? p.message : p.error, code: p.error, type: p.error, param: null } };
+  }
+  if (typeof p.message === "string") return { error: { message: p.message } };
+  return { message: text };
+}
+
+/** Milliseconds to wait before retry number `retry` (0-based), or undefined when `err` is final. */
+export function retryDelay(err: unknown, retry: number): number | undefined {
+  if (err instanceof APIConnectionError) return backoff(retry);
+  if (!(err instanceof APIError) || err.status === undefined) return undefined;
+  const should = err.headers?.get("x-should-retry");
+  if (should === "false") return undefined;
+  if (should !== "true" && !RETRY_STATUSES.has(err.status) && err.status < 500) return undefined;
+  return retryAfter(err.headers) ?? backoff(retry);
+}
+
+function retryAfter(headers: Headers | undefined): number | undefined {
+  const ms = Number.parseFloat(headers?.get("retry-after-ms") ?? "");
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  const raw = headers?.get("retry-after");
+  if (!raw) return undefined;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(raw);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}
+
+/** openai-node's schedule: 0.5 s doubling to 8 s, minus up to 25 % jitter. */
+function backoff(retry: number): number {
+  return Math.min(500 * 2 ** retry, 8_000) * (1 - Math.random() * 0.25);
+}
+
+export { FormData };

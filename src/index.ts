@@ -1,0 +1,8 @@
+// Public exports only.
+export { AutoBatcher } from "./client.js";
+export type { CallOptions, CloseOptions, EngineStats } from "./engine.js";
+export { DEFAULTS, InvalidOptionsError, type AutoBatcherOptions } from "./options.js";
+export type { Clock } from "./clock.js";
+export type { AutoBatchEvent, EventMap, EventName, BatchCounts, FlushReason } from "./events.js";
+export type { Endpoint } from "./endpoints.js";
+export * from "./errors.js";

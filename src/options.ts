@@ -1,0 +1,159 @@
+// Every option, its default and its unit, in one place. The README's option table mirrors this file.
+import { z } from "zod";
+import type { Dispatcher } from "undici";
+import type { Clock } from "./clock.js";
+import type { AutoBatchEvent } from "./events.js";
+
+const MB = 1_000_000;
+
+export const DEFAULTS = {
+  baseURL: "https://api.openai.com/v1",
+  batchSize: 1000,
+  /** Under Doubleword's 100 MB upload cap (and OpenAI's 200 MB), with room for multipart overhead. */
+  maxBatchBytes: 95 * MB,
+  batchWindowMs: 10_000,
+  pollIntervalMs: 5_000,
+  completionWindow: "24h",
+  maxRetries: 5,
+  retryDeadlineMs: 120_000,
+  maxConcurrency: 8,
+  requestTimeoutMs: 300_000,
+  deadlineGraceMs: 3_600_000,
+} as const;
+
+/** Providers' hard limits: a batch cannot hold more lines than this, nor a `custom_id` more bytes. */
+export const MAX_LINES_PER_BATCH = 50_000;
+export const MAX_CUSTOM_ID_BYTES = 64;
+
+const metadataSchema = z
+  .record(z.string().max(64, "metadata keys are at most 64 characters"), z.string().max(512, "metadata values are at most 512 characters"))
+  .refine((m) => Object.keys(m).length <= 15, "metadata takes at most 15 pairs (autobatch uses the 16th for its batch key)");
+
+const headersSchema = z.record(z.string(), z.string());
+
+const positiveInt = (name: string) => z.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
+const nonNegative = (name: string) => z.number({ error: `${name} must be a number` }).finite(`${name} must be finite`).min(0, `${name} must be >= 0`);
+
+export const optionsSchema = z.strictObject({
+  /** Bearer key. Default: env `OPENAI_API_KEY`. Sent only to `baseURL`'s origin. */
+  apiKey: z.string().min(1, "apiKey must not be empty").optional(),
+  /** Provider base URL including `/v1`. Default: env `OPENAI_BASE_URL`, else https://api.openai.com/v1. */
+  baseURL: z.url({ protocol: /^https?$/, error: "baseURL must be an http(s) URL" }).optional(),
+  /** Sent as `OpenAI-Organization`. Default: env `OPENAI_ORG_ID`. */
+  organization: z.string().optional(),
+  /** Sent as `OpenAI-Project`. Default: env `OPENAI_PROJECT_ID`. */
+  project: z.string().optional(),
+  /** Extra headers on every Batch API request. */
+  defaultHeaders: headersSchema.optional(),
+  /** Attached to every batch this client creates (≤ 15 pairs; keys ≤ 64, values ≤ 512 chars). */
+  metadata: metadataSchema.optional(),
+  /** Calls per batch file before a flush. Default 1000, at most 50,000. */
+  batchSize: positiveInt("batchSize").max(MAX_LINES_PER_BATCH, `batchSize must be <= ${MAX_LINES_PER_BATCH}`).optional(),
+  /** Bytes per batch file (encoded JSONL) before a flush. Default 95,000,000. */
+  maxBatchBytes: positiveInt("maxBatchBytes").optional(),
+  /** Milliseconds from a buffer's first call to its flush. Default 10,000. */
+  batchWindowMs: nonNegative("batchWindowMs").optional(),
+  /** Milliseconds between progress reads of running batches. Default 5,000. */
+  pollIntervalMs: positiveInt("pollIntervalMs").optional(),
+  /** Completion window passed to the provider, e.g. "24h" (default) or "1h". */
+  completionWindow: z.string().regex(/^\S+$/, "completionWindow must be a non-empty word such as 24h").optional(),
+  /** Retries per Batch API request after the first attempt. Default 5. */
+  maxRetries: z.number().int("maxRetries must be a whole number").min(0, "maxRetries must be >= 0").optional(),
+  /** Milliseconds one Batch API request may spend retrying in total. Default 120,000. */
+  retryDeadlineMs: positiveInt("retryDeadlineMs").optional(),
+  /** Batch API requests in flight at once (uploads, creates, polls, downloads). Default 8. */
+  maxConcurrency: positiveInt("maxConcurrency").optional(),
+  /** Milliseconds of silence (no headers, or no body bytes) before a Batch API request times out. Default 300,000. */
+  requestTimeoutMs: positiveInt("requestTimeoutMs").optional(),
+  /** Milliseconds past the completion window after which a still-running batch's calls are failed. Default 3,600,000. */
+  deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
+  /** Called with every lifecycle event; exceptions it throws are swallowed. */
+  onEvent: z.custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function").optional(),
+  /** Time source for flush windows, polls and retries. Default: the real timers. Tests inject a fake clock. */
+  clock: z.custom<Clock>((v) => typeof v === "object" && v !== null && typeof (v as Clock).setTimeout === "function", "clock must provide now/setTimeout/clearTimeout").optional(),
+  /** undici dispatcher for Batch API requests (proxies, custom TLS). Default: a private Agent. */
+  dispatcher: z.custom<Dispatcher>((v) => typeof v === "object" && v !== null, "dispatcher must be an undici Dispatcher").optional(),
+});
+
+export type AutoBatcherOptions = z.input<typeof optionsSchema>;
+
+export interface ResolvedOptions {
+  apiKey: string;
+  baseURL: string;
+  organization?: string;
+  project?: string;
+  defaultHeaders: Record<string, string>;
+  metadata: Record<string, string>;
+  batchSize: number;
+  maxBatchBytes: number;
+  batchWindowMs: number;
+  pollIntervalMs: number;
+  completionWindow: string;
+  maxRetries: number;
+  retryDeadlineMs: number;
+  maxConcurrency: number;
+  requestTimeoutMs: number;
+  deadlineGraceMs: number;
+  onEvent?: (event: AutoBatchEvent) => void;
+  clock?: Clock;
+  dispatcher?: Dispatcher;
+}
+
+/** Thrown at construction when an option is wrong; names every offending option. */
+export class InvalidOptionsError extends TypeError {
+  override name = "InvalidOptionsError";
+}
+
+const env = (name: string): string | undefined => {
+  const v = process.env[name]?.trim();
+  return v ? v : undefined;
+};
+
+export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions {
+  const parsed = optionsSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const at = i.path.length ? i.path.join(".") : "options";
+      return i.code === "unrecognized_keys" ? `unknown option(s): ${i.keys.join(", ")}` : `${at}: ${i.message}`;
+    });
+    throw new InvalidOptionsError(`Invalid AutoBatcher options:\n  ${lines.join("\n  ")}`);
+  }
+  const o = parsed.data;
+  const apiKey = o.apiKey ?? env("OPENAI_API_KEY");
+  if (!apiKey) {
+    throw new InvalidOptionsError("Invalid AutoBatcher options:\n  apiKey: missing; pass `apiKey` or set OPENAI_API_KEY");
+  }
+  const baseURL = o.baseURL ?? env("OPENAI_BASE_URL") ?? DEFAULTS.baseURL;
+  if (!/^https?:\/\//.test(baseURL)) {
+    throw new InvalidOptionsError(`Invalid AutoBatcher options:\n  baseURL: must be an http(s) URL (got ${JSON.stringify(baseURL)})`);
+  }
+  return {
+    apiKey,
+    baseURL: baseURL.replace(/\/+$/, ""),
+    organization: o.organization ?? env("OPENAI_ORG_ID"),
+    project: o.project ?? env("OPENAI_PROJECT_ID"),
+    defaultHeaders: o.defaultHeaders ?? {},
+    metadata: o.metadata ?? {},
+    batchSize: o.batchSize ?? DEFAULTS.batchSize,
+    maxBatchBytes: o.maxBatchBytes ?? DEFAULTS.maxBatchBytes,
+    batchWindowMs: o.batchWindowMs ?? DEFAULTS.batchWindowMs,
+    pollIntervalMs: o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
+    completionWindow: o.completionWindow ?? DEFAULTS.completionWindow,
+    maxRetries: o.maxRetries ?? DEFAULTS.maxRetries,
+    retryDeadlineMs: o.retryDeadlineMs ?? DEFAULTS.retryDeadlineMs,
+    maxConcurrency: o.maxConcurrency ?? DEFAULTS.maxConcurrency,
+    requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
+    onEvent: o.onEvent,
+    clock: o.clock,
+    dispatcher: o.dispatcher,
+  };
+}
+
+/** "24h" → 86,400,000; "90m", "3600s", "2d" likewise. Unknown forms (e.g. "background") → undefined: no deadline. */
+export function windowToMs(window: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(window);
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
