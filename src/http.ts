@@ -132,8 +132,8 @@ export class Transport {
   /** Maps any provider error body to an APIError subclass with the provider's own message. */
   errorFromResponse(status: number, headers: Headers, text: string, what: string): APIError {
     const { error, message } = parseErrorBody(text);
-    const redacted = error ? { ...error, message: this.redact(error.message ?? "") } : undefined;
-    return APIError.generate(status, redacted, `${what}: ${this.redact(message ?? (this.quote(text) || "(empty body)"))}`, headers);
+    const redacted = error ? { ...error, message: this.redact(this.quote(error.message ?? "")) } : undefined;
+    return APIError.generate(status, redacted, `${what}: ${this.redact(this.quote(message ?? text) || "(empty body)")}`, headers);
   }
 
   /** Runs `attempt` until it succeeds, fails for good, runs out of attempts or deadline, or `spec.signal` aborts. */

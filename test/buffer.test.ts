@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { createClock } from "@sinonjs/fake-timers";
+import { CallBuffer, type Flushed } from "../src/buffer.js";
+import type { Call } from "../src/call.js";
+import type { Endpoint } from "../src/endpoints.js";
+
+let seq = 0;
+function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completions"): Call {
+  return { customId: `c${seq++}`, endpoint, model, line: "x".repeat(bytes), bytes, decodeBase64: false, settled: false, resolve() {}, reject() {} };
+}
+
+function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number }> = {}) {
+  const clock = createClock();
+  const flushes: Flushed[] = [];
+  const buffer = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) => flushes.push(f));
+  return { clock, flushes, buffer };
+}
+
+describe("CallBuffer", () => {
+  it("flushes when batchSize calls are buffered, and starts a new file for the next call", () => {
+    const { buffer, flushes } = setup();
+    const calls = [call(), call(), call(), call()];
+    calls.forEach((c) => buffer.add(c));
+    expect(flushes).toHaveLength(1);
+    expect(flushes[0]).toMatchObject({ reason: "size", model: "m", bytes: 30 });
+    expect(flushes[0]!.calls).toEqual(calls.slice(0, 3));
+    expect(buffer.size).toBe(1);
+  });
+
+  it("flushes before a line would push the file past maxBatchBytes", () => {
+    const { buffer, flushes } = setup({ batchSize: 100, maxBatchBytes: 100 });
+    buffer.add(call("m", 40));
+    buffer.add(call("m", 40));
+    expect(flushes).toHaveLength(0);
+    buffer.add(call("m", 30));
+    expect(flushes).toHaveLength(1);
+    expect(flushes[0]).toMatchObject({ reason: "bytes", bytes: 80 });
+    expect(flushes[0]!.calls).toHaveLength(2);
+    expect(buffer.size).toBe(1);
+  });
+
+  it("a file exactly at maxBatchBytes is not flushed early", () => {
+    const { buffer, flushes } = setup({ batchSize: 100, maxBatchBytes: 100 });
+    buffer.add(call("m", 50));
+    buffer.add(call("m", 50));
+    expect(flushes).toHaveLength(0);
+  });
+
+  it("flushes batchWindowMs after the first call, not extended by later calls", async () => {
+    const { buffer, flushes, clock } = setup({ batchSize: 100 });
+    buffer.add(call());
+    await clock.tickAsync(600);
+    buffer.add(call());
+    await clock.tickAsync(399);
+    expect(flushes).toHaveLength(0);
+    await clock.tickAsync(1);
+    expect(flushes).toHaveLength(1);
+    expect(flushes[0]).toMatchObject({ reason: "time" });
+    expect(flushes[0]!.calls).toHaveLength(2);
+    expect(clock.countTimers()).toBe(0);
+  });
+
+  it("keeps one buffer per (endpoint, model)", async () => {
+    const { buffer, flushes, clock } = setup({ batchSize: 2 });
+    buffer.add(call("a"));
+    buffer.add(call("b"));
+    buffer.add(call("a", 10, "/v1/embeddings"));
+    expect(flushes).toHaveLength(0);
+    buffer.add(call("a"));
+    expect(flushes).toHaveLength(1);
+    expect(flushes[0]).toMatchObject({ endpoint: "/v1/chat/completions", model: "a" });
+    await clock.tickAsync(1_000);
+    expect(flushes.map((f) => `${f.endpoint} ${f.model}`).sort()).toEqual([
+      "/v1/chat/completions a",
+      "/v1/chat/completions b",
+      "/v1/embeddings a",
+    ]);
+  });
+
+  it("a removed (aborted) call is never flushed, and an emptied buffer flushes nothing", async () => {
+    const { buffer, flushes, clock } = setup({ batchSize: 100 });
+    const a = call();
+    const b = call();
+    buffer.add(a);
+    buffer.add(b);
+    expect(buffer.remove(a)).toBe(true);
+    a.settled = true;
+    await clock.tickAsync(1_000);
+    expect(flushes[0]!.calls).toEqual([b]);
+    expect(flushes[0]!.bytes).toBe(10);
+    const c = call();
+    buffer.add(c);
+    buffer.remove(c);
+    c.settled = true;
+    await clock.tickAsync(1_000);
+    expect(flushes).toHaveLength(1);
+    expect(buffer.remove(b)).toBe(false);
+  });
+
+  it("flushAll flushes every partition with the given reason and leaves no timer", () => {
+    const { buffer, flushes, clock } = setup({ batchSize: 100 });
+    buffer.add(call("a"));
+    buffer.add(call("b"));
+    buffer.flushAll("close");
+    expect(flushes.map((f) => f.reason)).toEqual(["close", "close"]);
+    expect(clock.countTimers()).toBe(0);
+    expect(buffer.size).toBe(0);
+  });
+});
