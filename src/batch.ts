@@ -1,7 +1,7 @@
 // One batch: its calls by custom_id, upload → create (never duplicated) → settle each call from its result line →
 // settle the rest when the batch ends. The tracker decides when to look; this file decides what a look means.
 import { randomBytes } from "node:crypto";
-import { settle, type Call } from "./call.js";
+import { settle, type Call, type RawResult } from "./call.js";
 import { shapeResult, type Endpoint } from "./endpoints.js";
 import {
   APIConnectionError,
@@ -198,7 +198,10 @@ export class Batch {
     if (call.settled) return;
     const ctx = { customId, batchId: this.id, requestID: response?.request_id };
     if (response && response.status_code >= 200 && response.status_code < 300 && !error) {
-      this.#settle(call, true, shapeResult(this.endpoint, response.body, call.decodeBase64, response.request_id));
+      const value: unknown = call.raw
+        ? ({ status: response.status_code, body: response.body, requestId: response.request_id, customId, batchId: this.id } satisfies RawResult)
+        : shapeResult(this.endpoint, response.body, call.decodeBase64, response.request_id);
+      this.#settle(call, true, value);
     } else if (response) {
       const { error: inner, message } = bodyError(response.body);
       this.#settle(call, false, APIError.generate(response.status_code, inner, message ?? "the request failed", undefined, ctx));

@@ -11,6 +11,8 @@ export interface Call {
   line: string | undefined;
   readonly bytes: number;
   readonly decodeBase64: boolean;
+  /** Resolve with the unshaped `RawResult` (the batching fetch and serve re-emit the provider's bytes). */
+  readonly raw: boolean;
   batchId?: string;
   settled: boolean;
   resolve(value: unknown): void;
@@ -19,6 +21,15 @@ export interface Call {
   release?: (reason: unknown) => void;
   /** Detaches the abort listener. */
   detach?: () => void;
+}
+
+/** What a `raw` call resolves with: the result line's status, body and request id, untouched. */
+export interface RawResult {
+  status: number;
+  body: unknown;
+  requestId: string | null | undefined;
+  customId: string;
+  batchId: string | undefined;
 }
 
 export function settle(call: Call, events: Events, ok: boolean, value: unknown): boolean {

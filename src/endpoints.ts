@@ -32,8 +32,11 @@ export interface PreparedBody {
   decodeBase64: boolean;
 }
 
-/** Validates params and serialises the upstream body (never with `stream`). Throws InvalidParamsError. */
-export function prepareBody(endpoint: Endpoint, params: unknown): PreparedBody {
+/**
+ * Validates params and serialises the upstream body (never with `stream`). Throws InvalidParamsError.
+ * `asIs`: the caller shapes results itself (an SDK behind the batching fetch), so no base64 substitution.
+ */
+export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false): PreparedBody {
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new InvalidParamsError(`params must be an object (got ${params === null ? "null" : Array.isArray(params) ? "an array" : typeof params})`);
   }
@@ -48,7 +51,7 @@ export function prepareBody(endpoint: Endpoint, params: unknown): PreparedBody {
   let body = p;
   let decodeBase64 = false;
   // As openai-node does: ask for base64 (4x smaller, far cheaper to parse) and hand back floats.
-  if (endpoint === "/v1/embeddings" && p.encoding_format === undefined) {
+  if (!asIs && endpoint === "/v1/embeddings" && p.encoding_format === undefined) {
     body = { ...p, encoding_format: "base64" };
     decodeBase64 = true;
   }

@@ -21,6 +21,11 @@ export interface CallOptions {
   signal?: AbortSignal | null;
 }
 
+export interface SubmitOptions extends CallOptions {
+  /** Resolve with a `RawResult` (status, untouched body, request id) instead of the shaped body. */
+  raw?: boolean;
+}
+
 export interface CloseOptions {
   /** Instead of waiting: cancel running batches upstream and reject every call still waiting. Default false. */
   cancel?: boolean;
@@ -94,13 +99,13 @@ export class Engine {
   }
 
   /** Enqueues one request; resolves with its result body or rejects with a typed error. */
-  submit(endpoint: Endpoint, params: unknown, options?: CallOptions): Promise<unknown> {
+  submit(endpoint: Endpoint, params: unknown, options?: SubmitOptions): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
     const signal = options?.signal ?? undefined;
     if (signal?.aborted) return Promise.reject(new APIUserAbortError());
     let prepared;
     try {
-      prepared = prepareBody(endpoint, params);
+      prepared = prepareBody(endpoint, params, options?.raw);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -118,6 +123,7 @@ export class Engine {
         line,
         bytes,
         decodeBase64: prepared.decodeBase64,
+        raw: options?.raw ?? false,
         settled: false,
         resolve,
         reject,

@@ -6,7 +6,7 @@ import type { Endpoint } from "../src/endpoints.js";
 
 let seq = 0;
 function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completions"): Call {
-  return { customId: `c${seq++}`, endpoint, model, line: "x".repeat(bytes), bytes, decodeBase64: false, settled: false, resolve() {}, reject() {} };
+  return { customId: `c${seq++}`, endpoint, model, line: "x".repeat(bytes), bytes, decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
 }
 
 function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number }> = {}) {

@@ -1,0 +1,73 @@
+// What handlers return: a value the server writes, so faults can replace or cut it after the fact.
+import type { Flavor } from "./types.js";
+
+export interface BodyWriter {
+  /** Resolves when the chunk may be followed by another (backpressure); false once the socket is gone. */
+  write(chunk: string): Promise<boolean>;
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body?: string;
+  /** Streamed (chunked) body; used instead of `body` when present. */
+  stream?: (out: BodyWriter) => Promise<void>;
+}
+
+export function json(status: number, value: unknown, headers: Record<string, string> = {}): Reply {
+  return { status, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(value) };
+}
+
+export function text(status: number, message: string, headers: Record<string, string> = {}): Reply {
+  return { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers }, body: message };
+}
+
+/** A provider-style failure; rendered per flavor by `errorReply`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly detail: { param?: string | null; code?: string | null; type?: string } = {},
+  ) {
+    super(message);
+  }
+}
+
+function openaiType(status: number): string {
+  if (status === 401) return "invalid_request_error";
+  if (status === 429) return "rate_limit_exceeded";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+/**
+ * Doubleword: plain text except 429/503, which are JSON with `error` as a string and a Retry-After
+ * header that disagrees with the body (spec §2.4). OpenAI: always `{"error":{message,type,param,code}}`.
+ */
+export function errorReply(flavor: Flavor, err: ApiError): Reply {
+  if (flavor === "openai") {
+    return json(err.status, {
+      error: {
+        message: err.message,
+        type: err.detail.type ?? openaiType(err.status),
+        param: err.detail.param ?? null,
+        code: err.detail.code ?? (err.status === 429 ? "rate_limit_exceeded" : null),
+      },
+    });
+  }
+  if (err.status === 429) {
+    return json(
+      429,
+      { error: "too_many_requests", message: err.message, retry_after_seconds: 30 },
+      { "retry-after": "60" },
+    );
+  }
+  if (err.status === 503) {
+    return json(
+      503,
+      { error: "service_unavailable", message: err.message, retry_after_seconds: 30 },
+      { "retry-after": "30" },
+    );
+  }
+  return text(err.status, err.message);
+}
