@@ -4,13 +4,13 @@
 // holds no timer at all and never keeps a process alive, while a waiting call does, as a pending fetch would.
 
 export interface Clock {
-  now(): number;
+  Date: { now(): number };
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
 export const realClock: Clock = {
-  now: () => Date.now(),
+  Date,
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };

@@ -166,7 +166,7 @@ export class Engine {
     this.#submitting.add(batch);
     const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
     void this.#queue
-      .add(() => batch.submit(settings, this.#clock.now(), this.#stop.signal), { priority: 1 })
+      .add(() => batch.submit(settings, this.#clock.Date.now(), this.#stop.signal), { priority: 1 })
       .then((ok) => {
         this.#submitting.delete(batch);
         if (!ok) return;

@@ -138,14 +138,14 @@ export class Transport {
 
   /** Runs `attempt` until it succeeds, fails for good, runs out of attempts or deadline, or `spec.signal` aborts. */
   async withRetry<T>(spec: RequestSpec, attempt: () => Promise<T>): Promise<T> {
-    const deadline = this.#clock.now() + this.#o.retryDeadlineMs;
+    const deadline = this.#clock.Date.now() + this.#o.retryDeadlineMs;
     for (let retry = 0; ; retry++) {
       try {
         return await attempt();
       } catch (err) {
         const delay = retryDelay(err, retry);
         if (delay === undefined || retry >= this.#o.maxRetries || spec.signal?.aborted) throw err;
-        if (this.#clock.now() + delay > deadline) throw err;
+        if (this.#clock.Date.now() + delay > deadline) throw err;
         await sleep(this.#clock, delay, spec.signal).catch(() => {
           throw err;
         });

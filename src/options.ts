@@ -70,7 +70,7 @@ export const optionsSchema = z.strictObject({
   /** Called with every lifecycle event; exceptions it throws are swallowed. */
   onEvent: z.custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function").optional(),
   /** Time source for flush windows, polls and retries. Default: the real timers. Tests inject a fake clock. */
-  clock: z.custom<Clock>((v) => typeof v === "object" && v !== null && typeof (v as Clock).setTimeout === "function", "clock must provide now/setTimeout/clearTimeout").optional(),
+  clock: z.custom<Clock>((v) => typeof v === "object" && v !== null && typeof (v as Clock).setTimeout === "function", "clock must provide Date.now/setTimeout/clearTimeout").optional(),
   /** undici dispatcher for Batch API requests (proxies, custom TLS). Default: a private Agent. */
   dispatcher: z.custom<Dispatcher>((v) => typeof v === "object" && v !== null, "dispatcher must be an undici Dispatcher").optional(),
 });

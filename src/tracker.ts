@@ -111,7 +111,7 @@ export class Tracker {
     if (!terminal) {
       await this.#readRunning(batch);
       const deadline = this.#settings.deadlineMs;
-      if (batch.unsettled > 0 && deadline !== undefined && this.#clock.now() - batch.createdAt > deadline) {
+      if (batch.unsettled > 0 && deadline !== undefined && this.#clock.Date.now() - batch.createdAt > deadline) {
         this.#giveUp(batch, "it is still not finished long after its completion window");
       }
       return;
