@@ -256,19 +256,18 @@ export class Runner {
     if (this.#ctx.flavor !== "openai") return false;
     if (b.status === "expired") return true;
     if (this.#ctx.now() < b.expiresAt * 1000) return false;
-    this.expire(b);
-    return b.status === "expired";
+    return this.expire(b);
   }
 
-  /** Forces the completion window to pass now. */
-  expire(b: BatchRecord): void {
+  /** Forces the completion window to pass now; returns whether the batch became `expired`. */
+  expire(b: BatchRecord): boolean {
     const now = this.#nowSec();
     if (this.#ctx.flavor === "doubleword") {
       // Doubleword never expires a batch; it only reports expired_at once the deadline is past.
       b.expiresAt = Math.min(b.expiresAt, now - 1);
-      return;
+      return false;
     }
-    if (b.status !== "validating" && b.status !== "in_progress") return;
+    if (b.status !== "validating" && b.status !== "in_progress") return false;
     this.#stopValidation(b);
     b.stopped = true;
     b.abort.abort();
@@ -290,6 +289,7 @@ export class Runner {
     }
     b.expiredAt = now;
     this.#finishOpenAi(b, "expired");
+    return true;
   }
 
   /** Stops timers and in-flight lines; resolves when every line has ended. */

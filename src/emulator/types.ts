@@ -69,20 +69,32 @@ interface FaultBase {
   after?: number;
 }
 
-export type FaultSpec = FaultBase &
-  (
-    | {
-        /** Answer with this status, in the flavor's error shape unless `body` is given. */
-        status: number;
-        headers?: Record<string, string>;
-        body?: string | Record<string, unknown>;
-        /** Perform the real operation first, then answer with the fault (an ambiguous failure). */
-        afterHandler?: boolean;
-      }
-    | { /** Destroy the socket without answering. */ reset: true; afterHandler?: boolean }
-    | { /** Answer this many ms late. */ delayMs: number }
-    | { /** Content route: send headers and the first N body bytes, then destroy the socket. */ cutAfterBytes: number }
-  );
+export interface StatusFault extends FaultBase {
+  /** Answer with this status, in the flavor's error shape unless `body` is given. */
+  status: number;
+  headers?: Record<string, string>;
+  body?: string | Record<string, unknown>;
+  /** Perform the real operation first, then answer with the fault (an ambiguous failure). */
+  afterHandler?: boolean;
+}
+
+export interface ResetFault extends FaultBase {
+  /** Destroy the socket without answering. */
+  reset: true;
+  afterHandler?: boolean;
+}
+
+export interface DelayFault extends FaultBase {
+  /** Answer this many ms late. */
+  delayMs: number;
+}
+
+export interface CutFault extends FaultBase {
+  /** Send the headers and the first N body bytes, then destroy the socket (meant for the content route). */
+  cutAfterBytes: number;
+}
+
+export type FaultSpec = StatusFault | ResetFault | DelayFault | CutFault;
 
 export interface FaultController {
   /** Registers a fault; returns its id. */

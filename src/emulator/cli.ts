@@ -1,0 +1,132 @@
+// `autobatch emulator`: runs the local Batch API server until SIGINT/SIGTERM.
+import { parseArgs } from "node:util";
+import { startEmulator } from "./index.js";
+import type { EmulatorOptions } from "./types.js";
+
+const USAGE = `usage: autobatch emulator [options]
+
+Runs a local OpenAI-compatible Batch API server (no network, no key needed).
+
+options:
+  --port N                  port to listen on; 0 picks a free one (default 8787)
+  --host H                  interface to bind (default 127.0.0.1)
+  --flavor F                doubleword | openai (default doubleword)
+  --api-key K               require "Authorization: Bearer K" on every route
+  --latency-ms N|MIN,MAX    per-line latency in ms, fixed or uniform random (default 0)
+  --seed N                  seed for random latency (default random)
+  --concurrency N           lines executed at once (default 64)
+  --validation-ms N         time a batch stays "validating", in ms (default 0)
+  --cursor-param P          skip | offset: content cursor parameter (default skip)
+  --upstream URL            execute lines against this real-time server, e.g. http://127.0.0.1:8000/v1
+  --upstream-api-key K      key for the upstream (default env AUTOBATCH_UPSTREAM_API_KEY)
+  --upstream-concurrency N  upstream requests at once (default 8)
+  -h, --help                show this help`;
+
+export class UsageError extends Error {}
+
+function int(flag: string, raw: string, min: number): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < min) throw new UsageError(`--${flag}: expected an integer >= ${min}, got '${raw}'`);
+  return Number(raw);
+}
+
+function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(raw)) throw new UsageError(`--${flag}: expected one of ${allowed.join(", ")}, got '${raw}'`);
+  return raw as T;
+}
+
+/** Parses the command line into emulator options; `undefined` means help was asked for. */
+export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): EmulatorOptions | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: "string" },
+        host: { type: "string" },
+        flavor: { type: "string" },
+        "api-key": { type: "string" },
+        "latency-ms": { type: "string" },
+        seed: { type: "string" },
+        concurrency: { type: "string" },
+        "validation-ms": { type: "string" },
+        "cursor-param": { type: "string" },
+        upstream: { type: "string" },
+        "upstream-api-key": { type: "string" },
+        "upstream-concurrency": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return undefined;
+  const options: EmulatorOptions = {
+    port: values.port === undefined ? 8787 : int("port", values.port, 0),
+    host: values.host ?? "127.0.0.1",
+    flavor: values.flavor === undefined ? "doubleword" : oneOf("flavor", values.flavor, ["doubleword", "openai"] as const),
+  };
+  if (options.port! > 65535) throw new UsageError(`--port: expected a port number up to 65535, got '${values.port}'`);
+  if (values["api-key"] !== undefined) options.apiKey = values["api-key"];
+  const latency = values["latency-ms"];
+  if (latency !== undefined) {
+    const parts = latency.split(",");
+    if (parts.length === 1) options.latencyMs = int("latency-ms", latency, 0);
+    else if (parts.length === 2) {
+      const [min, max] = parts.map((p) => int("latency-ms", p.trim(), 0));
+      if (max < min) throw new UsageError(`--latency-ms: MIN must not exceed MAX, got '${latency}'`);
+      options.latencyMs = [min, max];
+    } else throw new UsageError(`--latency-ms: expected N or MIN,MAX, got '${latency}'`);
+  }
+  if (values.seed !== undefined) options.seed = int("seed", values.seed, 0);
+  if (values.concurrency !== undefined) options.concurrency = int("concurrency", values.concurrency, 1);
+  if (values["validation-ms"] !== undefined) options.validationMs = int("validation-ms", values["validation-ms"], 0);
+  if (values["cursor-param"] !== undefined) options.contentCursorParam = oneOf("cursor-param", values["cursor-param"], ["skip", "offset"] as const);
+  const upstreamKey = values["upstream-api-key"] ?? env.AUTOBATCH_UPSTREAM_API_KEY;
+  if (values.upstream !== undefined) {
+    if (!/^https?:\/\//.test(values.upstream)) throw new UsageError(`--upstream: expected an http(s) URL, got '${values.upstream}'`);
+    options.upstream = {
+      baseURL: values.upstream,
+      ...(upstreamKey ? { apiKey: upstreamKey } : {}),
+      ...(values["upstream-concurrency"] !== undefined ? { concurrency: int("upstream-concurrency", values["upstream-concurrency"], 1) } : {}),
+    };
+  } else if (values["upstream-concurrency"] !== undefined || values["upstream-api-key"] !== undefined) {
+    throw new UsageError("--upstream-api-key and --upstream-concurrency need --upstream");
+  }
+  return options;
+}
+
+export const command = {
+  summary: "run a local Batch API server (no network, no key)",
+  async run(argv: string[]): Promise<number> {
+    let options: EmulatorOptions | undefined;
+    try {
+      options = parseEmulatorArgs(argv);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      console.error(`autobatch emulator: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (!options) {
+      console.log(USAGE);
+      return 0;
+    }
+    const emulator = await startEmulator(options);
+    // Userinfo and query are dropped so no credential reaches the terminal.
+    const up = options.upstream ? new URL(options.upstream.baseURL) : undefined;
+    const upstream = up ? `, upstream ${up.origin}${up.pathname}` : "";
+    console.log(`autobatch emulator listening on ${emulator.url} (flavor ${options.flavor}${upstream})`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        resolve();
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+    await emulator.close();
+    return 0;
+  },
+};

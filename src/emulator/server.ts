@@ -1,0 +1,167 @@
+// The HTTP layer: routing, auth, fault application and reply writing (with backpressure).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { timingSafeEqual } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { adminReply, type AdminContext } from "./admin.js";
+import type { Faults } from "./faults.js";
+import { ApiError, errorReply, json, text, type BodyWriter, type Reply } from "./reply.js";
+import { matchRoute, type RouteContext } from "./routes.js";
+import type { StatusFault } from "./types.js";
+
+export interface ServerContext {
+  routes: RouteContext;
+  admin: AdminContext;
+  faults: Faults;
+  apiKey: string | undefined;
+  /** Admin routes answer only on loopback unless an apiKey protects them. */
+  adminOpen: boolean;
+  /** Aborted by close(): cuts injected delays short. */
+  closing: AbortSignal;
+}
+
+function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
+  if (apiKey === undefined) return true;
+  const given = Buffer.from(req.headers.authorization ?? "");
+  const wanted = Buffer.from(`Bearer ${apiKey}`);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+function faultReply(ctx: ServerContext, fault: StatusFault): Reply {
+  const headers = Object.fromEntries(Object.entries(fault.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  if (fault.body !== undefined) {
+    return typeof fault.body === "string" ? text(fault.status, fault.body, headers) : json(fault.status, fault.body, headers);
+  }
+  const base = errorReply(ctx.routes.flavor, new ApiError(fault.status, `Injected fault: HTTP ${fault.status}`));
+  return { ...base, headers: { ...base.headers, ...headers } };
+}
+
+function writer(res: ServerResponse, cutAfter: number | undefined): BodyWriter {
+  let budget = cutAfter;
+  return {
+    async write(chunk) {
+      if (res.destroyed) return false;
+      const buf = Buffer.from(chunk);
+      if (budget !== undefined) {
+        if (buf.length >= budget) {
+          const part = buf.subarray(0, budget);
+          budget = 0;
+          res.write(part, () => res.destroy());
+          return false;
+        }
+        budget -= buf.length;
+      }
+      if (res.write(buf)) return true;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+      return !res.destroyed;
+    },
+  };
+}
+
+async function send(res: ServerResponse, reply: Reply, cutAfter: number | undefined): Promise<void> {
+  if (res.destroyed) return;
+  if (reply.stream) {
+    res.writeHead(reply.status, reply.headers);
+    if (cutAfter === 0) {
+      res.flushHeaders();
+      res.destroy();
+      return;
+    }
+    const out = writer(res, cutAfter);
+    await reply.stream(out);
+    if (!res.destroyed && !res.writableEnded) res.end();
+    return;
+  }
+  const body = Buffer.from(reply.body ?? "");
+  res.writeHead(reply.status, { ...reply.headers, "content-length": String(body.length) });
+  if (cutAfter !== undefined && cutAfter < body.length) {
+    res.write(body.subarray(0, cutAfter), () => res.destroy());
+    return;
+  }
+  res.end(body);
+}
+
+/** Consumes an unread request body so the connection stays usable after an early answer. */
+function drain(req: IncomingMessage): void {
+  if (!req.complete) req.resume();
+}
+
+async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const flavor = ctx.routes.flavor;
+  const url = new URL(req.url ?? "/", "http://emulator");
+  const path = url.pathname;
+  const method = req.method ?? "GET";
+
+  if (path === "/_emulator" || path.startsWith("/_emulator/")) {
+    if (!ctx.adminOpen) return send(res, json(403, { error: "admin routes need an apiKey on a non-loopback host" }), undefined);
+    if (!authorized(req, ctx.apiKey)) return send(res, json(401, { error: "unauthorized" }), undefined);
+    return send(res, await adminReply(ctx.admin, req, path, url.searchParams), undefined);
+  }
+
+  const match = matchRoute(method, path);
+  const key = match ? match.route.key : "unmatched";
+  const counters = ctx.routes.counters;
+  counters.requests[key] = (counters.requests[key] ?? 0) + 1;
+
+  if (!authorized(req, ctx.apiKey)) {
+    drain(req);
+    const message = flavor === "openai" ? "Incorrect API key provided." : "Unauthorized";
+    return send(res, errorReply(flavor, new ApiError(401, message, { code: "invalid_api_key" })), undefined);
+  }
+  if (!match) {
+    drain(req);
+    return send(res, errorReply(flavor, new ApiError(404, `Unknown route: ${method} ${path}`)), undefined);
+  }
+
+  const fault = ctx.faults.take(key, match.id);
+  if (fault) counters.faultsInjected++;
+  if (fault && "delayMs" in fault) await sleep(fault.delayMs, undefined, { signal: ctx.closing }).catch(() => undefined);
+  if (fault && !("afterHandler" in fault && fault.afterHandler)) {
+    if ("reset" in fault) {
+      req.socket.destroy();
+      return;
+    }
+    if ("status" in fault) {
+      drain(req);
+      return send(res, faultReply(ctx, fault), undefined);
+    }
+  }
+
+  let reply: Reply;
+  try {
+    reply = await match.route.handler(ctx.routes, { req, id: match.id, query: url.searchParams });
+  } catch (err) {
+    drain(req);
+    reply =
+      err instanceof ApiError
+        ? errorReply(flavor, err)
+        : errorReply(flavor, new ApiError(500, `Internal emulator error: ${err instanceof Error ? err.message : String(err)}`));
+  }
+
+  if (fault && "afterHandler" in fault && fault.afterHandler) {
+    // The operation happened; the client only sees a failure (an ambiguous outcome).
+    if ("reset" in fault) {
+      req.socket.destroy();
+      return;
+    }
+    if ("status" in fault) return send(res, faultReply(ctx, fault), undefined);
+  }
+  return send(res, reply, fault && "cutAfterBytes" in fault ? fault.cutAfterBytes : undefined);
+}
+
+export function createEmulatorServer(ctx: ServerContext): Server {
+  return createServer((req, res) => {
+    handle(ctx, req, res).catch(() => {
+      // The socket went away mid-answer; nothing is left to tell the client.
+      if (!res.headersSent && !res.destroyed) res.writeHead(500).end();
+      else res.destroy();
+    });
+  });
+}
