@@ -43,6 +43,8 @@ export class Batch {
   /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
   batchErrors: string[] = [];
   #unsettled: number;
+  /** finish() ran: every call is settled and batchDone was emitted. */
+  done = false;
   #succeeded = 0;
   #failed = 0;
   readonly bytes: number;
@@ -225,6 +227,8 @@ export class Batch {
 
   /** Rejects every call still waiting, naming the batch, its status and why. */
   finish(why: string): void {
+    if (this.done) return;
+    this.done = true;
     const detail = this.batchErrors.length ? `; provider errors: ${this.batchErrors.slice(0, 3).join("; ")}` : "";
     for (const call of this.#calls.values()) {
       if (call.settled) continue;

@@ -87,13 +87,12 @@ export class Tracker {
         .catch(() => undefined)
         .finally(() => {
           this.#busy.delete(batch);
-          if (batch.unsettled === 0) this.#batches.delete(batch);
+          if (batch.done) this.#batches.delete(batch);
         });
     }
   }
 
   async #poll(batch: Batch): Promise<void> {
-    if (batch.unsettled === 0) return;
     let envelope;
     try {
       envelope = await this.#transport.json({ method: "GET", path: `/batches/${encodeURIComponent(batch.id!)}`, signal: this.#signal }, batchSchema);
@@ -107,6 +106,8 @@ export class Tracker {
       return;
     }
     if (batch.apply(envelope)) batch.progress();
+    // Every caller has its result: this read only learns the final status for the batchDone event.
+    if (batch.unsettled === 0) return batch.finish("");
     const terminal = TERMINAL_STATUSES.has(batch.status);
     if (!terminal) {
       await this.#readRunning(batch);
@@ -177,6 +178,5 @@ export class Tracker {
   #giveUp(batch: Batch, why: string): void {
     batch.finish(why);
     this.#failedPolls.delete(batch);
-    this.#batches.delete(batch);
   }
 }

@@ -1,0 +1,73 @@
+// Shared set-up for client tests: an emulator on 127.0.0.1:0 and an AutoBatcher with small thresholds.
+import { request } from "undici";
+import { startEmulator } from "../../src/emulator/index.js";
+import type { Emulator, EmulatorOptions } from "../../src/emulator/types.js";
+import { AutoBatcher, type AutoBatcherOptions, type AutoBatchEvent } from "../../src/index.js";
+
+export const KEY = "sk-emulator-test-key-0123456789";
+
+export interface Rig {
+  emu: Emulator;
+  client: AutoBatcher;
+  events: AutoBatchEvent[];
+  stop(): Promise<void>;
+}
+
+export async function rig(clientOptions: AutoBatcherOptions = {}, emulatorOptions: EmulatorOptions = {}): Promise<Rig> {
+  const emu = await startEmulator({ port: 0, apiKey: KEY, ...emulatorOptions });
+  const events: AutoBatchEvent[] = [];
+  const client = new AutoBatcher({
+    apiKey: KEY,
+    baseURL: emu.url,
+    batchWindowMs: 10,
+    pollIntervalMs: 10,
+    onEvent: (e) => events.push(e),
+    ...clientOptions,
+  });
+  return {
+    emu,
+    client,
+    events,
+    async stop() {
+      await client.close({ cancel: true }).catch(() => undefined);
+      await emu.close();
+    },
+  };
+}
+
+/** Polls `check` (real time, 5 ms apart) until it returns true; bounded in time. */
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** GET a JSON document from the emulator with the test key. */
+export async function emuGet<T = any>(emu: Emulator, path: string): Promise<T> {
+  const res = await request(`${emu.url}${path}`, { headers: { authorization: `Bearer ${KEY}` } });
+  return (await res.body.json()) as T;
+}
+
+export async function emuText(emu: Emulator, path: string): Promise<string> {
+  const res = await request(`${emu.url}${path}`, { headers: { authorization: `Bearer ${KEY}` } });
+  return res.body.text();
+}
+
+export async function emuPost(emu: Emulator, path: string): Promise<unknown> {
+  const res = await request(`${emu.url}${path}`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
+  return res.body.json();
+}
+
+export const chat = (content: string, model = "test-model") => ({ model, messages: [{ role: "user" as const, content }] });
+
+/** Rejection value of a promise that must reject. */
+export async function rejection(p: Promise<unknown>): Promise<any> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected a rejection");
+}
