@@ -6,3 +6,4 @@ export type { Clock } from "./clock.js";
 export type { AutoBatchEvent, EventMap, EventName, BatchCounts, FlushReason } from "./events.js";
 export type { Endpoint } from "./endpoints.js";
 export * from "./errors.js";
+export * from "./emulator/index.js";
