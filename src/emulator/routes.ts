@@ -1,4 +1,5 @@
 // The /v1 Batch API handlers (spec §1-§3, §7), for both flavors.
+import { setMaxListeners } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { contentReply, type ContentContext } from "./content.js";
 import { MultipartError, MultipartParser, boundaryOf } from "./multipart.js";
@@ -415,6 +416,8 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     stopped: false,
     abort: new AbortController(),
   };
+  // Every in-flight line of the batch listens on this signal (bounded by the concurrency).
+  setMaxListeners(0, batch.abort.signal);
   ctx.store.addFile(output);
   ctx.store.addFile(error);
   ctx.store.addBatch(batch);
