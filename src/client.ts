@@ -1,8 +1,11 @@
-// AutoBatcher: the drop-in client. `client.chat.completions.create(params)` and friends look like openai-node's, but
-// every call waits in a buffer and is answered from a Batch API result line.
+// AutoBatcher: the drop-in client. `client.chat.completions.create(params)` and friends look like openai-node's (same
+// param and result types, an APIPromise with withResponse()/asResponse()), but every call waits in a buffer and is
+// answered from a Batch API result line. The types come from `openai`, a dev dependency only: apps that want them
+// install `openai` themselves (see the README).
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions";
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
 import type { Response, ResponseCreateParamsNonStreaming } from "openai/resources/responses/responses";
+import { APIPromise } from "./api-promise.js";
 import { Engine, type CallOptions, type CloseOptions, type EngineStats } from "./engine.js";
 import type { Endpoint } from "./endpoints.js";
 import type { EventMap, EventName } from "./events.js";
@@ -15,19 +18,20 @@ export class AutoBatcher {
 
   readonly chat: {
     readonly completions: {
-      create(params: ChatCompletionCreateParamsNonStreaming, options?: CallOptions): Promise<ChatCompletion>;
+      create(params: ChatCompletionCreateParamsNonStreaming, options?: CallOptions): APIPromise<ChatCompletion>;
     };
   };
   readonly embeddings: {
-    create(params: EmbeddingCreateParams, options?: CallOptions): Promise<CreateEmbeddingResponse>;
+    create(params: EmbeddingCreateParams, options?: CallOptions): APIPromise<CreateEmbeddingResponse>;
   };
   readonly responses: {
-    create(params: ResponseCreateParamsNonStreaming, options?: CallOptions): Promise<Response>;
+    create(params: ResponseCreateParamsNonStreaming, options?: CallOptions): APIPromise<Response>;
   };
 
   constructor(options?: AutoBatcherOptions) {
     this.#engine = new Engine(options);
-    const facade = <P, R>(endpoint: Endpoint) => (params: P, options?: CallOptions) => this.#engine.submit(endpoint, params, options) as Promise<R>;
+    const facade = <P, R>(endpoint: Endpoint) => (params: P, options?: CallOptions) =>
+      new APIPromise(this.#engine.submit(endpoint, params, { signal: options?.signal }) as Promise<R>);
     this.chat = { completions: { create: facade<ChatCompletionCreateParamsNonStreaming, ChatCompletion>("/v1/chat/completions") } };
     this.embeddings = { create: facade<EmbeddingCreateParams, CreateEmbeddingResponse>("/v1/embeddings") };
     this.responses = { create: facade<ResponseCreateParamsNonStreaming, Response>("/v1/responses") };

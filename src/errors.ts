@@ -1,14 +1,15 @@
-// Error classes. Names and fields mirror openai-node's (`APIError` with status/error/code/param/type/requestID and its
-// status subclasses), so code that branches on them keeps working; every error also says which call (`customId`)
-// and which batch (`batchId`) it concerns. `openai` is not a runtime dependency, so `instanceof OpenAI.APIError` is
-// false: use `isAPIError()` or our classes.
+// Error classes. Names, fields and messages mirror openai-node's (`OpenAIError` root, `APIError` with
+// status/headers/error/code/param/type/requestID, its status subclasses, `"${status} ${message}"`), so code that
+// branches on them keeps working; every error also says which call (`customId`) and which batch (`batchId`) it
+// concerns. `openai` is not a runtime dependency, so `instanceof OpenAI.APIError` is false: use `isAPIError()` or
+// our classes. (Behind `createBatchingFetch()` the SDK raises its own classes from the synthesized responses.)
 
 export interface ErrorContext {
   customId?: string;
   batchId?: string;
 }
 
-/** Root of every error autobatch throws or rejects with. */
+/** Root of every error autobatch throws or rejects with. Also exported as `OpenAIError`, openai-node's name for its root. */
 export class AutoBatchError extends Error {
   override name = "AutoBatchError";
   customId?: string;
@@ -58,9 +59,15 @@ export class APIError extends AutoBatchError {
     this.requestID = context.requestID ?? headers?.get("x-request-id");
   }
 
+  /** openai-node's rule: the provider's message (or the whole error object), prefixed with the status. */
   private static makeMessage(status: number | undefined, error: ProviderError | undefined, message: string | undefined): string {
-    const msg = error?.message ?? message ?? "(no message)";
-    return status ? `${status} ${msg}` : msg;
+    const msg = error?.message
+      ? typeof error.message === "string" ? error.message : JSON.stringify(error.message)
+      : error ? JSON.stringify(error) : message;
+    // A message taken from an error that already carries the prefix (a rethrown APIError) keeps a single one.
+    if (status && msg) return msg.startsWith(`${status} `) ? msg : `${status} ${msg}`;
+    if (status) return `${status} status code (no body)`;
+    return msg || "(no status code or body)";
   }
 
   /** Picks the subclass for a status, as openai-node's `APIError.generate` does. */
@@ -76,14 +83,15 @@ export class APIError extends AutoBatchError {
   }
 }
 
-export class BadRequestError extends APIError { override name = "BadRequestError"; }
-export class AuthenticationError extends APIError { override name = "AuthenticationError"; }
-export class PermissionDeniedError extends APIError { override name = "PermissionDeniedError"; }
-export class NotFoundError extends APIError { override name = "NotFoundError"; }
-export class ConflictError extends APIError { override name = "ConflictError"; }
-export class UnprocessableEntityError extends APIError { override name = "UnprocessableEntityError"; }
-export class RateLimitError extends APIError { override name = "RateLimitError"; }
-export class InternalServerError extends APIError { override name = "InternalServerError"; }
+// `declare` narrows `status` for code that switches on the class, as openai-node's generics do; nothing is emitted.
+export class BadRequestError extends APIError { override name = "BadRequestError"; declare readonly status: 400; }
+export class AuthenticationError extends APIError { override name = "AuthenticationError"; declare readonly status: 401; }
+export class PermissionDeniedError extends APIError { override name = "PermissionDeniedError"; declare readonly status: 403; }
+export class NotFoundError extends APIError { override name = "NotFoundError"; declare readonly status: 404; }
+export class ConflictError extends APIError { override name = "ConflictError"; declare readonly status: 409; }
+export class UnprocessableEntityError extends APIError { override name = "UnprocessableEntityError"; declare readonly status: 422; }
+export class RateLimitError extends APIError { override name = "RateLimitError"; declare readonly status: 429; }
+export class InternalServerError extends APIError { override name = "InternalServerError"; declare readonly status: number; }
 
 const STATUS_CLASSES: Record<number, typeof APIError> = {
   400: BadRequestError,
@@ -98,14 +106,16 @@ const STATUS_CLASSES: Record<number, typeof APIError> = {
 /** The caller's `signal` aborted (before its flush, or while its batch ran: the batch goes on). */
 export class APIUserAbortError extends APIError {
   override name = "APIUserAbortError";
-  constructor(context: ErrorContext = {}) {
-    super(undefined, undefined, "Request was aborted.", undefined, context);
+  declare readonly status: undefined;
+  constructor(context: ErrorContext & { message?: string } = {}) {
+    super(undefined, undefined, context.message ?? "Request was aborted.", undefined, context);
   }
 }
 
 /** A Batch API request could not reach the provider (after retries). */
 export class APIConnectionError extends APIError {
   override name = "APIConnectionError";
+  declare readonly status: undefined;
   constructor(message = "Connection error.", context: ErrorContext & { cause?: unknown } = {}) {
     super(undefined, undefined, message, undefined, context);
   }
@@ -151,6 +161,9 @@ export class ClientClosedError extends AutoBatchError {
   override name = "ClientClosedError";
 }
 
+export { AutoBatchError as OpenAIError };
+
+/** True for autobatch's `APIError` and its subclasses (an `instanceof` that reads well in a `catch`). */
 export function isAPIError(err: unknown): err is APIError {
   return err instanceof APIError;
 }

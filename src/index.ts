@@ -1,5 +1,7 @@
 // Public exports only.
 export { AutoBatcher } from "./client.js";
+export { APIPromise, type WithRequestID } from "./api-promise.js";
+export { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "./fetch.js";
 export type { CallOptions, CloseOptions, EngineStats } from "./engine.js";
 export { DEFAULTS, InvalidOptionsError, type AutoBatcherOptions } from "./options.js";
 export type { Clock } from "./clock.js";
