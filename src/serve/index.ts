@@ -1,0 +1,200 @@
+// `serve(options)`: an OpenAI-compatible HTTP proxy that batches what it receives, on the same core as AutoBatcher.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { RawResult } from "../call.js";
+import { Engine, type EngineStats } from "../engine.js";
+import type { EventName } from "../events.js";
+import { InvalidOptionsError, type AutoBatcherOptions } from "../options.js";
+import { toHttpError } from "./errors.js";
+import { IdempotencyCache } from "./idempotency.js";
+import { createLogger, logEngineEvent, safeURL, type LogSink } from "./log.js";
+import { ModelsPassthrough } from "./models.js";
+import { createHandler, type HandlerContext } from "./server.js";
+
+export type { LogEntry, LogLevel, LogSink } from "./log.js";
+
+export const SERVE_DEFAULTS = {
+  host: "127.0.0.1",
+  port: 8080,
+  maxBodyBytes: 10_000_000,
+  shutdownTimeoutMs: 1_800_000,
+  idempotencyTtlMs: 600_000,
+  idempotencyMaxKeys: 10_000,
+} as const;
+
+export interface ServeOptions extends AutoBatcherOptions {
+  /** Port to listen on; 0 picks a free one. @default 8080 */
+  port?: number;
+  /** Interface to bind. @default "127.0.0.1" (loopback only) */
+  host?: string;
+  /** When set, clients must send `Authorization: Bearer <authToken>` (GET /health excepted). */
+  authToken?: string;
+  /** Largest accepted request body, in bytes (413 above). @default 10,000,000 */
+  maxBodyBytes?: number;
+  /** Milliseconds `close()` waits for running calls before cancelling the rest. @default 1,800,000 (30 min) */
+  shutdownTimeoutMs?: number;
+  /**
+   * Milliseconds an `Idempotency-Key` is remembered after its call settles, and how long a keyed call whose
+   * clients all disconnected waits for a retry before it is released. @default 600,000 (10 min)
+   */
+  idempotencyTtlMs?: number;
+  /** Most settled keys remembered at once (oldest forgotten first). @default 10,000 */
+  idempotencyMaxKeys?: number;
+  /** Receives each structured log entry; `false` silences the proxy. @default JSON lines on stdout */
+  log?: LogSink;
+}
+
+export interface ServeCloseOptions {
+  /** Milliseconds to wait for running calls before cancelling them upstream. @default `shutdownTimeoutMs` */
+  timeoutMs?: number;
+}
+
+export interface ServeHandle {
+  /** The proxy's origin, e.g. "http://127.0.0.1:8080". */
+  readonly url: string;
+  /** What clients use as their base URL: `${url}/v1`. */
+  readonly baseURL: string;
+  readonly host: string;
+  readonly port: number;
+  /** The core's counters: calls buffered, submitting, pending; batches running and created. */
+  readonly stats: EngineStats;
+  /**
+   * Stops accepting connections, flushes what is buffered, waits for every call up to `timeoutMs`, then cancels
+   * the rest upstream (their clients get 503). Idempotent: later calls return the same promise.
+   */
+  close(options?: ServeCloseOptions): Promise<void>;
+}
+
+/** How long answers written during shutdown get to reach their clients before connections are cut. */
+const CLOSE_GRACE_MS = 1_000;
+const ENGINE_EVENTS: EventName[] = ["flush", "batchSubmitted", "batchProgress", "batchDone", "batchSubmitFailed", "warning"];
+
+export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
+  const { port, host, authToken, maxBodyBytes, shutdownTimeoutMs, idempotencyTtlMs, idempotencyMaxKeys, log: sink, ...engineOptions } = options;
+  const settings = {
+    host: host ?? SERVE_DEFAULTS.host,
+    port: port ?? SERVE_DEFAULTS.port,
+    maxBodyBytes: maxBodyBytes ?? SERVE_DEFAULTS.maxBodyBytes,
+    shutdownTimeoutMs: shutdownTimeoutMs ?? SERVE_DEFAULTS.shutdownTimeoutMs,
+    idempotencyTtlMs: idempotencyTtlMs ?? SERVE_DEFAULTS.idempotencyTtlMs,
+    idempotencyMaxKeys: idempotencyMaxKeys ?? SERVE_DEFAULTS.idempotencyMaxKeys,
+  };
+  checkServeOptions(settings, authToken, sink);
+  const log = createLogger(sink);
+  const engine = new Engine(engineOptions);
+  for (const name of ENGINE_EVENTS) engine.events.on(name, (payload) => logEngineEvent(log, { type: name, ...payload } as never));
+  const models = new ModelsPassthrough(engine.options);
+  const ctx: HandlerContext = {
+    engine,
+    models,
+    log,
+    authToken,
+    maxBodyBytes: settings.maxBodyBytes,
+    idempotency: new IdempotencyCache<RawResult>({
+      ttlMs: settings.idempotencyTtlMs,
+      maxKeys: settings.idempotencyMaxKeys,
+      keepFailure: (err) => !isRetryable(toHttpError(err)),
+    }),
+    closing: false,
+  };
+  const server = http.createServer(createHandler(ctx));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(settings.port, settings.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await engine.close({ cancel: true });
+    await models.close();
+    throw err;
+  }
+  const address = server.address() as AddressInfo;
+  const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${hostPart}:${address.port}`;
+  const o = engine.options;
+  log("info", "serve.listening", {
+    url,
+    baseURL: `${url}/v1`,
+    upstream: safeURL(o.baseURL),
+    auth: authToken !== undefined,
+    batchSize: o.batchSize,
+    maxBatchBytes: o.maxBatchBytes,
+    batchWindowMs: o.batchWindowMs,
+    pollIntervalMs: o.pollIntervalMs,
+    completionWindow: o.completionWindow,
+    maxBodyBytes: settings.maxBodyBytes,
+    shutdownTimeoutMs: settings.shutdownTimeoutMs,
+    idempotencyTtlMs: settings.idempotencyTtlMs,
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = (closeOptions: ServeCloseOptions = {}) =>
+    (closing ??= (async () => {
+      ctx.closing = true;
+      const timeoutMs = closeOptions.timeoutMs ?? settings.shutdownTimeoutMs;
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      log("info", "serve.closing", { pending: engine.stats.pending, timeoutMs });
+      if (!(await within(engine.close(), timeoutMs))) {
+        log("warn", "serve.shutdown_timeout", { pending: engine.stats.pending, timeoutMs });
+        await engine.close({ cancel: true });
+      }
+      // Answers just settled go out with `connection: close`; give them a moment, then cut what is left.
+      await within(serverClosed, CLOSE_GRACE_MS);
+      server.closeAllConnections();
+      await models.close();
+      log("info", "serve.closed", { batchesCreated: engine.stats.batchesCreated });
+    })());
+
+  return {
+    url,
+    baseURL: `${url}/v1`,
+    host: address.address,
+    port: address.port,
+    get stats() {
+      return engine.stats;
+    },
+    close,
+  };
+}
+
+/** Whether `promise` settled within `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Statuses openai-node retries, unless told not to: such an outcome is not worth replaying to a retry. */
+function isRetryable(e: { status: number; headers: Record<string, string> }): boolean {
+  if (e.headers["x-should-retry"] === "false") return false;
+  return e.status === 408 || e.status === 409 || e.status === 429 || e.status >= 500;
+}
+
+function checkServeOptions(s: Record<keyof typeof SERVE_DEFAULTS, unknown>, authToken: unknown, log: unknown): void {
+  const problems: string[] = [];
+  const int = (name: keyof typeof s, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    const v = s[name];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) problems.push(`${name}: must be a whole number between ${min} and ${max} (got ${JSON.stringify(v)})`);
+  };
+  const ms = (name: keyof typeof s) => {
+    const v = s[name];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) problems.push(`${name}: must be a number of milliseconds >= 0 (got ${JSON.stringify(v)})`);
+  };
+  int("port", 0, 65535);
+  if (typeof s.host !== "string" || s.host === "") problems.push("host: must be a non-empty string");
+  int("maxBodyBytes", 1);
+  ms("shutdownTimeoutMs");
+  ms("idempotencyTtlMs");
+  int("idempotencyMaxKeys", 1);
+  if (authToken !== undefined && (typeof authToken !== "string" || authToken === "")) problems.push("authToken: must be a non-empty string");
+  if (log !== undefined && log !== false && typeof log !== "function") problems.push("log: must be a function or false");
+  if (problems.length) throw new InvalidOptionsError(`Invalid serve options:\n  ${problems.join("\n  ")}`);
+}
