@@ -35,16 +35,17 @@ function faultReply(ctx: ServerContext, fault: StatusFault): Reply {
   return { ...base, headers: { ...base.headers, ...headers } };
 }
 
-function writer(res: ServerResponse, cutAfter: number | undefined): BodyWriter {
+function writer(res: ServerResponse, cutAfter: number | undefined): BodyWriter & { cut: boolean } {
   let budget = cutAfter;
   return {
+    cut: false,
     async write(chunk) {
-      if (res.destroyed) return false;
+      if (res.destroyed || this.cut) return false;
       const buf = Buffer.from(chunk);
       if (budget !== undefined) {
         if (buf.length >= budget) {
           const part = buf.subarray(0, budget);
-          budget = 0;
+          this.cut = true;
           res.write(part, () => res.destroy());
           return false;
         }
@@ -76,7 +77,8 @@ async function send(res: ServerResponse, reply: Reply, cutAfter: number | undefi
     }
     const out = writer(res, cutAfter);
     await reply.stream(out);
-    if (!res.destroyed && !res.writableEnded) res.end();
+    // A cut stream must not get its terminating chunk.
+    if (!out.cut && !res.destroyed && !res.writableEnded) res.end();
     return;
   }
   const body = Buffer.from(reply.body ?? "");
