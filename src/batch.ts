@@ -45,6 +45,8 @@ export class Batch {
   #unsettled: number;
   /** finish() ran: every call is settled and batchDone was emitted. */
   done = false;
+  /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
+  readonly #nobodyWaits = new AbortController();
   #succeeded = 0;
   #failed = 0;
   readonly bytes: number;
@@ -72,7 +74,8 @@ export class Batch {
   }
 
   /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
-  async submit(settings: BatchSettings, now: number, signal: AbortSignal): Promise<boolean> {
+  async submit(settings: BatchSettings, now: number, stop: AbortSignal): Promise<boolean> {
+    const signal = AbortSignal.any([stop, this.#nobodyWaits.signal]);
     try {
       const inputFileId = await this.#upload(signal);
       for (const c of this.#calls.values()) c.line = undefined;
@@ -244,7 +247,7 @@ export class Batch {
 
   #settle(call: Call, ok: boolean, value: unknown): boolean {
     if (!settle(call, this.#events, ok, value)) return false;
-    this.#unsettled--;
+    if (--this.#unsettled === 0 && !this.id) this.#nobodyWaits.abort();
     if (ok) this.#succeeded++;
     else this.#failed++;
     return true;

@@ -10,10 +10,11 @@ const NL = 10;
 
 /**
  * Splits a byte stream into lines (without the `\n`; a trailing `\r` is dropped). A line split across chunks is
- * reassembled. At a clean end, a last line without `\n` is still a line. If the source throws, lines already
- * yielded were complete and the partial remainder is discarded: a resumed read starts at the next unread line.
+ * reassembled. Only `\n`-terminated lines are yielded: bytes after the last `\n` are left in `tail.rest` for the
+ * caller to judge (a file's unterminated last line, or a line cut short). If the source throws, lines already
+ * yielded were complete: a resumed read starts at the next unread line.
  */
-export async function* splitLines(source: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<Buffer> {
+export async function* splitLines(source: AsyncIterable<Buffer | Uint8Array>, tail: { rest?: Buffer } = {}): AsyncGenerator<Buffer> {
   let pieces: Buffer[] = [];
   for await (const raw of source) {
     const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -32,7 +33,7 @@ export async function* splitLines(source: AsyncIterable<Buffer | Uint8Array>): A
     }
     if (start < chunk.length) pieces.push(chunk.subarray(start));
   }
-  if (pieces.length) yield stripCR(Buffer.concat(pieces));
+  tail.rest = pieces.length ? stripCR(Buffer.concat(pieces)) : undefined;
 }
 
 function stripCR(line: Buffer): Buffer {

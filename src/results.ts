@@ -1,7 +1,9 @@
 // Progressive reading of an output or error file: from the cursor on, streamed and split into lines as they arrive.
 // `?skip=N&offset=N` serves current Doubleword servers (skip) and older ones (offset); others ignore both. The
-// cursor moves to `X-Last-Line` when the server sends it, else by the lines counted; after a cut stream it moves
-// only past complete lines, so nothing is skipped and nothing is handed over twice.
+// cursor moves past the lines actually received, capped by `X-Last-Line` when the server sends it: a response cut
+// short (with or without a transport error) never moves it past a line we did not get whole, so nothing is skipped
+// and nothing is handed over twice.
+import { APIConnectionError } from "./errors.js";
 import { splitLines } from "./jsonl.js";
 import type { Transport } from "./http.js";
 
@@ -14,13 +16,30 @@ export interface FileCursor {
 export interface ReadOutcome {
   /** `X-Incomplete` as sent: true while the server may append lines, undefined when absent. */
   incomplete: boolean | undefined;
+  /** Complete lines received. */
   lines: number;
-  bytes: number;
 }
 
-/** Reads what is new in the file, calling `onLine` for each non-blank line. Throws on HTTP errors or a cut stream. */
-export async function readNewLines(transport: Transport, cursor: FileCursor, onLine: (line: Buffer) => void, signal?: AbortSignal): Promise<ReadOutcome> {
+/** Running totals of what was downloaded, cut responses included. */
+export interface ReadStats {
+  requests: number;
+  bytes: number;
+  lines: number;
+}
+
+/**
+ * Reads what is new in the file, calling `onLine` for each non-blank line and adding to `stats`.
+ * Throws on HTTP errors or a cut response, with the cursor already past every line handed over.
+ */
+export async function readNewLines(
+  transport: Transport,
+  cursor: FileCursor,
+  onLine: (line: Buffer) => void,
+  stats: ReadStats,
+  signal?: AbortSignal,
+): Promise<ReadOutcome> {
   const start = cursor.next;
+  stats.requests++;
   const res = await transport.stream({
     method: "GET",
     path: `/files/${encodeURIComponent(cursor.fileId)}/content`,
@@ -28,20 +47,45 @@ export async function readNewLines(transport: Transport, cursor: FileCursor, onL
     signal,
   });
   let lines = 0;
-  let bytes = 0;
+  const tail: { rest?: Buffer } = {};
+  const onWhole = (line: Buffer) => {
+    lines++;
+    stats.lines++;
+    if (line.length) onLine(line);
+  };
   try {
-    for await (const line of splitLines(countBytes(res.body, (n) => (bytes += n)))) {
-      lines++;
-      if (line.length) onLine(line);
-    }
+    for await (const line of splitLines(countBytes(res.body, (n) => (stats.bytes += n)), tail)) onWhole(line);
   } catch (err) {
     cursor.next = start + lines;
     throw err;
   }
   const lastLine = Number.parseInt(res.headers.get("x-last-line") ?? "", 10);
-  cursor.next = Number.isFinite(lastLine) && lastLine >= start ? lastLine : start + lines;
+  const promised = Number.isFinite(lastLine) ? Math.max(0, lastLine - start) : undefined;
+  // A last line without "\n" is whole only if it parses and the server does not promise more lines than that.
+  let cut = false;
+  if (tail.rest?.length) {
+    if ((promised === undefined || promised > lines) && isJson(tail.rest)) {
+      onWhole(tail.rest);
+    } else {
+      cut = true;
+    }
+  }
+  cut ||= promised !== undefined && promised > lines;
+  cursor.next = start + (promised === undefined ? lines : Math.min(promised, lines));
+  if (cut) {
+    throw new APIConnectionError(`GET /files/${cursor.fileId}/content: response ended after ${lines} complete lines (of ${promised ?? "?"}); resuming at line ${cursor.next}`);
+  }
   const flag = res.headers.get("x-incomplete")?.toLowerCase();
-  return { incomplete: flag === "true" ? true : flag === "false" ? false : undefined, lines, bytes };
+  return { incomplete: flag === "true" ? true : flag === "false" ? false : undefined, lines };
+}
+
+function isJson(line: Buffer): boolean {
+  try {
+    JSON.parse(line.toString("utf8"));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => void): AsyncGenerator<Buffer> {

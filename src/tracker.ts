@@ -6,7 +6,7 @@ import type { Batch } from "./batch.js";
 import type { Clock } from "./clock.js";
 import { APIError, NotFoundError } from "./errors.js";
 import type { Transport } from "./http.js";
-import { readNewLines, type FileCursor } from "./results.js";
+import { readNewLines, type FileCursor, type ReadStats } from "./results.js";
 import { batchSchema, TERMINAL_STATUSES } from "./schemas.js";
 
 /** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on. */
@@ -20,12 +20,6 @@ export interface TrackerSettings {
   pollIntervalMs: number;
   /** ms after creation after which a non-terminal batch is given up on; undefined: never. */
   deadlineMs: number | undefined;
-}
-
-export interface ReadStats {
-  requests: number;
-  bytes: number;
-  lines: number;
 }
 
 export class Tracker {
@@ -160,10 +154,7 @@ export class Tracker {
   async #read(batch: Batch, cursor: FileCursor, terminal: boolean): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        this.reads.requests++;
-        const out = await readNewLines(this.#transport, cursor, batch.onLine, this.#signal);
-        this.reads.bytes += out.bytes;
-        this.reads.lines += out.lines;
+        const out = await readNewLines(this.#transport, cursor, batch.onLine, this.reads, this.#signal);
         return out.incomplete === true && (out.lines > 0 || !terminal);
       } catch (err) {
         if (this.#signal.aborted || (!terminal && err instanceof APIError && err.status !== undefined)) return false;

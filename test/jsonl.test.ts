@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { encodeLine, splitLines } from "../src/jsonl.js";
 
-async function collect(chunks: (string | Buffer)[], failAfter?: number): Promise<{ lines: string[]; error?: unknown }> {
+async function collect(chunks: (string | Buffer)[], failAfter?: number): Promise<{ lines: string[]; error?: unknown; rest?: string }> {
   async function* source() {
     let i = 0;
     for (const c of chunks) {
@@ -10,12 +10,13 @@ async function collect(chunks: (string | Buffer)[], failAfter?: number): Promise
     }
   }
   const lines: string[] = [];
+  const tail: { rest?: Buffer } = {};
   try {
-    for await (const l of splitLines(source())) lines.push(l.toString());
+    for await (const l of splitLines(source(), tail)) lines.push(l.toString());
   } catch (error) {
     return { lines, error };
   }
-  return { lines };
+  return { lines, rest: tail.rest?.toString() };
 }
 
 describe("encodeLine", () => {
@@ -34,8 +35,9 @@ describe("splitLines", () => {
     expect((await collect(chunks)).lines).toEqual(['{"a":"héllo"}', '{"b":"wörld"}']);
   });
 
-  it("yields a last line without a newline at a clean end, drops CR, and keeps blank lines as empty", async () => {
-    expect((await collect(["a\r\n\nb", "c"])).lines).toEqual(["a", "", "bc"]);
+  it("leaves an unterminated last line to the caller, drops CR, and keeps blank lines as empty", async () => {
+    expect(await collect(["a\r\n\nb", "c"])).toEqual({ lines: ["a", ""], rest: "bc" });
+    expect((await collect(["a\n"])).rest).toBeUndefined();
   });
 
   it("discards a partial line when the stream is cut, after yielding the complete ones", async () => {
