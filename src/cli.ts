@@ -7,6 +7,7 @@ type Command = { summary: string; run(argv: string[]): Promise<number | void> };
 
 const commands: Record<string, () => Promise<Command>> = {
   emulator: async () => (await import("./emulator/cli.js")).command,
+  serve: async () => (await import("./serve/cli.js")).command,
 };
 
 function usage(): string {
@@ -15,6 +16,7 @@ function usage(): string {
     "",
     "commands:",
     "  emulator   run a local Batch API server (no network, no key)",
+    "  serve      run an OpenAI-compatible proxy that batches every call it receives",
     "",
     "Run `autobatch <command> --help` for a command's options.",
   ].join("\n");
