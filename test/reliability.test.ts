@@ -99,6 +99,16 @@ describe("fault-injection suite", () => {
   }, 60_000);
 });
 
+describe("not ready is not a failure", () => {
+  it("a 404 on a result file while the batch runs is read as 'no lines yet'", async () => {
+    r = await rig({ batchSize: 2 });
+    r.emu.faults.add({ route: "GET /v1/files/:id/content", status: 404, times: 3 });
+    const out = await Promise.all([r.client.chat.completions.create(chat("a [[latency:30]]")), r.client.chat.completions.create(chat("b [[latency:30]]"))]);
+    expect(out.map((c) => c.choices[0]!.message.content)).toEqual(["echo: a [[latency:30]]", "echo: b [[latency:30]]"]);
+    expect(r.emu.counters.faultsInjected).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe("deadlines and vanished batches", () => {
   it("a batch that vanishes upstream (404) settles its calls with a clear error", async () => {
     r = await rig({ batchSize: 1 });
