@@ -1,5 +1,6 @@
 // Doubleword flavor: upload validation, batch objects, status machine, the skip/limit content
 // protocol, cancel and delete semantics (spec §1-§7, §11).
+import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../src/emulator/index.js";
 import {
@@ -137,9 +138,9 @@ describe("doubleword uploads", () => {
       const streamed = await request(`${small.url}/files`, {
         method: "POST",
         headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
-        body: (async function* () {
+        body: Readable.from((function* () {
           for (let i = 0; i < body.length; i += 500) yield body.subarray(i, i + 500);
-        })(),
+        })()),
       });
       expect(streamed.statusCode).toBe(413);
       await streamed.body.text();

@@ -57,7 +57,7 @@ export async function upload(
 ): Promise<Res> {
   const form = new FormData();
   if (opts.purpose !== null) form.append("purpose", opts.purpose ?? "batch");
-  form.append("file", new Blob([content]), opts.filename ?? "input.jsonl");
+  form.append("file", new Blob([typeof content === "string" ? content : new Uint8Array(content)]), opts.filename ?? "input.jsonl");
   const res = await fetch(`${emu.url}/files`, { method: "POST", body: form, headers: opts.headers ?? {} });
   const text = await res.text();
   return { status: res.status, headers: Object.fromEntries(res.headers), text, json: <T>() => JSON.parse(text) as T };
