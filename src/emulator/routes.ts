@@ -64,6 +64,18 @@ function findBatch(ctx: RouteContext, id: string): BatchRecord {
 
 // ---------------------------------------------------------------- files
 
+/** Feeds the request body to `onChunk`; rejects if the client goes away before the end. */
+function consume(req: IncomingMessage, onChunk: (chunk: Buffer) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    req.on("data", onChunk);
+    req.on("end", resolve);
+    req.on("error", reject);
+    req.on("close", () => {
+      if (!req.complete) reject(new Error("request aborted"));
+    });
+  });
+}
+
 interface Upload {
   fields: Map<string, string>;
   file?: { filename: string; lines: string[]; bytes: number };
@@ -132,17 +144,13 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
 
   // On a bad part keep draining (discarding) the body, so the client reads our answer rather than a reset.
   let failure: unknown;
-  await new Promise<void>((resolve, reject) => {
-    req.on("data", (chunk: Buffer) => {
-      if (failure) return;
-      try {
-        parser.write(chunk);
-      } catch (err) {
-        failure = err;
-      }
-    });
-    req.on("end", resolve);
-    req.on("error", reject);
+  await consume(req, (chunk) => {
+    if (failure) return;
+    try {
+      parser.write(chunk);
+    } catch (err) {
+      failure = err;
+    }
   });
   if (failure) throw failure;
   parser.end();
@@ -278,14 +286,10 @@ async function readJson(ctx: RouteContext, req: IncomingMessage): Promise<unknow
   const chunks: Buffer[] = [];
   let bytes = 0;
   let tooLarge = false;
-  await new Promise<void>((resolve, reject) => {
-    req.on("data", (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes > MAX_JSON_BODY) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on("end", resolve);
-    req.on("error", reject);
+  await consume(req, (chunk) => {
+    bytes += chunk.length;
+    if (bytes > MAX_JSON_BODY) tooLarge = true;
+    else chunks.push(chunk);
   });
   if (tooLarge) throw new ApiError(413, `Request body exceeds ${MAX_JSON_BODY} bytes`);
   try {
