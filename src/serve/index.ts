@@ -96,6 +96,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       keepFailure: (err) => !isRetryable(toHttpError(err)),
     }),
     closing: false,
+    inflight: new Set(),
   };
   const server = http.createServer(createHandler(ctx));
   try {
@@ -136,15 +137,16 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       ctx.closing = true;
       const timeoutMs = closeOptions.timeoutMs ?? settings.shutdownTimeoutMs;
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
       log("info", "serve.closing", { pending: engine.stats.pending, timeoutMs });
       if (!(await within(engine.close(), timeoutMs))) {
         log("warn", "serve.shutdown_timeout", { pending: engine.stats.pending, timeoutMs });
         await engine.close({ cancel: true });
       }
-      // Answers just settled go out with `connection: close`; give them a moment, then cut what is left.
-      await within(serverClosed, CLOSE_GRACE_MS);
+      // Answers just settled are still being written: give them a moment, then cut every connection left.
+      const answered = Promise.all([...ctx.inflight].map((res) => new Promise((resolve) => res.once("close", resolve))));
+      await within(answered, CLOSE_GRACE_MS);
       server.closeAllConnections();
+      await serverClosed;
       await models.close();
       log("info", "serve.closed", { batchesCreated: engine.stats.batchesCreated });
     })());

@@ -24,6 +24,8 @@ export interface HandlerContext {
   idempotency: IdempotencyCache<RawResult>;
   /** Set once shutdown starts: health turns 503 and answers close their connections. */
   closing: boolean;
+  /** Responses not yet finished, so shutdown can let them go out before cutting connections. */
+  inflight: Set<ServerResponse>;
 }
 
 /** Fields the request log line gathers as the request goes. */
@@ -34,7 +36,9 @@ export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: 
   return (req, res) => {
     const started = performance.now();
     const trace: Trace = {};
+    ctx.inflight.add(res);
     res.once("close", () => {
+      ctx.inflight.delete(res);
       const fields = { method: req.method, path: req.url?.split("?", 1)[0], status: res.statusCode, ms: Math.round(performance.now() - started), ...trace };
       if (!res.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
       else ctx.log(res.statusCode >= 500 ? "error" : "info", "request", fields);
@@ -80,6 +84,8 @@ async function batched(ctx: HandlerContext, endpoint: Endpoint, req: IncomingMes
     call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint, start);
     trace.idempotencyKey = true;
     trace.replayed = call.reused;
+    // Worth seeing as it happens: each one is a call not paid for twice.
+    if (call.reused) ctx.log("info", "request.deduplicated", { endpoint });
   } else {
     const controller = new AbortController();
     call = { result: start(controller.signal), reused: false, leave: () => controller.abort() };
