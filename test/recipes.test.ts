@@ -1,0 +1,51 @@
+// The README's recipes, run as they are against the emulator: openai-node, the Vercel AI SDK, LangChain.js.
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startEmulator, type Emulator } from "../src/emulator/index.js";
+
+// The recipes import the published name; here it is the source tree, so no build is needed.
+vi.mock("autobatch", () => import("../src/index.js"));
+
+const { main: openaiNode } = await import("../examples/recipes/openai-node.js");
+const { main: aiSdk } = await import("../examples/recipes/ai-sdk.js");
+const { main: langchain } = await import("../examples/recipes/langchain.js");
+
+let emu: Emulator;
+beforeAll(async () => {
+  emu = await startEmulator();
+});
+afterAll(() => emu.close());
+
+const fast = () => ({ apiKey: "test-key", baseURL: emu.url, batchWindowMs: 10, pollIntervalMs: 10 });
+
+/** Runs `fn` and reports how many batches the emulator created meanwhile. */
+async function counting<T>(fn: () => Promise<T>): Promise<{ result: T; batches: number }> {
+  const before = emu.counters.batchesCreated;
+  const result = await fn();
+  return { result, batches: emu.counters.batchesCreated - before };
+}
+
+describe("recipes", () => {
+  it("run on the source tree", async () => {
+    expect((await import("autobatch")).createBatchingFetch).toBe((await import("../src/index.js")).createBatchingFetch);
+  });
+
+  it("openai-node: three chat calls, one batch", async () => {
+    const { result, batches } = await counting(() => openaiNode(fast()));
+    expect(result).toEqual(["echo: Name a prime number.", "echo: What is the capital of France?", "echo: Say hi in Italian."]);
+    expect(batches).toBe(1);
+  });
+
+  it("Vercel AI SDK: generateText (Responses API) and embed, one batch per endpoint", async () => {
+    const { result, batches } = await counting(() => aiSdk(fast()));
+    expect(result.texts).toEqual(["echo: One sentence about tides.", "echo: One sentence about volcanoes.", "echo: One sentence about bees."]);
+    expect(result.dimensions).toBeGreaterThan(0);
+    expect(batches).toBe(2);
+  });
+
+  it("LangChain.js: .batch() and embedDocuments, one batch per endpoint", async () => {
+    const { result, batches } = await counting(() => langchain(fast()));
+    expect(result.answers).toEqual(["echo: Name a prime number.", "echo: What is the capital of France?", "echo: Say hi in Italian."]);
+    expect(result.vectors).toBe(2);
+    expect(batches).toBe(2);
+  });
+});
