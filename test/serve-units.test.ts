@@ -1,0 +1,173 @@
+// The pure parts of `serve`: routing, error mapping, the idempotency cache, CLI flag parsing.
+import { describe, expect, it } from "vitest";
+import {
+  APIConnectionError,
+  APIError,
+  BatchFailedError,
+  ClientClosedError,
+  InvalidParamsError,
+  ResultParseError,
+} from "../src/errors.js";
+import { parseServeArgs, UsageError } from "../src/serve/cli.js";
+import { HttpError, toHttpError } from "../src/serve/errors.js";
+import { IdempotencyCache } from "../src/serve/idempotency.js";
+import { normalizePath, route } from "../src/serve/routes.js";
+import { serve } from "../src/serve/index.js";
+import { InvalidOptionsError } from "../src/options.js";
+
+describe("routes", () => {
+  it("ignores query strings, fragments, trailing and doubled slashes", () => {
+    expect(normalizePath("/v1/chat/completions/?x=1")).toBe("/v1/chat/completions");
+    expect(normalizePath("//v1//embeddings#f")).toBe("/v1/embeddings");
+    expect(route("POST", "/v1/responses?stream=1")).toEqual({ kind: "batch", endpoint: "/v1/responses" });
+    expect(route("GET", "/v1/models/org/model-1/")).toEqual({ kind: "models", path: "/models/org/model-1" });
+    expect(route("HEAD", "/health")).toEqual({ kind: "health" });
+  });
+
+  it("answers 405 with Allow on known paths, 404 elsewhere", () => {
+    const notAllowed = route("DELETE", "/v1/models") as HttpError;
+    expect([notAllowed.status, notAllowed.headers.allow]).toEqual([405, "GET"]);
+    const missing = route("POST", "/v2/chat") as HttpError;
+    expect(missing.status).toBe(404);
+    expect(missing.body).toMatchObject({ type: "invalid_request_error", code: "unknown_url", param: null });
+  });
+});
+
+describe("error mapping", () => {
+  const ctx = { customId: "c", batchId: "b" };
+  it("keeps a failed line's status and the provider's error object", () => {
+    const e = toHttpError(APIError.generate(429, { message: "slow down", type: "rate_limit_exceeded", param: null, code: "rl", extra: 1 }, undefined, undefined, ctx));
+    expect(e.status).toBe(429);
+    expect(e.body).toEqual({ message: "slow down", type: "rate_limit_exceeded", param: null, code: "rl", extra: 1 });
+    expect(e.headers["x-should-retry"]).toBeUndefined();
+  });
+
+  it("maps batch-level failures to 502/504 with x-should-retry: false", () => {
+    const failed = toHttpError(new BatchFailedError("gone", { ...ctx, batchStatus: "failed" }));
+    expect([failed.status, failed.body.code, failed.headers["x-should-retry"]]).toEqual([502, "batch_failed", "false"]);
+    expect(toHttpError(new BatchFailedError("late", { ...ctx, batchStatus: "expired" })).status).toBe(504);
+    // Given up on while still running: past its deadline.
+    expect(toHttpError(new BatchFailedError("late", { ...ctx, batchStatus: "in_progress" })).status).toBe(504);
+    expect(toHttpError(new ResultParseError("bad line", ctx)).headers["x-should-retry"]).toBe("false");
+  });
+
+  it("maps invalid params to 400 naming the param, and other failures to 5xx", () => {
+    const bad = toHttpError(new InvalidParamsError("messages must not be empty", "messages"));
+    expect([bad.status, bad.body.param, bad.headers["x-should-retry"]]).toEqual([400, "messages", "false"]);
+    expect(toHttpError(new APIConnectionError("down")).status).toBe(502);
+    expect(toHttpError(new ClientClosedError("closed")).status).toBe(503);
+    expect(toHttpError(new Error("boom"))).toMatchObject({ status: 500, body: { type: "server_error" } });
+  });
+});
+
+describe("IdempotencyCache", () => {
+  function setup(ttlMs = 1_000, maxKeys = 10) {
+    let now = 0;
+    const cache = new IdempotencyCache<string>({ ttlMs, maxKeys, keepFailure: (e) => (e as Error).message !== "retryable", now: () => now });
+    return { cache, advance: (ms: number) => (now += ms) };
+  }
+  const deferred = () => {
+    let resolve!: (v: string) => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<string>((res, rej) => ((resolve = res), (reject = rej)));
+    return { promise, resolve, reject };
+  };
+
+  it("starts one call per key and replays it until the TTL passes", async () => {
+    const { cache, advance } = setup();
+    let starts = 0;
+    const start = () => (starts++, Promise.resolve("r"));
+    expect(cache.attach("k", "f", start).reused).toBe(false);
+    const again = cache.attach("k", "f", start);
+    expect([again.reused, await again.result, starts]).toEqual([true, "r", 1]);
+    await Promise.resolve();
+    advance(999);
+    expect(cache.attach("k", "f", start).reused).toBe(true);
+    advance(2);
+    expect(cache.attach("k", "f", start).reused).toBe(false);
+    expect(starts).toBe(2);
+  });
+
+  it("refuses the same key with another fingerprint", () => {
+    const { cache } = setup();
+    cache.attach("k", "f1", () => new Promise(() => undefined));
+    expect(() => cache.attach("k", "f2", () => Promise.resolve("x"))).toThrow(expect.objectContaining({ status: 422 }));
+  });
+
+  it("forgets retryable failures so a retry runs anew, but keeps final ones", async () => {
+    const { cache } = setup();
+    const a = cache.attach("a", "f", () => Promise.reject(new Error("retryable")));
+    await a.result.catch(() => undefined);
+    expect(cache.attach("a", "f", () => Promise.resolve("x")).reused).toBe(false);
+    const b = cache.attach("b", "f", () => Promise.reject(new Error("final")));
+    await b.result.catch(() => undefined);
+    expect(cache.attach("b", "f", () => Promise.resolve("x")).reused).toBe(true);
+  });
+
+  it("aborts a call only when its last waiter left and none came back within the TTL", async () => {
+    const { cache } = setup(5);
+    let signal!: AbortSignal;
+    const d = deferred();
+    const one = cache.attach("k", "f", (s) => ((signal = s), d.promise));
+    const two = cache.attach("k", "f", () => d.promise);
+    one.leave();
+    one.leave();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(signal.aborted).toBe(false);
+    two.leave();
+    const three = cache.attach("k", "f", () => d.promise);
+    expect(three.reused).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(signal.aborted).toBe(false);
+    three.leave();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(signal.aborted).toBe(true);
+    expect(cache.size).toBe(0);
+  });
+
+  it("stays within maxKeys by forgetting the oldest settled keys", async () => {
+    const { cache } = setup(1_000, 2);
+    for (const k of ["a", "b", "c"]) await cache.attach(k, "f", () => Promise.resolve(k)).result;
+    await Promise.resolve();
+    expect(cache.size).toBe(2);
+    expect(cache.attach("a", "f", () => Promise.resolve("new")).reused).toBe(false);
+  });
+});
+
+describe("parseServeArgs", () => {
+  const env = { OPENAI_API_KEY: "sk-env" };
+  it("reads flags with fractions for milliseconds and env for the upstream and token", () => {
+    const o = parseServeArgs(["--batch-window-ms", "0.5", "--poll-interval-ms", "2.5", "--batch-size", "10", "--port", "0", "--metadata", "team=a=b"], {
+      ...env,
+      OPENAI_BASE_URL: "http://127.0.0.1:1/v1",
+      AUTOBATCH_AUTH_TOKEN: "tok",
+    });
+    expect(o).toMatchObject({ apiKey: "sk-env", baseURL: "http://127.0.0.1:1/v1", authToken: "tok", batchWindowMs: 0.5, pollIntervalMs: 3, batchSize: 10, port: 0, metadata: { team: "a=b" } });
+    expect(parseServeArgs(["--api-key", "sk-flag", "--base-url", "https://x.test/v1"], env)).toMatchObject({ apiKey: "sk-flag", baseURL: "https://x.test/v1" });
+    expect(parseServeArgs(["-h"], env)).toBeUndefined();
+  });
+
+  it("rejects bad flags with a message naming the flag", () => {
+    const cases: [string[], RegExp][] = [
+      [["--batch-size", "1.5"], /--batch-size: expected a whole number/],
+      [["--batch-window-ms", "soon"], /--batch-window-ms: expected a number/],
+      [["--poll-interval-ms", "0"], /--poll-interval-ms: expected a number > 0/],
+      [["--port", "70000"], /--port/],
+      [["--max-body-bytes", "-1"], /--max-body-bytes/],
+      [["--metadata", "novalue"], /--metadata: expected KEY=VALUE/],
+      [["--base-url", "ftp://x"], /--base-url/],
+      [["--bogus"], /bogus/],
+    ];
+    for (const [argv, message] of cases) expect(() => parseServeArgs(argv, env)).toThrow(message);
+    expect(() => parseServeArgs([], {})).toThrow(UsageError);
+    expect(() => parseServeArgs([], {})).toThrow(/--api-key/);
+  });
+});
+
+describe("serve() options", () => {
+  it("refuses bad serve options before listening", async () => {
+    await expect(serve({ apiKey: "k", port: 1.5, log: false })).rejects.toThrow(InvalidOptionsError);
+    await expect(serve({ apiKey: "k", maxBodyBytes: 0, log: false })).rejects.toThrow(/maxBodyBytes/);
+    await expect(serve({ apiKey: "k", batchSize: 0.5, log: false })).rejects.toThrow(/batchSize/);
+  });
+});
