@@ -1,4 +1,5 @@
 // The README's recipes, run as they are against the emulator: openai-node, the Vercel AI SDK, LangChain.js.
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startEmulator, type Emulator } from "../src/emulator/index.js";
 
@@ -47,5 +48,15 @@ describe("recipes", () => {
     expect(result.answers).toEqual(["echo: Name a prime number.", "echo: What is the capital of France?", "echo: Say hi in Italian."]);
     expect(result.vectors).toBe(2);
     expect(batches).toBe(2);
+  });
+});
+
+describe("README", () => {
+  it("shows each recipe exactly as tested", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    for (const name of ["openai-node", "ai-sdk", "langchain"]) {
+      const code = readFileSync(new URL(`../examples/recipes/${name}.ts`, import.meta.url), "utf8").trim();
+      expect(readme, `README copy of examples/recipes/${name}.ts`).toContain("```ts\n" + code + "\n```");
+    }
   });
 });
