@@ -30,6 +30,8 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
     });
     req.once("end", resolve);
     req.once("error", reject);
+    // A client gone mid-upload ends nothing: without this the read would wait forever.
+    req.once("close", () => reject(new Error("the client closed the connection before sending the whole body")));
   });
   if (size > maxBytes) throw tooLarge(maxBytes);
   let parsed: unknown;

@@ -71,6 +71,7 @@ async function handle(ctx: HandlerContext, expected: Buffer | undefined, req: In
 
 async function batched(ctx: HandlerContext, endpoint: Endpoint, req: IncomingMessage, res: ServerResponse, trace: Trace): Promise<void> {
   const body = await readJsonBody(req, ctx.maxBodyBytes);
+  if (res.destroyed) return;
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
   const { stream, stream_options: streamOptions, ...params } = body;
   const wantsStream = stream === true;
