@@ -275,3 +275,18 @@ describe("client disconnects and Idempotency-Key", () => {
     expect(h.emulator.counters.filesUploaded).toBe(0);
   });
 });
+
+describe("shutdown", () => {
+  it("waits for running calls up to the deadline, then cancels them upstream and answers 503", async () => {
+    const h = await startHarness();
+    const stuck = post(h.proxy.url, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
+    await until(() => h.logs.some((l) => l.event === "batch.submitted"), "batch submitted");
+    await h.proxy.close({ timeoutMs: 20 });
+    const r = await stuck;
+    expect(r.status).toBe(503);
+    expect(r.body.error.code).toBe("shutting_down");
+    expect(h.logs.map((l) => l.event)).toEqual(expect.arrayContaining(["serve.closing", "serve.shutdown_timeout", "serve.closed"]));
+    expect(h.emulator.counters.requests["POST /v1/batches/:id/cancel"]).toBe(1);
+    await h.close();
+  });
+});
