@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RawResult } from "../call.js";
 import { Engine, type EngineStats } from "../engine.js";
-import type { EventName } from "../events.js";
+import type { AutoBatchEvent, EventName } from "../events.js";
 import { InvalidOptionsError, type AutoBatcherOptions } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
@@ -82,7 +82,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   checkServeOptions(settings, authToken, sink);
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
-  for (const name of ENGINE_EVENTS) engine.events.on(name, (payload) => logEngineEvent(log, { type: name, ...payload } as never));
+  for (const name of ENGINE_EVENTS) engine.events.on(name, (payload) => logEngineEvent(log, { type: name, ...payload } as AutoBatchEvent));
   const models = new ModelsPassthrough(engine.options);
   const ctx: HandlerContext = {
     engine,
