@@ -139,6 +139,15 @@ describe("createBatchingFetch with openai-node", () => {
     expect(emu.counters.batchesCreated - batches).toBe(1);
   });
 
+  it("raises OpenAI.APIConnectionError when the Batch API cannot be reached", async () => {
+    const batchingFetch = createBatchingFetch({ apiKey: "test-key", baseURL: "http://127.0.0.1:9/v1", batchWindowMs: 10, maxRetries: 0 });
+    open.push(batchingFetch);
+    const openai = new OpenAI({ apiKey: "test-key", baseURL: "http://127.0.0.1:9/v1", fetch: batchingFetch, maxRetries: 0 });
+    const err = await openai.chat.completions.create({ model: "gpt-test", messages: user("x") }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIConnectionError);
+    expect((err as Error).cause).toBeInstanceOf(TypeError);
+  });
+
   it("rejects stream: true with a 400 that says why (default)", async () => {
     const { openai, passedThrough } = setup();
     const err = await openai.chat.completions.create({ model: "gpt-test", messages: user("s"), stream: true }).then(
