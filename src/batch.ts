@@ -259,6 +259,7 @@ function isAmbiguous(err: unknown): boolean {
 }
 
 function submitError(reason: AutoBatchError, customId: string): AutoBatchError {
+  if (reason instanceof APIConnectionError) return new (reason.constructor as typeof APIConnectionError)(reason.message, { customId, cause: reason });
   if (reason instanceof APIError) return APIError.generate(reason.status, reason.error, reason.message, reason.headers, { customId, cause: reason });
   return new BatchFailedError(`could not submit the batch: ${reason.message}`, { customId, cause: reason });
 }

@@ -54,7 +54,7 @@ export const optionsSchema = z.strictObject({
   /** Milliseconds from a buffer's first call to its flush. Default 10,000. */
   batchWindowMs: nonNegative("batchWindowMs").optional(),
   /** Milliseconds between progress reads of running batches. Default 5,000. */
-  pollIntervalMs: positiveInt("pollIntervalMs").optional(),
+  pollIntervalMs: nonNegative("pollIntervalMs").positive("pollIntervalMs must be > 0").optional(),
   /** Completion window passed to the provider, e.g. "24h" (default) or "1h". */
   completionWindow: z.string().regex(/^\S+$/, "completionWindow must be a non-empty word such as 24h").optional(),
   /** Retries per Batch API request after the first attempt. Default 5. */
