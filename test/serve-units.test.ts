@@ -142,7 +142,7 @@ describe("parseServeArgs", () => {
       OPENAI_BASE_URL: "http://127.0.0.1:1/v1",
       AUTOBATCH_AUTH_TOKEN: "tok",
     });
-    expect(o).toMatchObject({ apiKey: "sk-env", baseURL: "http://127.0.0.1:1/v1", authToken: "tok", batchWindowMs: 0.5, pollIntervalMs: 3, batchSize: 10, port: 0, metadata: { team: "a=b" } });
+    expect(o).toMatchObject({ apiKey: "sk-env", baseURL: "http://127.0.0.1:1/v1", authToken: "tok", batchWindowMs: 0.5, pollIntervalMs: 2.5, batchSize: 10, port: 0, metadata: { team: "a=b" } });
     expect(parseServeArgs(["--api-key", "sk-flag", "--base-url", "https://x.test/v1"], env)).toMatchObject({ apiKey: "sk-flag", baseURL: "https://x.test/v1" });
     expect(parseServeArgs(["-h"], env)).toBeUndefined();
   });

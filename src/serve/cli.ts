@@ -121,8 +121,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (v["max-batch-bytes"] !== undefined) options.maxBatchBytes = number("max-batch-bytes", v["max-batch-bytes"], { integer: true, min: 1 });
   if (v["batch-window-ms"] !== undefined) options.batchWindowMs = number("batch-window-ms", v["batch-window-ms"]);
   if (v["poll-interval-ms"] !== undefined) {
-    // The core counts poll intervals in whole milliseconds: a fraction rounds up to the next one.
-    options.pollIntervalMs = Math.ceil(number("poll-interval-ms", v["poll-interval-ms"], { exclusive: true }));
+    options.pollIntervalMs = number("poll-interval-ms", v["poll-interval-ms"], { exclusive: true });
   }
   if (v.host !== undefined) {
     if (v.host.trim() === "") throw new UsageError("--host: must not be empty");
