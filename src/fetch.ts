@@ -125,7 +125,7 @@ function resultResponse(raw: RawResult): Response {
 
 /** Maps a core rejection to what the SDK would have received from a real-time call. */
 function failureResponse(err: unknown): Response {
-  if (isConnectionFailure(err)) {
+  if (err instanceof APIConnectionError) {
     // What undici's fetch does when it cannot reach a server: each SDK raises its connection error.
     throw new TypeError("fetch failed", { cause: err });
   }
@@ -145,11 +145,6 @@ function failureResponse(err: unknown): Response {
     : err instanceof APIError && err.error ? err.error
     : { message: err.message, type: "batch_error", param: null, code: null };
   return errorResponse(NO_RETRY_STATUS, error, headers);
-}
-
-/** A connection failure, also when a failed batch submission re-wrapped it as a status-less APIError (its cause). */
-function isConnectionFailure(err: unknown): boolean {
-  return err instanceof APIConnectionError || (err instanceof APIError && err.status === undefined && err.cause instanceof APIConnectionError);
 }
 
 function errorResponse(status: number, error: object, headers = new Headers()): Response {
