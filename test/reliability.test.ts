@@ -11,8 +11,10 @@ afterEach(async () => {
   r = undefined;
 });
 
+type FaultKind = FaultSpec extends infer F ? (F extends unknown ? Omit<F, "route" | "after" | "times"> : never) : never;
+
 /** Every fault spec fires once, after letting `after` matching requests through. */
-function spread(route: string, fault: Omit<FaultSpec, "route" | "after" | "times">, afters: number[]): FaultSpec[] {
+function spread(route: string, fault: FaultKind, afters: number[]): FaultSpec[] {
   return afters.map((after) => ({ route, after, times: 1, ...fault }) as FaultSpec);
 }
 

@@ -1,5 +1,5 @@
 // `autobatch emulator`: runs the local Batch API server until SIGINT/SIGTERM.
-import { parseArgs } from "node:util";
+import { number, oneOf, parseFlags, port, UsageError } from "../cli-args.js";
 import { startEmulator } from "./index.js";
 import type { EmulatorOptions } from "./types.js";
 
@@ -22,52 +22,31 @@ options:
   --upstream-concurrency N  upstream requests at once (default 8)
   -h, --help                show this help`;
 
-export class UsageError extends Error {}
-
-function int(flag: string, raw: string, min: number): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < min) throw new UsageError(`--${flag}: expected an integer >= ${min}, got '${raw}'`);
-  return Number(raw);
-}
-
-function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(raw)) throw new UsageError(`--${flag}: expected one of ${allowed.join(", ")}, got '${raw}'`);
-  return raw as T;
-}
+const int = (flag: string, raw: string, min: number) => number(flag, raw, { integer: true, min });
 
 /** Parses the command line into emulator options; `undefined` means help was asked for. */
 export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): EmulatorOptions | undefined {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: "string" },
-        host: { type: "string" },
-        flavor: { type: "string" },
-        "api-key": { type: "string" },
-        "latency-ms": { type: "string" },
-        seed: { type: "string" },
-        concurrency: { type: "string" },
-        "validation-ms": { type: "string" },
-        "cursor-param": { type: "string" },
-        upstream: { type: "string" },
-        "upstream-api-key": { type: "string" },
-        "upstream-concurrency": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseFlags(argv, {
+    port: { type: "string" },
+    host: { type: "string" },
+    flavor: { type: "string" },
+    "api-key": { type: "string" },
+    "latency-ms": { type: "string" },
+    seed: { type: "string" },
+    concurrency: { type: "string" },
+    "validation-ms": { type: "string" },
+    "cursor-param": { type: "string" },
+    upstream: { type: "string" },
+    "upstream-api-key": { type: "string" },
+    "upstream-concurrency": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) return undefined;
   const options: EmulatorOptions = {
-    port: values.port === undefined ? 8787 : int("port", values.port, 0),
+    port: values.port === undefined ? 8787 : port("port", values.port),
     host: values.host ?? "127.0.0.1",
     flavor: values.flavor === undefined ? "doubleword" : oneOf("flavor", values.flavor, ["doubleword", "openai"] as const),
   };
-  if (options.port! > 65535) throw new UsageError(`--port: expected a port number up to 65535, got '${values.port}'`);
   if (values["api-key"] !== undefined) options.apiKey = values["api-key"];
   const latency = values["latency-ms"];
   if (latency !== undefined) {

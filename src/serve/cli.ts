@@ -1,5 +1,5 @@
 // `autobatch serve`: flags and env → serve(); SIGINT/SIGTERM drain then exit, a second signal exits at once.
-import { parseArgs } from "node:util";
+import { number, parseFlags, port, UsageError } from "../cli-args.js";
 import { constants } from "node:os";
 import { DEFAULTS, InvalidOptionsError } from "../options.js";
 import { serve, SERVE_DEFAULTS, type ServeOptions } from "./index.js";
@@ -33,7 +33,7 @@ server:
 
 Logs are JSON lines on stdout. The API key and auth token are never logged.`;
 
-export class UsageError extends Error {}
+export { UsageError };
 
 /** Option names as the user typed them, so core validation messages name the flag. */
 const FLAG_OF: Record<string, string> = {
@@ -53,45 +53,27 @@ const FLAG_OF: Record<string, string> = {
   idempotencyTtlMs: "--idempotency-ttl-ms",
 };
 
-function number(flag: string, raw: string, { integer = false, min = 0, exclusive = false } = {}): number {
-  const v = raw.trim() === "" ? NaN : Number(raw);
-  if (!Number.isFinite(v)) throw new UsageError(`--${flag}: expected a number, got '${raw}'`);
-  if (integer && !Number.isInteger(v)) throw new UsageError(`--${flag}: expected a whole number, got '${raw}'`);
-  if (exclusive ? v <= min : v < min) throw new UsageError(`--${flag}: expected a number ${exclusive ? ">" : ">="} ${min}, got '${raw}'`);
-  return v;
-}
-
 const nonEmpty = (v: string | undefined): string | undefined => (v?.trim() ? v : undefined);
 
 /** Parses the command line (and env) into serve options; `undefined` means help was asked for. */
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions | undefined {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "base-url": { type: "string" },
-        "api-key": { type: "string" },
-        "completion-window": { type: "string" },
-        metadata: { type: "string", multiple: true },
-        "batch-size": { type: "string" },
-        "max-batch-bytes": { type: "string" },
-        "batch-window-ms": { type: "string" },
-        "poll-interval-ms": { type: "string" },
-        host: { type: "string" },
-        port: { type: "string" },
-        "auth-token": { type: "string" },
-        "max-body-bytes": { type: "string" },
-        "shutdown-timeout-ms": { type: "string" },
-        "idempotency-ttl-ms": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseFlags(argv, {
+    "base-url": { type: "string" },
+    "api-key": { type: "string" },
+    "completion-window": { type: "string" },
+    metadata: { type: "string", multiple: true },
+    "batch-size": { type: "string" },
+    "max-batch-bytes": { type: "string" },
+    "batch-window-ms": { type: "string" },
+    "poll-interval-ms": { type: "string" },
+    host: { type: "string" },
+    port: { type: "string" },
+    "auth-token": { type: "string" },
+    "max-body-bytes": { type: "string" },
+    "shutdown-timeout-ms": { type: "string" },
+    "idempotency-ttl-ms": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) return undefined;
   const apiKey = nonEmpty(values["api-key"]) ?? nonEmpty(env.OPENAI_API_KEY);
   if (!apiKey) throw new UsageError("--api-key is required (or set OPENAI_API_KEY)");
@@ -127,10 +109,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     if (v.host.trim() === "") throw new UsageError("--host: must not be empty");
     options.host = v.host;
   }
-  if (v.port !== undefined) {
-    options.port = number("port", v.port, { integer: true });
-    if (options.port > 65535) throw new UsageError(`--port: expected a port number up to 65535, got '${v.port}'`);
-  }
+  if (v.port !== undefined) options.port = port("port", v.port);
   if (v["max-body-bytes"] !== undefined) options.maxBodyBytes = number("max-body-bytes", v["max-body-bytes"], { integer: true, min: 1 });
   if (v["shutdown-timeout-ms"] !== undefined) options.shutdownTimeoutMs = number("shutdown-timeout-ms", v["shutdown-timeout-ms"]);
   if (v["idempotency-ttl-ms"] !== undefined) options.idempotencyTtlMs = number("idempotency-ttl-ms", v["idempotency-ttl-ms"]);

@@ -1,0 +1,34 @@
+// Flag parsing shared by the subcommands: strict parseArgs, and values checked with messages that name the flag.
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** A wrong flag or value: the command prints the message and exits 2. */
+export class UsageError extends Error {}
+
+type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
+
+export function parseFlags<const O extends FlagSpec>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function number(flag: string, raw: string, { integer = false, min = 0, exclusive = false } = {}): number {
+  const v = raw.trim() === "" ? NaN : Number(raw);
+  if (!Number.isFinite(v)) throw new UsageError(`--${flag}: expected a number, got '${raw}'`);
+  if (integer && !Number.isInteger(v)) throw new UsageError(`--${flag}: expected a whole number, got '${raw}'`);
+  if (exclusive ? v <= min : v < min) throw new UsageError(`--${flag}: expected a number ${exclusive ? ">" : ">="} ${min}, got '${raw}'`);
+  return v;
+}
+
+export function port(flag: string, raw: string): number {
+  const v = number(flag, raw, { integer: true });
+  if (v > 65535) throw new UsageError(`--${flag}: expected a port number up to 65535, got '${raw}'`);
+  return v;
+}
+
+export function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(raw)) throw new UsageError(`--${flag}: expected one of ${allowed.join(", ")}, got '${raw}'`);
+  return raw as T;
+}
