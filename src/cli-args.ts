@@ -6,7 +6,9 @@ export class UsageError extends Error {}
 
 type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
 
-export function parseFlags<const O extends FlagSpec>(argv: string[], options: O) {
+type Flags<O extends FlagSpec> = ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: false; options: O }>>["values"];
+
+export function parseFlags<const O extends FlagSpec>(argv: string[], options: O): Flags<O> {
   try {
     return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
   } catch (err) {
