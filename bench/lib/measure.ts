@@ -1,0 +1,117 @@
+// Small measuring helpers shared by the scenarios.
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+
+/** Same clock as the emulator's line availability times: comparable across processes on one machine. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Full collections, with event-loop turns between so weak callbacks run: RSS then reflects live data. Needs --expose-gc. */
+export async function settleHeap(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("run with node --expose-gc");
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await yieldToLoop();
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** Peak RSS of this process so far, in bytes. */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+export interface Outcome {
+  ok: number;
+  failed: number;
+  firstError?: string;
+}
+
+/**
+ * Issues `n` calls, a chunk per macrotask (as a server receiving requests would), and resolves once every one has
+ * settled. Counts outcomes instead of keeping `n` promises, so the bench holds no per-call state of its own.
+ */
+export async function issue(n: number, call: (i: number) => Promise<unknown>, chunk = 1_000): Promise<Outcome> {
+  const out: Outcome = { ok: 0, failed: 0 };
+  let done!: () => void;
+  const all = new Promise<void>((resolve) => (done = resolve));
+  const onOk = () => {
+    out.ok++;
+    if (out.ok + out.failed === n) done();
+  };
+  const onErr = (err: unknown) => {
+    out.failed++;
+    out.firstError ??= String(err);
+    if (out.ok + out.failed === n) done();
+  };
+  for (let i = 0; i < n; i++) {
+    call(i).then(onOk, onErr);
+    if (i % chunk === chunk - 1) await yieldToLoop();
+  }
+  if (n === 0) done();
+  await all;
+  return out;
+}
+
+/** Prints the scenario's result for bench/run.ts (stdout carries only this; progress goes to stderr). */
+export function emit(result: unknown): void {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+export function log(message: string): void {
+  process.stderr.write(`  · ${message}\n`);
+}
+
+/** `--name value` flags of a scenario process. */
+export function flag(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  return at === -1 ? fallback : Number(process.argv[at + 1]);
+}
+
+/**
+ * With BENCH_PROFILE=<dir>, records a V8 CPU profile of the measured window only (open it in Chrome DevTools or
+ * speedscope) — how to find which client function a regression lives in.
+ */
+export async function profileWindow(name: string): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE;
+  if (!dir) return async () => undefined;
+  const { Session } = await import("node:inspector/promises");
+  const { mkdir, writeFile } = await import("node:fs/promises");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return async () => {
+    const { profile } = await session.post("Profiler.stop");
+    await mkdir(dir, { recursive: true });
+    await writeFile(`${dir}/${name}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
+/** Main-thread GC pause time while it runs (V8's `gc` performance entries): how much of the CPU is the heap's. */
+export function gcTimer(): () => { ms: number; count: number } {
+  let ms = 0;
+  let count = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      ms += e.duration;
+      count++;
+    }
+  });
+  obs.observe({ entryTypes: ["gc"] });
+  return () => {
+    // Entries are delivered asynchronously; take what has arrived, then stop.
+    for (const e of obs.takeRecords()) {
+      ms += e.duration;
+      count++;
+    }
+    obs.disconnect();
+    return { ms, count };
+  };
+}

@@ -1,0 +1,141 @@
+// `npm run bench [-- <scenario>...] [--quick]`: runs each scenario in its own `node --expose-gc` process (so memory
+// and CPU figures are that scenario's alone; each starts its own emulator process), prints a markdown table with
+// every target checked, and writes the raw results to bench/results/latest.json.
+import { spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { int, mb, ms, pct, ratio, table, type Row } from "./lib/report.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const SCENARIOS = ["throughput", "latency", "memory", "scaling"] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const picked = args.filter((a) => !a.startsWith("--"));
+for (const name of picked) {
+  if (!(SCENARIOS as readonly string[]).includes(name)) {
+    console.error(`unknown scenario '${name}'; pick from: ${SCENARIOS.join(", ")} (and --quick)`);
+    process.exit(2);
+  }
+}
+const selected: Scenario[] = picked.length ? (picked as Scenario[]) : [...SCENARIOS];
+// Quick mode divides every count by 10 (and halves the latency spread) for a check in well under a minute.
+const N = {
+  throughput: quick ? 10_000 : 100_000,
+  latency: quick ? 1_000 : 5_000,
+  spreadMs: quick ? 5_000 : 10_000,
+  memory: quick ? 10_000 : 100_000,
+  scaling: quick ? [1_000, 10_000, 50_000] : [10_000, 100_000, 500_000],
+};
+const POLL_MS = 250;
+/** CPU figures move with whatever else the machine runs: throughput runs are repeated and the median kept. */
+const RUNS = quick ? 1 : 3;
+
+// Loose on purpose: these are the scenarios' own JSON, written by the files next to this one.
+type Result = any;
+
+function runScenario(file: string, flags: (string | number)[]): Promise<Result> {
+  console.error(`▶ ${file} ${flags.join(" ")}`);
+  const child = spawn(process.execPath, ["--import", "tsx", "--expose-gc", `bench/scenarios/${file}.ts`, ...flags.map(String)], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`${file} exited with code ${code}`));
+      const result = JSON.parse(out.trim().split("\n").at(-1)!) as Result;
+      if (result.failed) return reject(new Error(`${file}: ${result.failed} calls failed (${result.firstError})`));
+      resolve(result);
+    });
+  });
+}
+
+/** Median run by client CPU per 1,000 calls, with every run's figure kept for the JSON file. */
+async function throughput(calls: number, runs: number): Promise<Result> {
+  const all: Result[] = [];
+  for (let r = 0; r < runs; r++) all.push(await runScenario("throughput", ["--calls", calls, "--poll-ms", POLL_MS]));
+  all.sort((a, b) => a.cpuPer1kMs - b.cpuPer1kMs);
+  return { ...all[Math.floor(all.length / 2)], runsCpuPer1kMs: all.map((x) => x.cpuPer1kMs) };
+}
+
+const results: Record<string, Result> = {};
+const rows: Row[] = [];
+
+if (selected.includes("throughput")) {
+  const t = (results.throughput = await throughput(N.throughput, RUNS));
+  const per1k = (v: number) => ms(v / (t.calls / 1000));
+  rows.push(
+    { metric: `Client CPU per 1,000 calls (${int(t.calls)} calls, batchSize ${int(t.batchSize)})`, value: `${per1k(t.cpuMs)} (user ${per1k(t.cpuUserMs)}, system ${per1k(t.cpuSystemMs)}; GC pauses ${per1k(t.gcMs)})`, target: "" },
+    { metric: "JSON floor per 1,000 calls (stringify + parse)", value: `${per1k(t.floor.totalMs)} (${per1k(t.floor.stringifyMs)} + ${per1k(t.floor.parseMs)})`, target: "" },
+    { metric: "Client CPU ÷ JSON floor", value: ratio(t.floorRatio), target: "≤ 1.5×", met: t.floorRatio <= 1.5 },
+    { metric: "Wall time, first call → last settled", value: `${(t.wallMs / 1000).toFixed(2)} s (${int(t.callsPerSecond)} calls/s)`, target: "" },
+    { metric: "Peak RSS of the client process", value: `${mb(t.peakRssBytes)} (${mb(t.rssBeforeBytes)} before the run)`, target: "" },
+    { metric: "HTTP requests to the emulator", value: `${int(t.requests)} (${t.requestsPer1k.toFixed(2)} per 1,000 calls; ${t.batches} batches)`, target: "" },
+    bytesRow("Bytes read ÷ result file sizes (throughput run)", t),
+  );
+}
+
+if (selected.includes("latency")) {
+  const l = (results.latency = await runScenario("latency", ["--calls", N.latency, "--spread-ms", N.spreadMs, "--poll-ms", POLL_MS]));
+  rows.push(
+    {
+      metric: `Settlement latency p50 (${int(l.calls)} calls over ${l.spreadMs / 1000} s, poll ${l.pollIntervalMs} ms)`,
+      value: ms(l.latencyMs.p50, 0),
+      target: `≤ ${l.pollIntervalMs} ms`,
+      met: l.latencyMs.p50 <= l.pollIntervalMs,
+    },
+    { metric: "Settlement latency p95 (max)", value: `${ms(l.latencyMs.p95, 0)} (${ms(l.latencyMs.max, 0)})`, target: `≤ ${2 * l.pollIntervalMs} ms`, met: l.latencyMs.p95 <= 2 * l.pollIntervalMs },
+    bytesRow(`Bytes read ÷ result file sizes (latency run, ${int(l.reads.requests)} progressive reads)`, l),
+  );
+}
+
+if (selected.includes("memory")) {
+  for (const state of ["buffered", "inflight"] as const) {
+    const m = (results[`memory-${state}`] = await runScenario("memory", ["--calls", N.memory, "--state", state]));
+    rows.push({
+      metric: `RSS growth ÷ payload bytes, ${int(m.calls)} calls ${state === "buffered" ? "buffered" : "in running batches"}`,
+      value: `${ratio(m.rssPerPayloadByte)} (${int(m.rssPerCallBytes)} B/call; heap ${ratio(m.heapPerPayloadByte)})`,
+      target: "≤ 3×",
+      met: m.rssPerPayloadByte <= 3,
+    });
+  }
+}
+
+if (selected.includes("scaling")) {
+  const points: { calls: number; cpuPer1kMs: number; floorRatio: number }[] = [];
+  for (const calls of N.scaling) {
+    // The run at the throughput size is the throughput scenario's own, when it ran; the largest runs once (minutes).
+    const r = results.throughput?.calls === calls ? results.throughput : await throughput(calls, calls === N.scaling.at(-1) ? 1 : RUNS);
+    points.push({ calls, cpuPer1kMs: r.cpuPer1kMs, floorRatio: r.floorRatio });
+  }
+  results.scaling = points;
+  const first = points[0];
+  const last = points.at(-1)!;
+  const deviation = last.cpuPer1kMs / first.cpuPer1kMs - 1;
+  rows.push(
+    {
+      metric: `Client CPU per 1,000 calls at ${points.map((p) => int(p.calls)).join(" / ")} calls`,
+      value: `${points.map((p) => ms(p.cpuPer1kMs)).join(" / ")} (÷ floor: ${points.map((p) => ratio(p.floorRatio, 1)).join(" / ")})`,
+      target: "",
+    },
+    { metric: `Deviation from linear, ${int(first.calls)} → ${int(last.calls)} calls`, value: pct(deviation), target: "within ±10 %", met: Math.abs(deviation) <= 0.1 },
+  );
+}
+
+function bytesRow(metric: string, r: Result): Row {
+  const agree = r.bytesServed === r.reads.bytes ? "emulator agrees" : `emulator served ${int(r.bytesServed)} B`;
+  return { metric, value: `${ratio(r.readRatio, 3)} (${mb(r.reads.bytes)} of ${mb(r.resultFileBytes)}; ${agree})`, target: "≤ 1.05×", met: r.readRatio <= 1.05 };
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`;
+const date = new Date().toISOString();
+console.log(`\n${table(rows)}\n\n${machine}; ${date}${quick ? "; --quick" : ""}`);
+const met = rows.filter((r) => r.met !== undefined);
+console.log(`targets met: ${met.filter((r) => r.met).length} of ${met.length}`);
+await mkdir(new URL("results/", import.meta.url), { recursive: true });
+await writeFile(new URL("results/latest.json", import.meta.url), `${JSON.stringify({ date, machine, quick, results, rows }, null, 2)}\n`);

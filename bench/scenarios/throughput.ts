@@ -1,0 +1,90 @@
+// Scenarios 1 (throughput), 2 (the JSON floor) and 4 (bytes read), and each point of 6 (scaling): `--calls N` chat
+// calls through AutoBatcher, batchSize 10,000, against the emulator in its own process.
+import { AutoBatcher } from "autobatch";
+import { resultFiles, startEmulatorProcess, totalRequests } from "../lib/emulator.js";
+import { measureFloor } from "../lib/floor.js";
+import { emit, flag, gcTimer, issue, log, peakRss, profileWindow, settleHeap } from "../lib/measure.js";
+import { chatParams } from "../lib/payload.js";
+
+const CALLS = flag("calls", 100_000);
+const BATCH_SIZE = flag("batch-size", 10_000);
+const POLL_MS = flag("poll-ms", 250);
+const WARMUP_CALLS = 2_000;
+
+const emu = await startEmulatorProcess();
+try {
+  // Warm-up: the client's hot paths get compiled before the clock starts, as in any long-running process; otherwise
+  // a 10k run is partly a JIT benchmark and scaling looks better than it is.
+  const warm = new AutoBatcher({ apiKey: "bench", baseURL: emu.url, batchSize: 1_000, batchWindowMs: 50, pollIntervalMs: 50 });
+  await issue(WARMUP_CALLS, (i) => warm.chat.completions.create(chatParams(i)));
+  await warm.close();
+  await emu.get("/_emulator/counters", "DELETE");
+  await settleHeap();
+  const rssBefore = process.memoryUsage().rss;
+
+  const client = new AutoBatcher({ apiKey: "bench", baseURL: emu.url, batchSize: BATCH_SIZE, batchWindowMs: 1_000, pollIntervalMs: POLL_MS });
+  const batchIds: string[] = [];
+  client.on("batchSubmitted", (e) => batchIds.push(e.batchId));
+  let wrong = 0;
+  log(`throughput: ${CALLS} calls, batchSize ${BATCH_SIZE}, poll ${POLL_MS} ms`);
+  const stopProfile = await profileWindow(`throughput-${CALLS}`);
+  const stopGc = gcTimer();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const outcome = await issue(CALLS, (i) =>
+    client.chat.completions.create(chatParams(i)).then((r) => {
+      // Cheap proof the answer is this caller's own (the emulator echoes the prompt).
+      if (!r.choices[0]?.message.content?.startsWith(`echo: Request ${i}.`)) wrong++;
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const clientCpuMs = (cpu.user + cpu.system) / 1000;
+  const gc = stopGc();
+  const peak = peakRss();
+  await stopProfile();
+  // After close: a read's bytes are counted when its stream ends, which can be after its last line settled a caller.
+  await client.close();
+  const stats = client.stats;
+
+  const counters = await emu.counters();
+  const files = await resultFiles(emu, batchIds);
+  const bytesServed = files.ids.reduce((sum, id) => sum + (counters.bytesServed[id] ?? 0), 0);
+  const templateLine = (await emu.text(`/v1/files/${files.ids[0]}/content?limit=1`)).split("\n")[0];
+  log(`client done in ${(wallMs / 1000).toFixed(1)} s, ${clientCpuMs.toFixed(0)} ms CPU; measuring the JSON floor`);
+
+  await settleHeap();
+  const floor = measureFloor(CALLS, templateLine);
+  const requests = totalRequests(counters);
+  emit({
+    scenario: "throughput",
+    calls: CALLS,
+    batchSize: BATCH_SIZE,
+    pollIntervalMs: POLL_MS,
+    ok: outcome.ok - wrong,
+    failed: outcome.failed + wrong,
+    firstError: outcome.firstError,
+    cpuMs: clientCpuMs,
+    cpuUserMs: cpu.user / 1000,
+    cpuSystemMs: cpu.system / 1000,
+    cpuPer1kMs: clientCpuMs / (CALLS / 1000),
+    gcMs: gc.ms,
+    gcCount: gc.count,
+    wallMs,
+    callsPerSecond: CALLS / (wallMs / 1000),
+    rssBeforeBytes: rssBefore,
+    peakRssBytes: peak,
+    requests,
+    requestsPer1k: requests / (CALLS / 1000),
+    requestsByRoute: counters.requests,
+    batches: batchIds.length,
+    reads: stats.reads,
+    resultFileBytes: files.bytes,
+    bytesServed,
+    readRatio: stats.reads.bytes / files.bytes,
+    floor: { ...floor, per1kMs: floor.totalMs / (CALLS / 1000) },
+    floorRatio: clientCpuMs / floor.totalMs,
+  });
+} finally {
+  await emu.stop();
+}
