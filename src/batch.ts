@@ -1,7 +1,7 @@
 // One batch: its calls by custom_id, upload → create (never duplicated) → settle each call from its result line →
 // settle the rest when the batch ends. The tracker decides when to look; this file decides what a look means.
 import { randomBytes } from "node:crypto";
-import { settle, type Call, type RawResult } from "./call.js";
+import { settle, type Call, type RawResult, type SettleSink } from "./call.js";
 import { shapeResult, type Endpoint } from "./endpoints.js";
 import {
   APIConnectionError,
@@ -21,6 +21,8 @@ import { z } from "zod";
 export const BATCH_KEY = "autobatch_key";
 const fileListSchema = z.looseObject({ data: z.array(z.looseObject({ id: z.string(), filename: z.string().nullish(), bytes: z.number().nullish() })) });
 
+const PART_CHARS = 1 << 20;
+
 export interface BatchSettings {
   completionWindow: string;
   metadata: Record<string, string>;
@@ -32,6 +34,7 @@ export class Batch {
   readonly model: string;
   readonly #calls = new Map<string, Call>();
   readonly #events: Events;
+  readonly #sink: SettleSink;
   readonly #transport: Transport;
   id: string | undefined;
   status = "submitting";
@@ -51,15 +54,16 @@ export class Batch {
   #failed = 0;
   readonly bytes: number;
 
-  constructor(endpoint: Endpoint, model: string, calls: Call[], bytes: number, events: Events, transport: Transport) {
+  constructor(endpoint: Endpoint, model: string, calls: Call[], bytes: number, sink: SettleSink, transport: Transport) {
     this.endpoint = endpoint;
     this.model = model;
     this.bytes = bytes;
-    this.#events = events;
+    this.#sink = sink;
+    this.#events = sink.events;
     this.#transport = transport;
     for (const c of calls) {
       this.#calls.set(c.customId, c);
-      c.release = (reason) => this.#settle(c, false, reason);
+      c.owner = this;
     }
     this.#unsettled = calls.length;
   }
@@ -104,11 +108,9 @@ export class Batch {
   /** The file is named after the batch key: a retry after an ambiguous failure reuses a file that did arrive. */
   async #upload(signal: AbortSignal): Promise<string> {
     const filename = `autobatch-${this.key}.jsonl`;
-    const lines: string[] = [];
-    for (const c of this.#calls.values()) if (c.line !== undefined) lines.push(c.line);
     const form = new FormData();
     form.append("purpose", "batch");
-    form.append("file", new Blob(lines, { type: "application/jsonl" }), filename);
+    form.append("file", new Blob(this.#fileParts(), { type: "application/jsonl" }), filename);
     let ambiguous = false;
     const spec = { method: "POST", path: "/files", form, signal } as const;
     return this.#transport.withRetry(spec, async () => {
@@ -123,6 +125,25 @@ export class Batch {
         throw err;
       }
     });
+  }
+
+  /** The file as ~1 MB parts: one Blob part per line would stream (and encode) 100,000 tiny chunks. */
+  #fileParts(): string[] {
+    const parts: string[] = [];
+    let group: string[] = [];
+    let size = 0;
+    for (const c of this.#calls.values()) {
+      if (c.line === undefined) continue;
+      group.push(c.line);
+      size += c.line.length;
+      if (size >= PART_CHARS) {
+        parts.push(group.join(""));
+        group = [];
+        size = 0;
+      }
+    }
+    if (group.length) parts.push(group.join(""));
+    return parts;
   }
 
   async #findFile(filename: string, signal: AbortSignal): Promise<string | undefined> {
@@ -240,13 +261,18 @@ export class Batch {
     this.#events.emit("batchDone", { batchId: this.id!, status: this.status, counts: this.counts, succeeded: this.#succeeded, failed: this.#failed, calls: this.#calls.size });
   }
 
+  /** Releases one caller (its signal aborted) without stopping the batch. */
+  release(call: Call, reason: unknown): void {
+    this.#settle(call, false, reason);
+  }
+
   /** Releases all waiting calls with `reason` (used by close with cancel). */
   abandon(reason: (call: Call) => unknown): void {
     for (const call of this.#calls.values()) if (!call.settled) this.#settle(call, false, reason(call));
   }
 
   #settle(call: Call, ok: boolean, value: unknown): boolean {
-    if (!settle(call, this.#events, ok, value)) return false;
+    if (!settle(call, this.#sink, ok, value)) return false;
     if (--this.#unsettled === 0 && !this.id) this.#nobodyWaits.abort();
     if (ok) this.#succeeded++;
     else this.#failed++;

@@ -1,5 +1,6 @@
 // One caller's request, from create() to its settlement. Whoever holds the call (its buffer, then its batch)
-// settles it through `settle`, which guarantees exactly once.
+// settles it through `settle`, which guarantees exactly once. A waiting call is this plain record and its promise:
+// nothing else (params, the serialised body) stays reachable from it once its line is uploaded.
 import type { Endpoint } from "./endpoints.js";
 import type { Events } from "./events.js";
 
@@ -17,8 +18,8 @@ export interface Call {
   settled: boolean;
   resolve(value: unknown): void;
   reject(error: unknown): void;
-  /** Set by the call's batch: releases the caller (abort) while the batch goes on. */
-  release?: (reason: unknown) => void;
+  /** The call's batch once flushed: it can release the caller (abort) while the batch goes on. */
+  owner?: { release(call: Call, reason: unknown): void };
   /** Detaches the abort listener. */
   detach?: () => void;
 }
@@ -32,13 +33,21 @@ export interface RawResult {
   batchId: string | undefined;
 }
 
-export function settle(call: Call, events: Events, ok: boolean, value: unknown): boolean {
+/** Where settlements are counted and announced: one per engine, so a waiting call needs no closure of its own. */
+export interface SettleSink {
+  readonly events: Events;
+  settled(call: Call): void;
+}
+
+export function settle(call: Call, sink: SettleSink, ok: boolean, value: unknown): boolean {
   if (call.settled) return false;
   call.settled = true;
   call.line = undefined;
   call.detach?.();
   if (ok) call.resolve(value);
   else call.reject(value);
+  sink.settled(call);
+  const events = sink.events;
   if (events.wants("callSettled")) {
     const status = ok ? undefined : (value as { status?: number }).status;
     events.emit("callSettled", { customId: call.customId, batchId: call.batchId, ok, ...(status !== undefined && { status }) });

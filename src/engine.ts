@@ -5,7 +5,8 @@ import PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
 import { Batch } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
-import { settle, type Call } from "./call.js";
+import { setMaxListeners } from "node:events";
+import { settle, type Call, type SettleSink } from "./call.js";
 import { realClock, type Clock } from "./clock.js";
 import { prepareBody, type Endpoint } from "./endpoints.js";
 import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "./errors.js";
@@ -62,12 +63,21 @@ export class Engine {
   #pending = 0;
   #batchesCreated = 0;
   #idleWaiters: (() => void)[] = [];
+  readonly #sink: SettleSink;
   #closed = false;
 
   constructor(input?: AutoBatcherOptions) {
     this.options = resolveOptions(input);
     this.#clock = this.options.clock ?? realClock;
     this.events = new Events(this.options.onEvent);
+    this.#sink = {
+      events: this.events,
+      settled: () => {
+        if (--this.#pending === 0) this.#notifyIdle();
+      },
+    };
+    // Every queued task listens on the stop signal; many running batches are normal, not a leak.
+    setMaxListeners(0, this.#stop.signal);
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
     this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
@@ -115,54 +125,41 @@ export class Engine {
     if (bytes > this.options.maxBatchBytes) {
       return Promise.reject(new InvalidParamsError(`request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`));
     }
-    return new Promise((resolve, reject) => {
-      const call: Call = {
-        customId,
-        endpoint,
-        model: (params as { model: string }).model,
-        line,
-        bytes,
-        decodeBase64: prepared.decodeBase64,
-        raw: options?.raw ?? false,
-        settled: false,
-        resolve,
-        reject,
-      };
-      this.#pending++;
-      const done = () => {
-        if (--this.#pending === 0) this.#notifyIdle();
-      };
-      call.resolve = (v) => {
-        done();
-        resolve(v);
-      };
-      call.reject = (e) => {
-        done();
-        reject(e);
-      };
-      if (signal) {
-        const onAbort = () => this.#abort(call);
-        signal.addEventListener("abort", onAbort, { once: true });
-        call.detach = () => signal.removeEventListener("abort", onAbort);
-      }
-      this.#buffer.add(call);
-    });
+    const call: Call = {
+      customId,
+      endpoint,
+      model: (params as { model: string }).model,
+      line,
+      bytes,
+      decodeBase64: prepared.decodeBase64,
+      raw: options?.raw ?? false,
+      settled: false,
+      resolve: noop,
+      reject: noop,
+    };
+    const promise = track(call);
+    this.#pending++;
+    if (signal) this.#watch(call, signal);
+    this.#buffer.add(call);
+    return promise;
+  }
+
+  #watch(call: Call, signal: AbortSignal): void {
+    const onAbort = () => this.#abort(call);
+    signal.addEventListener("abort", onAbort, { once: true });
+    call.detach = () => signal.removeEventListener("abort", onAbort);
   }
 
   #abort(call: Call): void {
     if (call.settled) return;
     const error = new APIUserAbortError({ customId: call.customId, batchId: call.batchId });
-    if (this.#buffer.remove(call)) {
-      settle(call, this.events, false, error);
-      return;
-    }
-    if (call.release) call.release(error);
-    else settle(call, this.events, false, error);
+    if (!this.#buffer.remove(call) && call.owner) call.owner.release(call, error);
+    else settle(call, this.#sink, false, error);
   }
 
   #onFlush(f: Flushed): void {
     this.events.emit("flush", { endpoint: f.endpoint, model: f.model, calls: f.calls.length, bytes: f.bytes, reason: f.reason });
-    const batch = new Batch(f.endpoint, f.model, f.calls, f.bytes, this.events, this.#transport);
+    const batch = new Batch(f.endpoint, f.model, f.calls, f.bytes, this.#sink, this.#transport);
     this.#submitting.add(batch);
     const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
     void this.#queue
@@ -193,7 +190,7 @@ export class Engine {
     this.#closed = true;
     if (options.cancel) {
       const closed = (call: Call) => new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", { customId: call.customId, batchId: call.batchId });
-      for (const call of this.#buffer.drain()) settle(call, this.events, false, closed(call));
+      for (const call of this.#buffer.drain()) settle(call, this.#sink, false, closed(call));
       this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
       const running = [...this.#tracker.batches];
       this.#tracker.stop();
@@ -218,4 +215,14 @@ export class Engine {
       this.events.emit("warning", { batchId: batch.id, message: `could not cancel batch upstream: ${(err as Error).message}` });
     }
   }
+}
+
+const noop = () => undefined;
+
+/** Kept outside `submit` so the promise's executor closes over the call alone, not over params or the body. */
+function track(call: Call): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    call.resolve = resolve;
+    call.reject = reject;
+  });
 }
