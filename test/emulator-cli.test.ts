@@ -16,7 +16,7 @@ describe("parseEmulatorArgs", () => {
 
   it("parses every flag", () => {
     const opts = parseEmulatorArgs(
-      ["--port", "0", "--flavor", "openai", "--api-key", "k", "--latency-ms", "5,20", "--seed", "7", "--concurrency", "3", "--validation-ms", "10", "--cursor-param", "offset", "--upstream", "http://127.0.0.1:8000/v1", "--upstream-concurrency", "4"],
+      ["--port", "0", "--flavor", "openai", "--api-key", "k", "--latency-ms", "5,20", "--seed", "7", "--concurrency", "3", "--validation-ms", "10", "--cursor-param", "offset", "--upstream", "http://127.0.0.1:8000/v1", "--upstream-concurrency", "4", "--max-stored-bytes", "2048"],
       { AUTOBATCH_UPSTREAM_API_KEY: "from-env" },
     );
     expect(opts).toEqual({
@@ -28,6 +28,7 @@ describe("parseEmulatorArgs", () => {
       seed: 7,
       concurrency: 3,
       validationMs: 10,
+      maxStoredBytes: 2048,
       contentCursorParam: "offset",
       upstream: { baseURL: "http://127.0.0.1:8000/v1", apiKey: "from-env", concurrency: 4 },
     });

@@ -20,6 +20,7 @@ options:
   --upstream URL            execute lines against this real-time server, e.g. http://127.0.0.1:8000/v1
   --upstream-api-key K      key for the upstream (default env AUTOBATCH_UPSTREAM_API_KEY)
   --upstream-concurrency N  upstream requests at once (default 8)
+  --max-stored-bytes N      bytes of files kept in memory; oldest finished batches evicted beyond (default 1 GiB)
   -h, --help                show this help`;
 
 const int = (flag: string, raw: string, min: number) => number(flag, raw, { integer: true, min });
@@ -39,6 +40,7 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     upstream: { type: "string" },
     "upstream-api-key": { type: "string" },
     "upstream-concurrency": { type: "string" },
+    "max-stored-bytes": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return undefined;
@@ -58,6 +60,7 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       options.latencyMs = [min, max];
     } else throw new UsageError(`--latency-ms: expected N or MIN,MAX, got '${latency}'`);
   }
+  if (values["max-stored-bytes"] !== undefined) options.maxStoredBytes = int("max-stored-bytes", values["max-stored-bytes"], 1);
   if (values.seed !== undefined) options.seed = int("seed", values.seed, 0);
   if (values.concurrency !== undefined) options.concurrency = int("concurrency", values.concurrency, 1);
   if (values["validation-ms"] !== undefined) options.validationMs = int("validation-ms", values["validation-ms"], 0);
