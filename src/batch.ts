@@ -21,8 +21,6 @@ import { z } from "zod";
 export const BATCH_KEY = "autobatch_key";
 const fileListSchema = z.looseObject({ data: z.array(z.looseObject({ id: z.string(), filename: z.string().nullish(), bytes: z.number().nullish() })) });
 
-const PART_CHARS = 1 << 20;
-
 export interface BatchSettings {
   completionWindow: string;
   metadata: Record<string, string>;
@@ -54,8 +52,12 @@ export class Batch {
   #failed = 0;
   readonly bytes: number;
 
-  constructor(endpoint: Endpoint, model: string, calls: Call[], bytes: number, sink: SettleSink, transport: Transport) {
+  /** The JSONL file until it is uploaded. */
+  #parts: Buffer[] | undefined;
+
+  constructor(endpoint: Endpoint, model: string, calls: Call[], parts: Buffer[], bytes: number, sink: SettleSink, transport: Transport) {
     this.endpoint = endpoint;
+    this.#parts = parts;
     this.model = model;
     this.bytes = bytes;
     this.#sink = sink;
@@ -82,7 +84,6 @@ export class Batch {
     const signal = AbortSignal.any([stop, this.#nobodyWaits.signal]);
     try {
       const inputFileId = await this.#upload(signal);
-      for (const c of this.#calls.values()) c.line = undefined;
       const created = await this.#create(inputFileId, settings, signal);
       this.id = created.id;
       this.createdAt = now;
@@ -110,7 +111,9 @@ export class Batch {
     const filename = `autobatch-${this.key}.jsonl`;
     const form = new FormData();
     form.append("purpose", "batch");
-    form.append("file", new Blob(this.#fileParts(), { type: "application/jsonl" }), filename);
+    // The Blob holds its own copy for retries; the parts can go now.
+    form.append("file", new Blob((this.#parts ?? []) as BlobPart[], { type: "application/jsonl" }), filename);
+    this.#parts = undefined;
     let ambiguous = false;
     const spec = { method: "POST", path: "/files", form, signal } as const;
     return this.#transport.withRetry(spec, async () => {
@@ -125,25 +128,6 @@ export class Batch {
         throw err;
       }
     });
-  }
-
-  /** The file as ~1 MB parts: one Blob part per line would stream (and encode) 100,000 tiny chunks. */
-  #fileParts(): string[] {
-    const parts: string[] = [];
-    let group: string[] = [];
-    let size = 0;
-    for (const c of this.#calls.values()) {
-      if (c.line === undefined) continue;
-      group.push(c.line);
-      size += c.line.length;
-      if (size >= PART_CHARS) {
-        parts.push(group.join(""));
-        group = [];
-        size = 0;
-      }
-    }
-    if (group.length) parts.push(group.join(""));
-    return parts;
   }
 
   async #findFile(filename: string, signal: AbortSignal): Promise<string | undefined> {

@@ -1,15 +1,22 @@
 // Calls wait here, one partition per (endpoint, model), until a flush trigger turns a partition into a batch file:
 // `batchSize` calls, `maxBatchBytes` encoded bytes, `batchWindowMs` since its first call, or close(). A flush hands
 // the partition over synchronously, so calls arriving while it uploads start the next file.
+// Each line is encoded once, straight into the partition's ~1 MB Buffers, which are the file's parts at upload: a
+// waiting call keeps no string of its own, and nothing is joined or re-encoded later.
 import type { Clock } from "./clock.js";
 import type { Call } from "./call.js";
 import type { Endpoint } from "./endpoints.js";
 import type { FlushReason } from "./events.js";
 
+/** Size of the Buffers lines are written into; a longer line gets a Buffer of its own size. */
+const CHUNK_BYTES = 1 << 20;
+
 export interface Flushed {
   endpoint: Endpoint;
   model: string;
   calls: Call[];
+  /** The JSONL file, in order. */
+  parts: Buffer[];
   bytes: number;
   reason: FlushReason;
 }
@@ -18,8 +25,12 @@ interface Partition {
   endpoint: Endpoint;
   model: string;
   calls: Call[];
+  /** Filled chunks, then `current` up to `used`. */
+  chunks: Buffer[];
+  current: Buffer | undefined;
+  used: number;
   bytes: number;
-  /** Calls not yet settled (aborted calls stay in `calls` until the flush filters them out). */
+  /** Calls not yet settled; aborted calls stay in `calls` (and their bytes in the chunks) until the flush. */
   live: number;
   timer: unknown;
 }
@@ -48,7 +59,8 @@ export class CallBuffer {
     return this.#size;
   }
 
-  add(call: Call): void {
+  /** Buffers `call`, whose encoded JSONL line is `line` (`call.bytes` long in UTF-8). */
+  add(call: Call, line: string): void {
     const key = `${call.endpoint}\0${call.model}`;
     let p = this.#partitions.get(key);
     if (p && p.live > 0 && p.bytes + call.bytes > this.#limits.maxBatchBytes) {
@@ -56,7 +68,7 @@ export class CallBuffer {
       p = undefined;
     }
     if (!p) {
-      p = { endpoint: call.endpoint, model: call.model, calls: [], bytes: 0, live: 0, timer: undefined };
+      p = { endpoint: call.endpoint, model: call.model, calls: [], chunks: [], current: undefined, used: 0, bytes: 0, live: 0, timer: undefined };
       this.#partitions.set(key, p);
       const partition = p;
       p.timer = this.#clock.setTimeout(() => {
@@ -64,6 +76,14 @@ export class CallBuffer {
         if (this.#partitions.get(key) === partition) this.#flush(key, partition, "time");
       }, this.#limits.batchWindowMs);
     }
+    if (!p.current || p.current.length - p.used < call.bytes) {
+      if (p.current) p.chunks.push(p.current.subarray(0, p.used));
+      p.current = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, call.bytes));
+      p.used = 0;
+    }
+    call.chunk = p.current;
+    call.offset = p.used;
+    p.used += p.current.write(line, p.used);
     p.calls.push(call);
     p.bytes += call.bytes;
     p.live++;
@@ -73,8 +93,9 @@ export class CallBuffer {
 
   /** An aborted call leaves its buffer; it is never uploaded. Returns false if it was already flushed. */
   remove(call: Call): boolean {
+    if (!call.chunk) return false;
     const p = this.#partitions.get(`${call.endpoint}\0${call.model}`);
-    if (!p || !p.calls.includes(call)) return false;
+    if (!p) return false;
     p.bytes -= call.bytes;
     p.live--;
     this.#size--;
@@ -90,7 +111,10 @@ export class CallBuffer {
     const calls: Call[] = [];
     for (const p of this.#partitions.values()) {
       this.#clock.clearTimeout(p.timer);
-      for (const c of p.calls) if (!c.settled) calls.push(c);
+      for (const c of p.calls) {
+        c.chunk = undefined;
+        if (!c.settled) calls.push(c);
+      }
     }
     this.#partitions.clear();
     this.#size = 0;
@@ -101,7 +125,14 @@ export class CallBuffer {
     this.#partitions.delete(key);
     if (p.timer !== undefined) this.#clock.clearTimeout(p.timer);
     this.#size -= p.live;
-    const calls = p.live === p.calls.length ? p.calls : p.calls.filter((c) => !c.settled);
-    if (calls.length) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, bytes: p.bytes, reason });
+    let { calls } = p;
+    let parts = p.current ? [...p.chunks, p.current.subarray(0, p.used)] : p.chunks;
+    if (p.live !== calls.length) {
+      // Rare (an abort before the flush): rebuild the file from the lines of the calls still waiting.
+      calls = calls.filter((c) => !c.settled);
+      parts = calls.length ? [Buffer.concat(calls.map((c) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes)))] : [];
+    }
+    for (const c of p.calls) c.chunk = undefined;
+    if (calls.length) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, parts, bytes: p.bytes, reason });
   }
 }

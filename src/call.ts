@@ -1,6 +1,6 @@
 // One caller's request, from create() to its settlement. Whoever holds the call (its buffer, then its batch)
 // settles it through `settle`, which guarantees exactly once. A waiting call is this plain record and its promise:
-// nothing else (params, the serialised body) stays reachable from it once its line is uploaded.
+// its line lives in its buffer's chunks until upload, and params or the serialised body are never reachable from it.
 import type { Endpoint } from "./endpoints.js";
 import type { Events } from "./events.js";
 
@@ -8,9 +8,11 @@ export interface Call {
   readonly customId: string;
   readonly endpoint: Endpoint;
   readonly model: string;
-  /** The encoded JSONL line; dropped once the file is uploaded so a waiting call costs little memory. */
-  line: string | undefined;
+  /** UTF-8 bytes of the call's JSONL line. */
   readonly bytes: number;
+  /** While buffered: where the line was written (chunk and offset), so an abort can leave the file. */
+  chunk?: Buffer;
+  offset?: number;
   readonly decodeBase64: boolean;
   /** Resolve with the unshaped `RawResult` (the batching fetch and serve re-emit the provider's bytes). */
   readonly raw: boolean;
@@ -42,7 +44,6 @@ export interface SettleSink {
 export function settle(call: Call, sink: SettleSink, ok: boolean, value: unknown): boolean {
   if (call.settled) return false;
   call.settled = true;
-  call.line = undefined;
   call.detach?.();
   if (ok) call.resolve(value);
   else call.reject(value);

@@ -129,7 +129,6 @@ export class Engine {
       customId,
       endpoint,
       model: (params as { model: string }).model,
-      line,
       bytes,
       decodeBase64: prepared.decodeBase64,
       raw: options?.raw ?? false,
@@ -140,7 +139,7 @@ export class Engine {
     const promise = track(call);
     this.#pending++;
     if (signal) this.#watch(call, signal);
-    this.#buffer.add(call);
+    this.#buffer.add(call, line);
     return promise;
   }
 
@@ -159,7 +158,7 @@ export class Engine {
 
   #onFlush(f: Flushed): void {
     this.events.emit("flush", { endpoint: f.endpoint, model: f.model, calls: f.calls.length, bytes: f.bytes, reason: f.reason });
-    const batch = new Batch(f.endpoint, f.model, f.calls, f.bytes, this.#sink, this.#transport);
+    const batch = new Batch(f.endpoint, f.model, f.calls, f.parts, f.bytes, this.#sink, this.#transport);
     this.#submitting.add(batch);
     const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
     void this.#queue

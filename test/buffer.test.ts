@@ -5,14 +5,19 @@ import type { Call } from "../src/call.js";
 import type { Endpoint } from "../src/endpoints.js";
 
 let seq = 0;
+const lines = new Map<Call, string>();
 function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completions"): Call {
-  return { customId: `c${seq++}`, endpoint, model, line: "x".repeat(bytes), bytes, decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
+  const c: Call = { customId: `c${seq++}`, endpoint, model, bytes, decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
+  lines.set(c, `${c.customId};`.padEnd(bytes, "x"));
+  return c;
 }
+const fileOf = (f: Flushed) => Buffer.concat(f.parts).toString();
 
 function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number }> = {}) {
   const clock = createClock();
   const flushes: Flushed[] = [];
-  const buffer = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) => flushes.push(f));
+  const raw = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) => flushes.push(f));
+  const buffer = { add: (c: Call) => raw.add(c, lines.get(c)!), remove: (c: Call) => raw.remove(c), flushAll: raw.flushAll.bind(raw), get size() { return raw.size; } };
   return { clock, flushes, buffer };
 }
 
@@ -24,6 +29,7 @@ describe("CallBuffer", () => {
     expect(flushes).toHaveLength(1);
     expect(flushes[0]).toMatchObject({ reason: "size", model: "m", bytes: 30 });
     expect(flushes[0]!.calls).toEqual(calls.slice(0, 3));
+    expect(fileOf(flushes[0]!)).toBe(calls.slice(0, 3).map((c) => lines.get(c)).join(""));
     expect(buffer.size).toBe(1);
   });
 
@@ -88,6 +94,7 @@ describe("CallBuffer", () => {
     await clock.tickAsync(1_000);
     expect(flushes[0]!.calls).toEqual([b]);
     expect(flushes[0]!.bytes).toBe(10);
+    expect(fileOf(flushes[0]!)).toBe(lines.get(b));
     const c = call();
     buffer.add(c);
     buffer.remove(c);
@@ -95,6 +102,25 @@ describe("CallBuffer", () => {
     await clock.tickAsync(1_000);
     expect(flushes).toHaveLength(1);
     expect(buffer.remove(b)).toBe(false);
+  });
+
+  it("writes lines across chunk boundaries in order, a line longer than a chunk in a chunk of its own", () => {
+    const { buffer, flushes } = setup({ batchSize: 10, maxBatchBytes: 10_000_000 });
+    const calls = [call("m", 700_000), call("m", 700_000), call("m", 1_500_000), call("m", 5)];
+    calls.forEach((c) => buffer.add(c));
+    buffer.flushAll("close");
+    expect(flushes[0]!.parts.length).toBeGreaterThan(1);
+    expect(fileOf(flushes[0]!)).toBe(calls.map((c) => lines.get(c)).join(""));
+    expect(calls.every((c) => c.chunk === undefined)).toBe(true);
+  });
+
+  it("encodes multi-byte characters by their UTF-8 size", () => {
+    const { buffer, flushes } = setup();
+    const c: Call = { customId: "u", endpoint: "/v1/chat/completions", model: "m", bytes: Buffer.byteLength("héllo→"), decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
+    lines.set(c, "héllo→");
+    buffer.add(c);
+    buffer.flushAll("close");
+    expect(fileOf(flushes[0]!)).toBe("héllo→");
   });
 
   it("flushAll flushes every partition with the given reason and leaves no timer", () => {
