@@ -206,6 +206,41 @@ describe("bad input from the provider", () => {
     }
   });
 
+  it("a gigantic result line, streamed in small chunks, settles its call; the line next to it too", async () => {
+    let customIds: string[] = [];
+    const big = "z".repeat(30_000_000);
+    const provider: Handler = (req, res) => {
+      if (req.method === "POST" && req.url === "/v1/files") {
+        customIds = [...req.body.matchAll(/"custom_id":"([^"]+)"/g)].map((m) => m[1]!);
+        return json(200, { id: "file-in" })(req, res);
+      }
+      if (req.method === "POST" && req.url === "/v1/batches") return json(200, { id: "batch_big", status: "in_progress" })(req, res);
+      if (req.url === "/v1/batches/batch_big") {
+        return json(200, { id: "batch_big", status: "completed", output_file_id: "file-out", request_counts: { total: 2, completed: 2, failed: 0 } })(req, res);
+      }
+      if (req.url?.startsWith("/v1/files/file-out/content")) {
+        const line = (id: string, content: string) =>
+          `${JSON.stringify({ custom_id: id, response: { status_code: 200, body: { object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content } }] } }, error: null })}\n`;
+        const body = Buffer.from(line(customIds[0]!, big) + line(customIds[1]!, "small"));
+        res.writeHead(200, { "content-type": "application/jsonl" });
+        for (let i = 0; i < body.length; i += 64 * 1024) res.write(body.subarray(i, i + 64 * 1024));
+        return res.end();
+      }
+      return json(404, { error: { message: "no" } })(req, res);
+    };
+    const server = await scriptedServer([provider]);
+    const client = new AutoBatcher({ apiKey: KEY, baseURL: server.url, batchSize: 2, pollIntervalMs: 5 });
+    try {
+      const [a, b] = await Promise.all([client.chat.completions.create(chat("big")), client.chat.completions.create(chat("small"))]);
+      expect(a.choices[0]!.message.content!.length).toBe(big.length);
+      expect(b.choices[0]!.message.content).toBe("small");
+      expect(client.stats.reads.lines).toBe(2);
+    } finally {
+      await client.close({ cancel: true });
+      await server.close();
+    }
+  });
+
   it("custom body fields that cannot be serialised are rejected on that call only", async () => {
     r = await rig({ batchSize: 1 });
     const err = await rejection(r.client.chat.completions.create({ ...chat("x"), metadata: { n: 10n } } as never));
