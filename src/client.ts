@@ -31,7 +31,7 @@ export class AutoBatcher {
   constructor(options?: AutoBatcherOptions) {
     this.#engine = new Engine(options);
     const facade = <P, R>(endpoint: Endpoint) => (params: P, options?: CallOptions) =>
-      new APIPromise(this.#engine.submit(endpoint, params, { signal: options?.signal }) as Promise<R>);
+      this.#engine.submit(endpoint, params, { signal: options?.signal, promiseClass: APIPromise as PromiseConstructor }) as APIPromise<R>;
     this.chat = { completions: { create: facade<ChatCompletionCreateParamsNonStreaming, ChatCompletion>("/v1/chat/completions") } };
     this.embeddings = { create: facade<EmbeddingCreateParams, CreateEmbeddingResponse>("/v1/embeddings") };
     this.responses = { create: facade<ResponseCreateParamsNonStreaming, Response>("/v1/responses") };

@@ -25,6 +25,8 @@ export interface CallOptions {
 export interface SubmitOptions extends CallOptions {
   /** Resolve with a `RawResult` (status, untouched body, request id) instead of the shaped body. */
   raw?: boolean;
+  /** The class of the returned promise (AutoBatcher's APIPromise); default Promise. */
+  promiseClass?: PromiseConstructor;
 }
 
 export interface CloseOptions {
@@ -110,20 +112,21 @@ export class Engine {
 
   /** Enqueues one request; resolves with its result body or rejects with a typed error. */
   submit(endpoint: Endpoint, params: unknown, options?: SubmitOptions): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
+    const P = options?.promiseClass ?? Promise;
+    if (this.#closed) return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
     const signal = options?.signal ?? undefined;
-    if (signal?.aborted) return Promise.reject(new APIUserAbortError());
+    if (signal?.aborted) return P.reject(new APIUserAbortError());
     let prepared;
     try {
       prepared = prepareBody(endpoint, params, options?.raw);
     } catch (err) {
-      return Promise.reject(err);
+      return P.reject(err);
     }
     const customId = `ab-${this.#idPrefix}-${(this.#seq++).toString(36)}`;
     const line = encodeLine(customId, endpoint, prepared.json);
     const bytes = Buffer.byteLength(line);
     if (bytes > this.options.maxBatchBytes) {
-      return Promise.reject(new InvalidParamsError(`request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`));
+      return P.reject(new InvalidParamsError(`request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`));
     }
     const call: Call = {
       customId,
@@ -136,7 +139,7 @@ export class Engine {
       resolve: noop,
       reject: noop,
     };
-    const promise = track(call);
+    const promise = track(call, P);
     this.#pending++;
     if (signal) this.#watch(call, signal);
     this.#buffer.add(call, line);
@@ -219,8 +222,8 @@ export class Engine {
 const noop = () => undefined;
 
 /** Kept outside `submit` so the promise's executor closes over the call alone, not over params or the body. */
-function track(call: Call): Promise<unknown> {
-  return new Promise((resolve, reject) => {
+function track(call: Call, P: PromiseConstructor): Promise<unknown> {
+  return new P((resolve, reject) => {
     call.resolve = resolve;
     call.reject = reject;
   });
