@@ -13,7 +13,7 @@ const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"
 const MAX_QUOTED_BODY = 1_000;
 
 export interface RequestSpec {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST";
   /** Path below baseURL, starting with "/" (never an absolute URL: the key goes to baseURL's origin only). */
   path: string;
   query?: Record<string, string | number>;
@@ -54,21 +54,25 @@ export class Transport {
 
   /** One attempt of `json`, for callers that wrap their own retry logic around it. */
   async jsonOnce<S extends z.ZodType>(spec: RequestSpec, schema: S): Promise<z.infer<S>> {
-    {
-      const res = await this.#send(spec);
-      const text = await res.body.text();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: response is not JSON: ${this.quote(text)}`);
-      }
-      const checked = schema.safeParse(parsed);
-      if (!checked.success) {
-        throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: unexpected response shape: ${checked.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")}`);
-      }
-      return checked.data;
+    const res = await this.#send(spec);
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      // A 2xx cut after its headers is as ambiguous as a reset: the operation may have happened upstream.
+      throw this.#connectionError(spec, err);
     }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: response is not JSON: ${this.quote(text)}`);
+    }
+    const checked = schema.safeParse(parsed);
+    if (!checked.success) {
+      throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: unexpected response shape: ${checked.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")}`);
+    }
+    return checked.data;
   }
 
   /** A streamed 2xx response (the caller must consume or destroy `body`); only reaching the headers is retried. */
@@ -132,8 +136,8 @@ export class Transport {
   /** Maps any provider error body to an APIError subclass with the provider's own message. */
   errorFromResponse(status: number, headers: Headers, text: string, what: string): APIError {
     const { error, message } = parseErrorBody(text);
-    const redacted = error ? { ...error, message: this.redact(this.quote(error.message ?? "")) } : undefined;
-    return APIError.generate(status, redacted, `${what}: ${this.redact(this.quote(message ?? text) || "(empty body)")}`, headers);
+    const redacted = error ? { ...error, message: this.quote(error.message ?? "") } : undefined;
+    return APIError.generate(status, redacted, `${what}: ${this.quote(message ?? text) || "(empty body)"}`, headers);
   }
 
   /** Runs `attempt` until it succeeds, fails for good, runs out of attempts or deadline, or `spec.signal` aborts. */
@@ -143,7 +147,7 @@ export class Transport {
       try {
         return await attempt();
       } catch (err) {
-        const delay = retryDelay(err, retry);
+        const delay = retryDelay(err, retry, this.#clock.Date.now());
         if (delay === undefined || retry >= this.#o.maxRetries || spec.signal?.aborted) throw err;
         if (this.#clock.Date.now() + delay > deadline) throw err;
         await sleep(this.#clock, delay, spec.signal).catch(() => {
@@ -153,8 +157,10 @@ export class Transport {
     }
   }
 
+  /** Provider text as errors may quote it: the key redacted first (so no cut can leave part of it), then truncated. */
   quote(text: string): string {
-    return text.length > MAX_QUOTED_BODY ? `${text.slice(0, MAX_QUOTED_BODY)}… (${text.length} chars)` : text;
+    const safe = this.redact(text);
+    return safe.length > MAX_QUOTED_BODY ? `${safe.slice(0, MAX_QUOTED_BODY)}… (${safe.length} chars)` : safe;
   }
 
   /** The key never appears in errors or events, whatever a server echoes back. */
@@ -198,16 +204,16 @@ export function parseErrorBody(text: string): { error?: ProviderError; message?:
 }
 
 /** Milliseconds to wait before retry number `retry` (0-based), or undefined when `err` is final. */
-export function retryDelay(err: unknown, retry: number): number | undefined {
+export function retryDelay(err: unknown, retry: number, now: number = Date.now()): number | undefined {
   if (err instanceof APIConnectionError) return backoff(retry);
   if (!(err instanceof APIError) || err.status === undefined) return undefined;
   const should = err.headers?.get("x-should-retry");
   if (should === "false") return undefined;
   if (should !== "true" && !RETRY_STATUSES.has(err.status) && err.status < 500) return undefined;
-  return retryAfter(err.headers) ?? backoff(retry);
+  return retryAfter(err.headers, now) ?? backoff(retry);
 }
 
-function retryAfter(headers: Headers | undefined): number | undefined {
+function retryAfter(headers: Headers | undefined, now: number): number | undefined {
   const ms = Number.parseFloat(headers?.get("retry-after-ms") ?? "");
   if (Number.isFinite(ms) && ms >= 0) return ms;
   const raw = headers?.get("retry-after");
@@ -215,7 +221,7 @@ function retryAfter(headers: Headers | undefined): number | undefined {
   const seconds = Number(raw);
   if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const date = Date.parse(raw);
-  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
 }
 
 /** openai-node's schedule: 0.5 s doubling to 8 s, minus up to 25 % jitter. */

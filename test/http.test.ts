@@ -93,6 +93,14 @@ describe("Transport", () => {
     expect(err.message.length).toBeLessThan(1_200);
   });
 
+  it("redacts the key from a 2xx non-JSON body and before truncating, so no part of it survives a cut", async () => {
+    const { t } = await transportFor([text(200, `<html>proxy saw Bearer ${KEY}</html>`), text(500, `${"x".repeat(995)}${KEY}`)], { maxRetries: 0 });
+    const first = (await t.json({ method: "GET", path: "/a" }, ok).catch((e: unknown) => e)) as Error;
+    expect(first.message).toContain("proxy saw Bearer [redacted]");
+    const second = (await t.json({ method: "GET", path: "/a" }, ok).catch((e: unknown) => e)) as Error;
+    expect(second.message).not.toContain(KEY.slice(0, 7));
+  });
+
   it("reports a non-JSON or wrongly shaped 2xx body clearly", async () => {
     const { t } = await transportFor([text(200, "<html>"), json(200, { nope: 1 })], { maxRetries: 0 });
     await expect(t.json({ method: "GET", path: "/a" }, ok)).rejects.toThrow(/GET \/a: response is not JSON: <html>/);
@@ -119,6 +127,7 @@ describe("error bodies", () => {
     expect(retryDelay(err(429, { "retry-after-ms": "150" }), 0)).toBe(150);
     const date = new Date(Date.now() + 10_000).toUTCString();
     expect(retryDelay(err(503, { "retry-after": date }), 0)).toBeGreaterThan(5_000);
+    expect(retryDelay(err(503, { "retry-after": "Thu, 01 Jan 2026 00:00:30 GMT" }), 0, Date.parse("2026-01-01T00:00:00Z"))).toBe(30_000);
     expect(retryDelay(err(400), 0)).toBeUndefined();
     expect(retryDelay(err(400, { "x-should-retry": "true" }), 0)).toBeGreaterThan(0);
     expect(retryDelay(err(404), 0)).toBeUndefined();

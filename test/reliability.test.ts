@@ -101,6 +101,18 @@ describe("fault-injection suite", () => {
   }, 60_000);
 });
 
+describe("ambiguous answers to upload and create", () => {
+  it.each(["POST /v1/files", "POST /v1/batches"])("a 2xx to %s cut after its headers is retried without a duplicate", async (route) => {
+    r = await rig({ batchSize: 2 });
+    r.emu.faults.add({ route, cutAfterBytes: 10 });
+    const out = await Promise.all([r.client.chat.completions.create(chat("a")), r.client.chat.completions.create(chat("b"))]);
+    expect(out.map((c) => c.choices[0]!.message.content)).toEqual(["echo: a", "echo: b"]);
+    expect(r.emu.counters.faultsInjected).toBe(1);
+    expect(r.emu.counters.batchesCreated).toBe(1);
+    expect(r.emu.counters.filesUploaded).toBe(1);
+  });
+});
+
 describe("not ready is not a failure", () => {
   it("a 404 on a result file while the batch runs is read as 'no lines yet'", async () => {
     r = await rig({ batchSize: 2 });
