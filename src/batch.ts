@@ -14,7 +14,7 @@ import {
 import type { BatchCounts, Events } from "./events.js";
 import { FormData, parseErrorBody, type Transport } from "./http.js";
 import type { FileCursor } from "./results.js";
-import { batchListSchema, batchSchema, fileObjectSchema, resultLineSchema, type BatchEnvelope } from "./schemas.js";
+import { batchListSchema, batchSchema, fileObjectSchema, resultLineSchema, type BatchEnvelope, type ResultLine } from "./schemas.js";
 import { z } from "zod";
 
 /** Metadata key that tags each batch with a client-made key, so a retried create can find a batch it already made. */
@@ -206,6 +206,16 @@ export class Batch {
       return;
     }
     if (call.settled) return;
+    try {
+      this.#settleFromLine(call, line.data);
+    } catch (err) {
+      // A body that breaks shaping (e.g. a malformed Responses `output`) fails its own call, never the read.
+      this.#settle(call, false, new ResultParseError(`result line for this call could not be used: ${(err as Error).message}`, { customId, batchId: this.id }));
+    }
+  };
+
+  #settleFromLine(call: Call, line: ResultLine): void {
+    const { custom_id: customId, response, error } = line;
     const ctx = { customId, batchId: this.id, requestID: response?.request_id };
     if (response && response.status_code >= 200 && response.status_code < 300 && !error) {
       const value: unknown = call.raw
@@ -218,13 +228,12 @@ export class Batch {
     } else {
       this.#settle(call, false, lineError(error?.code, error?.message, ctx, this.status));
     }
-  };
+  }
 
   /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
   #unreadable(raw: Buffer, why: string): void {
     const text = raw.toString("utf8");
-    const m = /"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
-    const call = m ? this.#calls.get(JSON.parse(`"${m[1]}"`) as string) : undefined;
+    const call = this.#calls.get(recoverCustomId(text) ?? "");
     const preview = this.#transport.quote(text.slice(0, 200));
     if (call) {
       this.#settle(call, false, new ResultParseError(`result line for this call ${why}: ${preview}`, { customId: call.customId, batchId: this.id }));
@@ -261,6 +270,17 @@ export class Batch {
     if (ok) this.#succeeded++;
     else this.#failed++;
     return true;
+  }
+}
+
+/** The custom_id of a line that does not parse as a whole, if its text still shows one. */
+function recoverCustomId(text: string): string | undefined {
+  const m = /"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
+  if (!m) return undefined;
+  try {
+    return JSON.parse(`"${m[1]}"`) as string;
+  } catch {
+    return undefined;
   }
 }
 

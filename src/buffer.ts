@@ -94,11 +94,19 @@ export class CallBuffer {
   /** An aborted call leaves its buffer; it is never uploaded. Returns false if it was already flushed. */
   remove(call: Call): boolean {
     if (!call.chunk) return false;
-    const p = this.#partitions.get(`${call.endpoint}\0${call.model}`);
+    const key = `${call.endpoint}\0${call.model}`;
+    const p = this.#partitions.get(key);
     if (!p) return false;
     p.bytes -= call.bytes;
     p.live--;
     this.#size--;
+    call.chunk = undefined;
+    if (p.live === 0) {
+      // Nothing left to send: drop the partition and its window timer, which would otherwise hold the process.
+      this.#partitions.delete(key);
+      this.#clock.clearTimeout(p.timer);
+      for (const c of p.calls) c.chunk = undefined;
+    }
     return true;
   }
 

@@ -4,7 +4,6 @@ import { z } from "zod";
 import { InvalidParamsError } from "./errors.js";
 
 export type Endpoint = "/v1/chat/completions" | "/v1/embeddings" | "/v1/responses";
-export const ENDPOINTS: readonly Endpoint[] = ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"];
 
 const model = z.string({ error: "model is required and must be a string" }).min(1, "model must not be empty");
 // Envelopes only: the provider validates the rest, and per-line errors come back on the one call concerned.
@@ -83,9 +82,9 @@ function decodeEmbeddings(body: { data?: unknown }): void {
   for (const item of body.data as { embedding?: unknown }[]) {
     if (typeof item?.embedding !== "string") continue;
     const bytes = Buffer.from(item.embedding, "base64");
-    const floats = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
-    // Buffer.from may return a pooled, unaligned view: copy through an aligned buffer when needed.
-    item.embedding = Array.from(bytes.byteOffset % 4 === 0 ? floats : new Float32Array(Uint8Array.from(bytes).buffer));
+    // Buffer.from may return a pooled view at an offset a Float32Array cannot start at: copy it aligned then.
+    const aligned = bytes.byteOffset % 4 === 0 ? bytes : Uint8Array.from(bytes);
+    item.embedding = Array.from(new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 2));
   }
 }
 
@@ -97,9 +96,9 @@ interface ResponseLike {
 /** openai-node's `addOutputText`: the concatenated text of every message's output_text parts. */
 function addOutputText(body: ResponseLike): void {
   const texts: string[] = [];
-  for (const item of body.output ?? []) {
-    if (item?.type !== "message") continue;
-    for (const part of item.content ?? []) if (part?.type === "output_text" && typeof part.text === "string") texts.push(part.text);
+  for (const item of Array.isArray(body.output) ? body.output : []) {
+    if (item?.type !== "message" || !Array.isArray(item.content)) continue;
+    for (const part of item.content) if (part?.type === "output_text" && typeof part.text === "string") texts.push(part.text);
   }
   body.output_text = texts.join("");
 }

@@ -170,8 +170,9 @@ export class Engine {
         this.#submitting.delete(batch);
         if (!ok) return;
         this.#batchesCreated++;
-        if (this.#stop.signal.aborted) return void this.#cancelUpstream(batch);
-        if (batch.unsettled > 0) this.#tracker.add(batch);
+        // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
+        if (this.#stop.signal.aborted || batch.unsettled === 0) return void this.#cancelUpstream(batch);
+        this.#tracker.add(batch);
       });
   }
 
@@ -202,6 +203,7 @@ export class Engine {
     } else {
       this.#buffer.flushAll("close");
       await this.onIdle();
+      await this.#tracker.finishSettled();
       this.#tracker.stop();
     }
     await this.#queue.onIdle().catch(() => undefined);

@@ -52,6 +52,10 @@ const NO_RETRY_STATUS = 400;
 /** The Response constructor refuses a body with these. */
 const NULL_BODY_STATUSES = new Set([204, 205]);
 
+function isRequestLike(input: unknown): input is Request {
+  return typeof input === "object" && input !== null && !(input instanceof URL) && typeof (input as Request).url === "string" && typeof (input as Request).method === "string";
+}
+
 export function createBatchingFetch(options: BatchingFetchOptions = {}): BatchingFetch {
   const { fetch: passthrough, streaming = "reject", ...engineOptions } = options;
   if (streaming !== "reject" && streaming !== "passthrough") throw new TypeError(`streaming must be "reject" or "passthrough" (got ${JSON.stringify(streaming)})`);
@@ -61,7 +65,8 @@ export function createBatchingFetch(options: BatchingFetchOptions = {}): Batchin
   const realFetch: FetchLike = (input, init) => (passthrough ?? globalThis.fetch)(input, init);
 
   const batchingFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const request = input instanceof Request ? input : undefined;
+    // Duck-typed: a Request from another fetch implementation (another undici copy) is still a Request.
+    const request = isRequestLike(input) ? input : undefined;
     const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
     const endpoint = method === "POST" ? match(request?.url ?? String(input)) : undefined;
     if (!endpoint) return realFetch(input, init);
@@ -95,7 +100,7 @@ export function createBatchingFetch(options: BatchingFetchOptions = {}): Batchin
       return undefined;
     }
     if (parsed.origin !== base.origin || !parsed.pathname.startsWith(basePath)) return undefined;
-    return ROUTES[parsed.pathname.slice(basePath.length)];
+    return ROUTES[parsed.pathname.slice(basePath.length).replace(/\/+$/, "")];
   }
 
   const fn = Object.assign(batchingFetch, {

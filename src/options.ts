@@ -21,13 +21,15 @@ export const DEFAULTS = {
   deadlineGraceMs: 3_600_000,
 } as const;
 
-/** Providers' hard limits: a batch cannot hold more lines than this, nor a `custom_id` more bytes. */
-export const MAX_LINES_PER_BATCH = 50_000;
-export const MAX_CUSTOM_ID_BYTES = 64;
+/** OpenAI's hard limit: a batch file cannot hold more lines than this. */
+const MAX_LINES_PER_BATCH = 50_000;
+/** The metadata key autobatch tags each batch with (see batch.ts); callers may not set it. */
+const RESERVED_METADATA_KEY = "autobatch_key";
 
 const metadataSchema = z
   .record(z.string().max(64, "metadata keys are at most 64 characters"), z.string().max(512, "metadata values are at most 512 characters"))
-  .refine((m) => Object.keys(m).length <= 15, "metadata takes at most 15 pairs (autobatch uses the 16th for its batch key)");
+  .refine((m) => Object.keys(m).length <= 15, "metadata takes at most 15 pairs (autobatch uses the 16th for its batch key)")
+  .refine((m) => !(RESERVED_METADATA_KEY in m), `metadata key "${RESERVED_METADATA_KEY}" is reserved: autobatch tags each batch with it`);
 
 const headersSchema = z.record(z.string(), z.string());
 
@@ -125,9 +127,10 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
   }
   const baseURL = o.baseURL ?? env("OPENAI_BASE_URL") ?? DEFAULTS.baseURL;
   if (!/^https?:\/\//.test(baseURL)) {
-    throw new InvalidOptionsError(`Invalid AutoBatcher options:\n  baseURL: must be an http(s) URL (got ${JSON.stringify(baseURL)})`);
+    // Not echoed: a mistyped URL may carry credentials.
+    throw new InvalidOptionsError("Invalid AutoBatcher options:\n  baseURL: must be an http(s) URL (from OPENAI_BASE_URL or the option)");
   }
-  return {
+  const resolved: ResolvedOptions = {
     apiKey,
     baseURL: baseURL.replace(/\/+$/, ""),
     organization: o.organization ?? env("OPENAI_ORG_ID"),
@@ -148,6 +151,9 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     clock: o.clock,
     dispatcher: o.dispatcher,
   };
+  // Readable where needed, but absent from JSON.stringify, util.inspect and spreads of the options.
+  Object.defineProperty(resolved, "apiKey", { value: apiKey, enumerable: false });
+  return resolved;
 }
 
 /** "24h" → 86,400,000; "90m", "3600s", "2d" likewise. Unknown forms (e.g. "background") → undefined: no deadline. */

@@ -46,6 +46,7 @@ export const resultLineSchema = z.looseObject({
     .nullish(),
   error: z.looseObject({ code: z.string().nullish(), message: z.string().nullish() }).nullish(),
 });
+
 export type ResultLine = z.infer<typeof resultLineSchema>;
 
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "expired", "cancelled"]);

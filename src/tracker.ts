@@ -9,7 +9,8 @@ import type { Transport } from "./http.js";
 import { readNewLines, type FileCursor, type ReadStats } from "./results.js";
 import { batchSchema, TERMINAL_STATUSES } from "./schemas.js";
 
-/** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on. */
+/** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
+ *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
 const MAX_FAILED_POLLS = 3;
 /** Passes over a terminal batch's files while the server still says X-Incomplete: true. */
 const MAX_DRAIN_PASSES = 5;
@@ -81,23 +82,36 @@ export class Tracker {
         .catch(() => undefined)
         .finally(() => {
           this.#busy.delete(batch);
-          if (batch.done) this.#batches.delete(batch);
+          if (!batch.done) return;
+          this.#batches.delete(batch);
+          // The last batch is done: no tick may outlive it and hold the process open.
+          if (this.#batches.size === 0) {
+            this.#clock.clearTimeout(this.#timer);
+            this.#timer = undefined;
+          }
         });
     }
+  }
+
+  /**
+   * Finishes batches whose callers all have their results but whose final status was not read yet (close()
+   * waits for calls, not for that read), so each still reports batchDone with its final status.
+   */
+  async finishSettled(): Promise<void> {
+    await this.#queue.onIdle();
+    const pending = [...this.#batches].filter((b) => b.unsettled === 0 && !b.done);
+    await Promise.allSettled(pending.map((b) => this.#queue.add(() => this.#poll(b), { signal: this.#signal })));
+    for (const b of pending) b.finish("");
   }
 
   async #poll(batch: Batch): Promise<void> {
     let envelope;
     try {
       envelope = await this.#transport.json({ method: "GET", path: `/batches/${encodeURIComponent(batch.id!)}`, signal: this.#signal }, batchSchema);
-      this.#failedPolls.delete(batch);
     } catch (err) {
       if (this.#signal.aborted) return;
       if (err instanceof NotFoundError) return this.#giveUp(batch, "the batch no longer exists upstream (404)");
-      const failures = (this.#failedPolls.get(batch) ?? 0) + 1;
-      this.#failedPolls.set(batch, failures);
-      if (failures >= MAX_FAILED_POLLS) return this.#giveUp(batch, `its status could not be read (${(err as Error).message})`);
-      return;
+      return this.#pollFailed(batch, `its status could not be read (${(err as Error).message})`);
     }
     if (batch.apply(envelope)) batch.progress();
     // Every caller has its result: this read only learns the final status for the batchDone event.
@@ -105,6 +119,7 @@ export class Tracker {
     const terminal = TERMINAL_STATUSES.has(batch.status);
     if (!terminal) {
       await this.#readRunning(batch);
+      this.#failedPolls.delete(batch);
       const deadline = this.#settings.deadlineMs;
       if (batch.unsettled > 0 && deadline !== undefined && this.#clock.Date.now() - batch.createdAt > deadline) {
         this.#giveUp(batch, "it is still not finished long after its completion window");
@@ -121,10 +136,7 @@ export class Tracker {
     } catch (err) {
       // The batch is billed and its results exist: keep it and try again next tick rather than lose them.
       if (this.#signal.aborted) return;
-      const failures = (this.#failedPolls.get(batch) ?? 0) + 1;
-      this.#failedPolls.set(batch, failures);
-      if (failures >= MAX_FAILED_POLLS) this.#giveUp(batch, `its result files could not be read (${(err as Error).message})`);
-      return;
+      return this.#pollFailed(batch, `its result files could not be read (${(err as Error).message})`);
     }
     batch.finish("no result line for this call");
     this.#failedPolls.delete(batch);
@@ -164,6 +176,13 @@ export class Tracker {
         }
       }
     }
+  }
+
+  /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
+  #pollFailed(batch: Batch, why: string): void {
+    const failures = (this.#failedPolls.get(batch) ?? 0) + 1;
+    this.#failedPolls.set(batch, failures);
+    if (failures >= MAX_FAILED_POLLS) this.#giveUp(batch, why);
   }
 
   #giveUp(batch: Batch, why: string): void {

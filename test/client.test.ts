@@ -238,6 +238,28 @@ describe("AutoBatcher on the emulator", () => {
     expect(await rejection(r.client.chat.completions.create(chat("x"), { signal: AbortSignal.abort() }))).toBeInstanceOf(APIUserAbortError);
   });
 
+  it("close() reports batchDone, with the final status, for every batch", async () => {
+    r = await rig({ batchSize: 2 });
+    await Promise.all(["a", "b", "c", "d"].map((p) => r!.client.chat.completions.create(chat(p))));
+    await r.client.close();
+    const done = r.events.filter((e) => e.type === "batchDone");
+    expect(done).toHaveLength(2);
+    expect(done.every((e) => (e as { status: string }).status === "completed")).toBe(true);
+  });
+
+  it("a batch whose every caller left during submission is cancelled, not left billing", async () => {
+    r = await rig({ batchSize: 2 });
+    r.emu.faults.add({ route: "POST /v1/batches", delayMs: 200 });
+    const ac = new AbortController();
+    const calls = [0, 1].map((i) => rejection(r!.client.chat.completions.create(chat(`q${i} [[latency:60000]]`), { signal: ac.signal })));
+    await waitFor(() => (r!.emu.counters.requests["POST /v1/batches"] ?? 0) === 1, "create in flight");
+    ac.abort();
+    for (const c of calls) expect(await c).toBeInstanceOf(APIUserAbortError);
+    await new Promise((res) => setTimeout(res, 300));
+    const list = await emuGet<{ data: { status: string }[] }>(r.emu, "/batches?limit=10");
+    expect(list.data.filter((b) => b.status !== "cancelled" && b.status !== "cancelling")).toEqual([]);
+  });
+
   it("close() flushes what is buffered, waits for every call, then refuses new calls", async () => {
     r = await rig({ batchWindowMs: 60_000 });
     const pending = [r.client.chat.completions.create(chat("a")), r.client.chat.completions.create(chat("b"))];
@@ -318,6 +340,26 @@ describe("timing with an injected clock", () => {
     }
     expect(contentOf(await p)).toBe("echo: timed");
     expect(r.emu.counters.requests["GET /v1/batches/:id"]).toBeGreaterThanOrEqual(1);
+  });
+
+  it("an aborted last call leaves no window timer, and a finished batch leaves no poll tick", async () => {
+    const clock = createClock();
+    r = await rig({ clock, batchWindowMs: 5_000, pollIntervalMs: 1_000, batchSize: 100 });
+    const ac = new AbortController();
+    const gone = rejection(r.client.chat.completions.create(chat("x"), { signal: ac.signal }));
+    expect(clock.countTimers()).toBe(1);
+    ac.abort();
+    await gone;
+    expect(clock.countTimers()).toBe(0);
+    const p = r.client.chat.completions.create(chat("y"));
+    await clock.tickAsync(5_000);
+    await waitFor(() => r!.events.some((e) => e.type === "batchSubmitted"), "submission");
+    for (let i = 0; i < 20 && !r.events.some((e) => e.type === "batchDone"); i++) {
+      await clock.tickAsync(1_000);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    expect((await p).choices[0]!.message.content).toBe("echo: y");
+    await waitFor(() => clock.countTimers() === 0, "no timer left");
   });
 
   it("an idle client holds no timer", async () => {

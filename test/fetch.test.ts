@@ -260,3 +260,18 @@ describe("createBatchingFetch request matching", () => {
     expect(() => createBatchingFetch({ apiKey: "k", batchSize: 0 })).toThrow(/batchSize/);
   });
 });
+
+describe("request matching", () => {
+  it("batches a Request from another fetch implementation and a URL with a trailing slash", async () => {
+    const undici = await import("undici");
+    const { batchingFetch, passedThrough } = setup({ batchSize: 2 });
+    const body = (content: string) => JSON.stringify({ model: "gpt-test", messages: user(content) });
+    const [viaRequest, viaSlash] = await Promise.all([
+      batchingFetch(new undici.Request(`${emu.url}/chat/completions`, { method: "POST", body: body("req"), headers: { "content-type": "application/json" } }) as unknown as Request),
+      batchingFetch(`${emu.url}/chat/completions/`, { method: "POST", body: body("slash") }),
+    ]);
+    expect(((await viaRequest.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("echo: req");
+    expect(((await viaSlash.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("echo: slash");
+    expect(passedThrough).toEqual([]);
+  });
+});

@@ -46,9 +46,25 @@ describe("options", () => {
     [{ completionWindow: "" }, /completionWindow/],
     [{ metadata: { k: 1 } }, /metadata\.k/],
     [{ batchsize: 10 }, /unknown option\(s\): batchsize/],
+    [{ metadata: { autobatch_key: "x" } }, /metadata key "autobatch_key" is reserved/],
   ])("rejects %j", (bad, message) => {
     expect(() => new AutoBatcher({ apiKey: "k", ...(bad as object) })).toThrow(InvalidOptionsError);
     expect(() => new AutoBatcher({ apiKey: "k", ...(bad as object) })).toThrow(message);
+  });
+
+  it("keeps the key out of JSON, util.inspect and spreads of the resolved options", async () => {
+    const { inspect } = await import("node:util");
+    const o = resolveOptions({ apiKey: "sk-very-secret" });
+    expect(o.apiKey).toBe("sk-very-secret");
+    expect(JSON.stringify(o)).not.toContain("sk-very-secret");
+    expect(inspect(o, { depth: 5 })).not.toContain("sk-very-secret");
+    expect({ ...o }).not.toHaveProperty("apiKey");
+  });
+
+  it("does not echo a malformed base URL, which may hold credentials", () => {
+    process.env.OPENAI_BASE_URL = "ftp://user:secret@example.test";
+    expect(() => resolveOptions({ apiKey: "k" })).toThrow(/baseURL: must be an http\(s\) URL/);
+    expect(() => resolveOptions({ apiKey: "k" })).not.toThrow(/secret/);
   });
 
   it("reads completion windows as durations", () => {

@@ -123,6 +123,17 @@ describe("not ready is not a failure", () => {
   });
 });
 
+describe("finished batches whose files cannot be read", () => {
+  it("are retried on later polls, then settled with a clear error instead of polled forever", async () => {
+    r = await rig({ batchSize: 1, maxRetries: 0 }, { flavor: "openai" });
+    r.emu.faults.add({ route: "GET /v1/files/:id/content", status: 404, times: null });
+    const err = await rejection(r.client.chat.completions.create(chat("done but unreadable")));
+    expect(err).toBeInstanceOf(BatchFailedError);
+    expect(err.batchStatus).toBe("completed");
+    expect(err.message).toMatch(/its result files could not be read \(404 /);
+  });
+});
+
 describe("deadlines and vanished batches", () => {
   it("a batch that vanishes upstream (404) settles its calls with a clear error", async () => {
     r = await rig({ batchSize: 1 });
@@ -247,6 +258,31 @@ describe("bad input from the provider", () => {
       expect(a.choices[0]!.message.content!.length).toBe(big.length);
       expect(b.choices[0]!.message.content).toBe("small");
       expect(client.stats.reads.lines).toBe(2);
+    } finally {
+      await client.close({ cancel: true });
+      await server.close();
+    }
+  });
+
+  it("a Responses body whose output is malformed still settles its call (output_text empty)", async () => {
+    let customId = "";
+    const provider: Handler = (req, res) => {
+      if (req.method === "POST" && req.url === "/v1/files") {
+        customId = /"custom_id":"([^"]+)"/.exec(req.body)![1]!;
+        return json(200, { id: "file-in" })(req, res);
+      }
+      if (req.method === "POST" && req.url === "/v1/batches") return json(200, { id: "b", status: "in_progress" })(req, res);
+      if (req.url === "/v1/batches/b") return json(200, { id: "b", status: "completed", output_file_id: "o", request_counts: { total: 1, completed: 1, failed: 0 } })(req, res);
+      if (req.url?.startsWith("/v1/files/o/content")) {
+        return res.writeHead(200).end(`${JSON.stringify({ custom_id: customId, response: { status_code: 200, body: { object: "response", output: [{ type: "message", content: 5 }] } } })}\n`);
+      }
+      return json(404, { error: { message: "no" } })(req, res);
+    };
+    const server = await scriptedServer([provider]);
+    const client = new AutoBatcher({ apiKey: KEY, baseURL: server.url, batchSize: 1, pollIntervalMs: 5 });
+    try {
+      const out = await client.responses.create({ model: "m", input: "x" });
+      expect(out.output_text).toBe("");
     } finally {
       await client.close({ cancel: true });
       await server.close();
