@@ -130,8 +130,9 @@ function resultResponse(raw: RawResult): Response {
 
 /** Maps a core rejection to what the SDK would have received from a real-time call. */
 function failureResponse(err: unknown): Response {
-  if (err instanceof APIConnectionError) {
-    // What undici's fetch does when it cannot reach a server: each SDK raises its connection error.
+  if (err instanceof APIConnectionError && err.batchId === undefined) {
+    // The Batch API itself was unreachable (after the core's retries): what undici's fetch does when it cannot
+    // reach a server, so each SDK raises its connection error.
     throw new TypeError("fetch failed", { cause: err });
   }
   if (!(err instanceof AutoBatchError)) throw err;
@@ -142,6 +143,11 @@ function failureResponse(err: unknown): Response {
     // real-time call; for the upload or create of the batch, the core has already retried.
     if (err.batchId === undefined) headers.set("x-should-retry", "false");
     return errorResponse(err.status, err.error ?? { message: stripStatus(err), type: null, param: null, code: null }, headers);
+  }
+  if (err instanceof APIConnectionError) {
+    // This line's request could not reach the model (a provider-side network error or timeout): a gateway error,
+    // which the SDK retries or not as it would for a real-time call.
+    return errorResponse(502, { message: err.message, type: "upstream_error", param: null, code: "upstream_connection_error" }, headers);
   }
   headers.set("x-should-retry", "false");
   const error =
