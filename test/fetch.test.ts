@@ -275,3 +275,20 @@ describe("request matching", () => {
     expect(passedThrough).toEqual([]);
   });
 });
+
+describe("a line whose request could not reach the model", () => {
+  it("comes back as a 502 the SDK treats as a gateway error", async () => {
+    const unreachable = await startEmulator({ port: 0, upstream: { baseURL: "http://127.0.0.1:1/v1" } });
+    const batchingFetch = createBatchingFetch({ apiKey: "k", baseURL: unreachable.url, batchWindowMs: 10, pollIntervalMs: 10 });
+    try {
+      const openai = new OpenAI({ apiKey: "k", baseURL: unreachable.url, fetch: batchingFetch, maxRetries: 0 });
+      const err = await openai.chat.completions.create({ model: "m", messages: user("x") }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+      expect((err as InstanceType<typeof OpenAI.InternalServerError>).status).toBe(502);
+      expect((err as InstanceType<typeof OpenAI.InternalServerError>).code).toBe("upstream_connection_error");
+    } finally {
+      await batchingFetch.close({ cancel: true });
+      await unreachable.close();
+    }
+  });
+});
