@@ -82,8 +82,10 @@ export class Batch {
   /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
   async submit(settings: BatchSettings, now: number, stop: AbortSignal): Promise<boolean> {
     const signal = AbortSignal.any([stop, this.#nobodyWaits.signal]);
+    let creating = false;
     try {
       const inputFileId = await this.#upload(signal);
+      creating = true;
       const created = await this.#create(inputFileId, settings, signal);
       this.id = created.id;
       this.createdAt = now;
@@ -102,7 +104,19 @@ export class Batch {
       const reason = err instanceof AutoBatchError ? err : new APIConnectionError(String(err));
       this.#events.emit("batchSubmitFailed", { endpoint: this.endpoint, model: this.model, calls: this.#calls.size, message: reason.message });
       for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
+      // Every caller left while the create was in flight: the provider may have made the batch all the same.
+      if (creating && this.#nobodyWaits.signal.aborted && !stop.aborted) void this.#cancelOrphan(stop);
       return false;
+    }
+  }
+
+  /** Best effort: find the batch by its key and cancel it, so nobody pays for results nobody waits for. */
+  async #cancelOrphan(stop: AbortSignal): Promise<void> {
+    try {
+      const found = await this.#findBatch(stop);
+      if (found) await this.#transport.json({ method: "POST", path: `/batches/${encodeURIComponent(found.id)}/cancel`, signal: stop }, batchSchema);
+    } catch {
+      // Left to finish upstream; its callers are already released.
     }
   }
 
