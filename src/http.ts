@@ -11,6 +11,8 @@ const RETRY_STATUSES = new Set([408, 409, 429]);
 const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT", "ETIMEDOUT"]);
 /** Error messages quote at most this much of a provider's body. */
 const MAX_QUOTED_BODY = 1_000;
+/** Largest body `passthrough` reads (model lists are far smaller). */
+const MAX_PASSTHROUGH_BODY = 10_000_000;
 
 export interface RequestSpec {
   method: "GET" | "POST";
@@ -83,7 +85,36 @@ export class Transport {
     });
   }
 
-  async #send(spec: RequestSpec): Promise<Dispatcher.ResponseData> {
+  /**
+   * One GET below `/models` (no retries), its answer handed back whatever the status, the key redacted from the
+   * body: for `autobatch serve`, which passes the provider's model list and its errors through to its clients.
+   */
+  async passthrough(path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<{ status: number; headers: Headers; body: string }> {
+    const spec: RequestSpec = { method: "GET", path, query, signal };
+    // Checked on the resolved URL too, so no `..` or encoded form of it can reach another route on this key.
+    const models = `${this.#basePath}/models`;
+    const resolved = path === "/models" || path.startsWith("/models/") ? this.url(spec).pathname : undefined;
+    if (resolved !== models && !resolved?.startsWith(`${models}/`)) throw new TypeError(`not a path below /models: ${path}`);
+    const res = await this.#send(spec, true);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > MAX_PASSTHROUGH_BODY) {
+          res.body.destroy();
+          throw new APIError(undefined, undefined, `GET ${path}: the provider's answer is larger than ${MAX_PASSTHROUGH_BODY} bytes`);
+        }
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      throw err instanceof APIError ? err : this.#connectionError(spec, err);
+    }
+    return { status: res.statusCode, headers: toHeaders(res.headers), body: this.redact(Buffer.concat(chunks, size).toString("utf8")) };
+  }
+
+  /** `anyStatus` hands non-2xx responses back instead of throwing them as APIError. */
+  async #send(spec: RequestSpec, anyStatus = false): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = {
       ...this.#o.defaultHeaders,
       authorization: `Bearer ${this.#o.apiKey}`,
@@ -112,7 +143,7 @@ export class Transport {
     } catch (err) {
       throw this.#connectionError(spec, err);
     }
-    if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    if (anyStatus || (res.statusCode >= 200 && res.statusCode < 300)) return res;
     const text = await res.body.text().catch(() => "");
     throw this.errorFromResponse(res.statusCode, toHeaders(res.headers), text, `${spec.method} ${spec.path}`);
   }

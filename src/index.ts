@@ -9,4 +9,4 @@ export type { AutoBatchEvent, EventMap, EventName, BatchCounts, FlushReason } fr
 export type { Endpoint } from "./endpoints.js";
 export * from "./errors.js";
 export * from "./emulator/index.js";
-export { serve, type ServeOptions, type ServeHandle } from "./serve/index.js";
+export { serve, type ServeOptions, type ServeHandle, type ServeCloseOptions, type LogEntry, type LogSink, type LogLevel } from "./serve/index.js";

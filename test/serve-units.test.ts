@@ -1,7 +1,9 @@
 // The pure parts of `serve`: routing, error mapping, the idempotency cache, CLI flag parsing.
 import { describe, expect, it } from "vitest";
+import type { ServerResponse } from "node:http";
 import {
   APIConnectionError,
+  APIConnectionTimeoutError,
   APIError,
   BatchFailedError,
   ClientClosedError,
@@ -9,10 +11,11 @@ import {
   ResultParseError,
 } from "../src/errors.js";
 import { parseServeArgs, UsageError } from "../src/serve/cli.js";
-import { HttpError, toHttpError } from "../src/serve/errors.js";
+import { clientErrorStatus, HttpError, toHttpError } from "../src/serve/errors.js";
 import { IdempotencyCache } from "../src/serve/idempotency.js";
 import { normalizePath, route } from "../src/serve/routes.js";
 import { serve } from "../src/serve/index.js";
+import { sendError } from "../src/serve/server.js";
 import { InvalidOptionsError } from "../src/options.js";
 
 describe("routes", () => {
@@ -20,7 +23,7 @@ describe("routes", () => {
     expect(normalizePath("/v1/chat/completions/?x=1")).toBe("/v1/chat/completions");
     expect(normalizePath("//v1//embeddings#f")).toBe("/v1/embeddings");
     expect(route("POST", "/v1/responses?stream=1")).toEqual({ kind: "batch", endpoint: "/v1/responses" });
-    expect(route("GET", "/v1/models/org/model-1/")).toEqual({ kind: "models", path: "/models/org/model-1" });
+    expect(route("GET", "/v1/models/org/model-1/?limit=5#f")).toEqual({ kind: "models", path: "/models/org/model-1", query: { limit: "5" } });
     expect(route("HEAD", "/health")).toEqual({ kind: "health" });
   });
 
@@ -30,6 +33,32 @@ describe("routes", () => {
     const missing = route("POST", "/v2/chat") as HttpError;
     expect(missing.status).toBe(404);
     expect(missing.body).toMatchObject({ type: "invalid_request_error", code: "unknown_url", param: null });
+  });
+
+  it("refuses dot segments under /v1/models in every spelling, and re-encodes the rest", () => {
+    const traversals = [
+      "/v1/models/..",
+      "/v1/models/../files",
+      "/v1/models/%2e%2e/files",
+      "/v1/models/%2E%2E/batches",
+      "/v1/models/.%2e/batches",
+      "/v1/models/%2e%2e/%2e%2e/_emulator/counters",
+      "/v1/models/./m",
+      "/v1/models/%2e",
+      "/v1/models/x%2F..%2Ffiles",
+      "/v1/models/x%2F%2Ffiles",
+      "/v1/models/..%5Cfiles",
+      "/v1/models/a\\..\\files",
+      "/v1/models/%E0%A4%A",
+    ];
+    for (const url of traversals) {
+      const r = route("GET", url) as HttpError;
+      expect(r, url).toBeInstanceOf(HttpError);
+      expect([r.status, r.body.code, r.headers["x-should-retry"]], url).toEqual([400, "invalid_path", "false"]);
+    }
+    expect(route("GET", "/v1/models/meta-llama%2FLlama-3")).toMatchObject({ path: "/models/meta-llama%2FLlama-3" });
+    expect(route("GET", "/v1/models/a b:c?x=1&x=2")).toEqual({ kind: "models", path: "/models/a%20b%3Ac", query: { x: "2" } });
+    expect(route("GET", "/v1/models/..ok./m")).toMatchObject({ path: "/models/..ok./m" });
   });
 });
 
@@ -57,6 +86,33 @@ describe("error mapping", () => {
     expect(toHttpError(new APIConnectionError("down")).status).toBe(502);
     expect(toHttpError(new ClientClosedError("closed")).status).toBe(503);
     expect(toHttpError(new Error("boom"))).toMatchObject({ status: 500, body: { type: "server_error" } });
+    expect(toHttpError(new APIConnectionTimeoutError("slow"))).toMatchObject({ status: 504, body: { code: "upstream_timeout" } });
+  });
+
+  it("answers a line status that is not an HTTP error status with 502, keeping the provider's error", () => {
+    for (const status of [100, 200, 302, 399, 600, 999, 1000, 42.5, Number.NaN]) {
+      const e = toHttpError(new APIError(status, { message: "odd", type: "x", param: null, code: "c" }, undefined));
+      expect([e.status, e.body.code], String(status)).toEqual([502, "c"]);
+    }
+    expect([400, 404, 499, 500, 599].map(clientErrorStatus)).toEqual([400, 404, 499, 500, 599]);
+  });
+
+  it("sends errors without ever throwing: a response that cannot be written is cut", () => {
+    const trace: Record<string, unknown> = {};
+    let destroyed = false;
+    const res = {
+      destroyed: false,
+      headersSent: false,
+      writeHead() {
+        throw new TypeError("Invalid character in header content");
+      },
+      destroy() {
+        destroyed = true;
+      },
+    } as unknown as ServerResponse;
+    expect(() => sendError({ closing: false }, res, APIError.generate(429, undefined, "slow"), trace)).not.toThrow();
+    expect(destroyed).toBe(true);
+    expect(trace.sendFailed).toContain("Invalid character");
   });
 });
 
@@ -156,11 +212,25 @@ describe("parseServeArgs", () => {
       [["--max-body-bytes", "-1"], /--max-body-bytes/],
       [["--metadata", "novalue"], /--metadata: expected KEY=VALUE/],
       [["--base-url", "ftp://x"], /--base-url/],
+      [["--base-url", "ftp://user:hunter2@x.test/v1?key=sk-q"], /got 'ftp:\/\/\*\*\*@x\.test\/v1'$/],
       [["--bogus"], /bogus/],
     ];
     for (const [argv, message] of cases) expect(() => parseServeArgs(argv, env)).toThrow(message);
     expect(() => parseServeArgs([], {})).toThrow(UsageError);
     expect(() => parseServeArgs([], {})).toThrow(/--api-key/);
+  });
+
+  it("never echoes credentials or a query from a rejected --base-url", () => {
+    for (const bad of ["ftp://user:hunter2@x.test/v1", "user:hunter2@x.test/v1", "https:/user:hunter2@x.test", "x.test/v1?api_key=hunter2", "//u:hunter2@x#hunter2"]) {
+      let message = "";
+      try {
+        parseServeArgs(["--base-url", bad], env);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, bad).toMatch(/^--base-url: expected an http\(s\) URL/);
+      expect(message, bad).not.toContain("hunter2");
+    }
   });
 });
 

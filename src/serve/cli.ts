@@ -12,7 +12,7 @@ Clients use http://HOST:PORT/v1 as their base URL.
 
 upstream:
   --base-url URL              provider base URL incl. /v1 (env OPENAI_BASE_URL, default ${DEFAULTS.baseURL})
-  --api-key KEY               provider key (env OPENAI_API_KEY; required)
+  --api-key KEY               provider key (required; prefer env OPENAI_API_KEY: flag values show in ps)
   --completion-window W       batch completion window, e.g. 24h or 1h (default ${DEFAULTS.completionWindow})
   --metadata KEY=VALUE        metadata on every batch; repeatable
 
@@ -25,7 +25,7 @@ batching:
 server:
   --host H                    interface to bind (default ${SERVE_DEFAULTS.host})
   --port N                    port; 0 picks a free one (default ${SERVE_DEFAULTS.port})
-  --auth-token T              require "Authorization: Bearer T" from clients (env AUTOBATCH_AUTH_TOKEN)
+  --auth-token T              require "Authorization: Bearer T" from clients (prefer env AUTOBATCH_AUTH_TOKEN)
   --max-body-bytes N          largest request body, 413 above (default ${SERVE_DEFAULTS.maxBodyBytes})
   --shutdown-timeout-ms MS    on SIGINT/SIGTERM, wait this long for running calls, then cancel (default ${SERVE_DEFAULTS.shutdownTimeoutMs})
   --idempotency-ttl-ms MS     how long an Idempotency-Key is remembered (default ${SERVE_DEFAULTS.idempotencyTtlMs})
@@ -80,7 +80,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const options: ServeOptions = { apiKey };
   const baseURL = nonEmpty(values["base-url"]) ?? nonEmpty(env.OPENAI_BASE_URL);
   if (baseURL !== undefined) {
-    if (!/^https?:\/\/[^/]/.test(baseURL)) throw new UsageError(`--base-url: expected an http(s) URL, got '${baseURL}'`);
+    if (!/^https?:\/\/[^/]/.test(baseURL)) throw new UsageError(`--base-url: expected an http(s) URL, got '${echoable(baseURL)}'`);
     options.baseURL = baseURL;
   }
   const authToken = values["auth-token"] ?? nonEmpty(env.AUTOBATCH_AUTH_TOKEN);
@@ -114,6 +114,17 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (v["shutdown-timeout-ms"] !== undefined) options.shutdownTimeoutMs = number("shutdown-timeout-ms", v["shutdown-timeout-ms"]);
   if (v["idempotency-ttl-ms"] !== undefined) options.idempotencyTtlMs = number("idempotency-ttl-ms", v["idempotency-ttl-ms"]);
   return options;
+}
+
+/**
+ * A rejected URL as safe to print: no query or fragment, and nothing before its last `@` but the scheme, so
+ * `user:pass@` goes even when the text is not a URL at all (where `safeURL` cannot find the userinfo).
+ */
+function echoable(text: string): string {
+  const url = text.split(/[?#]/, 1)[0]!;
+  const at = url.lastIndexOf("@");
+  if (at < 0) return url;
+  return `${/^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? ""}***@${url.slice(at + 1)}`;
 }
 
 /** Core and serve() messages say `batchSize: …`; on the command line that is `--batch-size: …`. */

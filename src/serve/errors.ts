@@ -65,7 +65,7 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof APIConnectionError) return new HttpError(502, { message: err.message, code: "upstream_connection_error" });
   if (err instanceof APIError && err.status !== undefined) {
     // A per-call failure: the line's own status and the provider's own error object, untouched.
-    return new HttpError(err.status, providerError(err.error, err.message));
+    return new HttpError(clientErrorStatus(err.status), providerError(err.error, err.message));
   }
   if (err instanceof APIError) return new HttpError(502, { ...providerError(err.error, err.message), type: "server_error" });
   return new HttpError(500, { message: `internal error: ${err instanceof Error ? err.message : String(err)}`, code: "internal_error" });
@@ -74,4 +74,12 @@ export function toHttpError(err: unknown): HttpError {
 function providerError(error: ProviderError | undefined, fallback: string): Partial<ErrorBody> & { message: string } {
   if (!error) return { message: fallback };
   return { ...error, message: error.message ?? fallback, type: error.type ?? undefined, param: error.param ?? null, code: error.code ?? null };
+}
+
+/**
+ * The status a failed line's `status_code` is answered with. The provider chooses it, and one that is not an error
+ * status would mislead clients (or, outside 100–999, make Node throw while writing it): those become 502.
+ */
+export function clientErrorStatus(status: number): number {
+  return Number.isInteger(status) && status >= 400 && status <= 599 ? status : 502;
 }

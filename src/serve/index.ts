@@ -2,13 +2,14 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RawResult } from "../call.js";
+import { realClock } from "../clock.js";
 import { Engine, type EngineStats } from "../engine.js";
 import type { AutoBatchEvent, EventName } from "../events.js";
+import { Transport } from "../http.js";
 import { InvalidOptionsError, type AutoBatcherOptions } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
 import { createLogger, logEngineEvent, safeURL, type LogSink } from "./log.js";
-import { ModelsPassthrough } from "./models.js";
 import { createHandler, type HandlerContext } from "./server.js";
 
 export type { LogEntry, LogLevel, LogSink } from "./log.js";
@@ -83,10 +84,11 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
   for (const name of ENGINE_EVENTS) engine.events.on(name, (payload) => logEngineEvent(log, { type: name, ...payload } as AutoBatchEvent));
-  const models = new ModelsPassthrough(engine.options);
+  // The engine keeps its Transport to itself; this one, for the /v1/models passthrough, is serve's to close.
+  const upstream = new Transport(engine.options, engine.options.clock ?? realClock);
   const ctx: HandlerContext = {
     engine,
-    models,
+    upstream,
     log,
     authToken,
     maxBodyBytes: settings.maxBodyBytes,
@@ -109,7 +111,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     });
   } catch (err) {
     await engine.close({ cancel: true });
-    await models.close();
+    await upstream.close();
     throw err;
   }
   const address = server.address() as AddressInfo;
@@ -147,7 +149,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       await within(answered, CLOSE_GRACE_MS);
       server.closeAllConnections();
       await serverClosed;
-      await models.close();
+      await upstream.close();
       log("info", "serve.closed", { batchesCreated: engine.stats.batchesCreated });
     })());
 

@@ -7,17 +7,18 @@ import type { RawResult } from "../call.js";
 import type { Engine } from "../engine.js";
 import type { Endpoint } from "../endpoints.js";
 import { AutoBatchError } from "../errors.js";
+import type { Transport } from "../http.js";
 import { readJsonBody } from "./body.js";
 import { HttpError, toHttpError } from "./errors.js";
 import { IdempotencyCache, type Attached } from "./idempotency.js";
 import type { Logger } from "./log.js";
-import type { ModelsPassthrough } from "./models.js";
 import { route } from "./routes.js";
 import { chatCompletionToSSE, responseToSSE } from "./sse.js";
 
 export interface HandlerContext {
   engine: Engine;
-  models: ModelsPassthrough;
+  /** The provider, for the GET /v1/models passthrough. */
+  upstream: Transport;
   log: Logger;
   authToken: string | undefined;
   maxBodyBytes: number;
@@ -60,10 +61,12 @@ async function handle(ctx: HandlerContext, expected: Buffer | undefined, req: In
   }
   if (r instanceof HttpError) throw r;
   if (r.kind === "models") {
-    const search = url.includes("?") ? url.slice(url.indexOf("?")) : "";
-    const reply = await ctx.models.get(r.path, search, closeSignal(res));
+    const reply = await ctx.upstream.passthrough(r.path, r.query, closeSignal(res));
     if (res.destroyed) return;
-    res.writeHead(reply.status, withClosing(ctx, reply.headers)).end(reply.body);
+    const headers: Record<string, string> = { "content-type": reply.headers.get("content-type") ?? "application/json" };
+    const requestId = reply.headers.get("x-request-id");
+    if (requestId !== null) headers["x-request-id"] = requestId;
+    res.writeHead(reply.status, withClosing(ctx, headers)).end(reply.body);
     return;
   }
   return batched(ctx, r.endpoint, req, res, trace);
@@ -120,19 +123,25 @@ function health(ctx: HandlerContext, res: ServerResponse, method: string): void 
   res.writeHead(ctx.closing ? 503 : 200, withClosing(ctx, { "content-type": "application/json" })).end(method === "HEAD" ? undefined : body);
 }
 
-function sendError(ctx: HandlerContext, res: ServerResponse, err: unknown, trace: Trace): void {
-  if (res.destroyed || res.headersSent) return void res.destroy();
-  const e = toHttpError(err);
-  const headers: Record<string, string> = { ...e.headers, "content-type": "application/json" };
-  if (err instanceof AutoBatchError) {
-    if (err.customId) headers["x-autobatch-custom-id"] = trace.customId = err.customId;
-    if (err.batchId) headers["x-autobatch-batch-id"] = trace.batchId = err.batchId;
+/** Answers `err`; never throws (it runs in the handler's last `.catch`), cutting the connection if it cannot write. */
+export function sendError(ctx: Pick<HandlerContext, "closing">, res: ServerResponse, err: unknown, trace: Trace): void {
+  try {
+    if (res.destroyed || res.headersSent) return void res.destroy();
+    const e = toHttpError(err);
+    const headers: Record<string, string> = { ...e.headers, "content-type": "application/json" };
+    if (err instanceof AutoBatchError) {
+      if (err.customId) headers["x-autobatch-custom-id"] = trace.customId = err.customId;
+      if (err.batchId) headers["x-autobatch-batch-id"] = trace.batchId = err.batchId;
+    }
+    trace.error = e.message;
+    res.writeHead(e.status, withClosing(ctx, headers)).end(JSON.stringify({ error: e.body }));
+  } catch (writeErr) {
+    trace.sendFailed = writeErr instanceof Error ? writeErr.message : String(writeErr);
+    res.destroy();
   }
-  trace.error = e.message;
-  res.writeHead(e.status, withClosing(ctx, headers)).end(JSON.stringify({ error: e.body }));
 }
 
-function withClosing(ctx: HandlerContext, headers: Record<string, string>): Record<string, string> {
+function withClosing(ctx: Pick<HandlerContext, "closing">, headers: Record<string, string>): Record<string, string> {
   return ctx.closing ? { ...headers, connection: "close" } : headers;
 }
 
