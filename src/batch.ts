@@ -12,7 +12,7 @@ import {
   type ProviderError,
 } from "./errors.js";
 import type { BatchCounts, Events } from "./events.js";
-import { FormData, parseErrorBody, type Transport } from "./http.js";
+import { errorFromBody, FormData, parseErrorBody, type Transport } from "./http.js";
 import type { FileCursor } from "./results.js";
 import { batchListSchema, batchSchema, fileObjectSchema, resultLineSchema, type BatchEnvelope, type ResultLine } from "./schemas.js";
 import { z } from "zod";
@@ -311,7 +311,7 @@ function submitError(reason: AutoBatchError, customId: string): AutoBatchError {
 /** The provider's error inside a non-2xx line body: `{"error":{...}}`, a JSON string of it, or text. */
 function bodyError(body: unknown): { error?: ProviderError; message?: string } {
   if (typeof body === "string") return parseErrorBody(body);
-  if (typeof body === "object" && body !== null) return parseErrorBody(JSON.stringify(body));
+  if (typeof body === "object" && body !== null) return errorFromBody(body) ?? { message: JSON.stringify(body) };
   return {};
 }
 

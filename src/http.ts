@@ -221,8 +221,13 @@ export function parseErrorBody(text: string): { error?: ProviderError; message?:
   } catch {
     return { message: text.trim() || undefined };
   }
-  if (typeof parsed !== "object" || parsed === null) return { message: typeof parsed === "string" ? parsed : text };
-  const p = parsed as { error?: unknown; message?: unknown };
+  return errorFromBody(parsed) ?? { message: typeof parsed === "string" ? parsed : text };
+}
+
+/** The provider's error in an already-parsed body, in whichever of the shapes above; undefined if none. */
+export function errorFromBody(body: unknown): { error: ProviderError } | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const p = body as { error?: unknown; message?: unknown };
   if (typeof p.error === "object" && p.error !== null) {
     const e = p.error as ProviderError;
     return { error: { ...e, message: typeof e.message === "string" ? e.message : JSON.stringify(e) } };
@@ -231,7 +236,7 @@ export function parseErrorBody(text: string): { error?: ProviderError; message?:
     return { error: { message: typeof p.message === "string" ? p.message : p.error, code: p.error, type: p.error, param: null } };
   }
   if (typeof p.message === "string") return { error: { message: p.message } };
-  return { message: text };
+  return undefined;
 }
 
 /** Milliseconds to wait before retry number `retry` (0-based), or undefined when `err` is final. */
