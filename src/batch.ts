@@ -204,10 +204,10 @@ export class Batch {
   }
 
   /** Settles the call a result line belongs to. A duplicate line is ignored; a line for no call of ours is reported. */
-  onLine = (raw: Buffer): void => {
+  onLine = (raw: string): void => {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(raw.toString("utf8"));
+      parsed = JSON.parse(raw);
     } catch {
       return this.#unreadable(raw, "is not valid JSON");
     }
@@ -245,8 +245,7 @@ export class Batch {
   }
 
   /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
-  #unreadable(raw: Buffer, why: string): void {
-    const text = raw.toString("utf8");
+  #unreadable(text: string, why: string): void {
     const call = this.#calls.get(recoverCustomId(text) ?? "");
     const preview = this.#transport.quote(text.slice(0, 200));
     if (call) {

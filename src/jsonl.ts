@@ -7,35 +7,44 @@ export function encodeLine(customId: string, url: string, bodyJson: string): str
 }
 
 const NL = 10;
+const CR = 13;
 
 /**
- * Splits a byte stream into lines (without the `\n`; a trailing `\r` is dropped). A line split across chunks is
- * reassembled. Only `\n`-terminated lines are yielded: bytes after the last `\n` are left in `tail.rest` for the
- * caller to judge (a file's unterminated last line, or a line cut short). If the source throws, lines already
- * yielded were complete: a resumed read starts at the next unread line.
+ * Splits a byte stream into lines as chunks arrive, without the `\n` (a trailing `\r` is dropped), each decoded
+ * once from its bytes. A line split across chunks is reassembled first, so a multi-byte character cut in two is
+ * intact. Synchronous and callback-based: a result file has one line per call, and an await per line would cost a
+ * promise round-trip each. Bytes after the last `\n` stay for `rest()` to judge (a file's unterminated last line,
+ * or a line cut short).
  */
-export async function* splitLines(source: AsyncIterable<Buffer | Uint8Array>, tail: { rest?: Buffer } = {}): AsyncGenerator<Buffer> {
-  let pieces: Buffer[] = [];
-  for await (const raw of source) {
-    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+export class LineSplitter {
+  #pieces: Buffer[] = [];
+
+  push(chunk: Buffer, onLine: (line: string) => void): void {
     let start = 0;
     let nl = chunk.indexOf(NL, start);
     while (nl !== -1) {
-      let line = chunk.subarray(start, nl);
-      if (pieces.length) {
-        pieces.push(line);
-        line = Buffer.concat(pieces);
-        pieces = [];
+      if (this.#pieces.length) {
+        this.#pieces.push(chunk.subarray(start, nl));
+        const line = Buffer.concat(this.#pieces);
+        this.#pieces = [];
+        onLine(decode(line, 0, line.length));
+      } else {
+        onLine(decode(chunk, start, nl));
       }
-      yield stripCR(line);
       start = nl + 1;
       nl = chunk.indexOf(NL, start);
     }
-    if (start < chunk.length) pieces.push(chunk.subarray(start));
+    if (start < chunk.length) this.#pieces.push(chunk.subarray(start));
   }
-  tail.rest = pieces.length ? stripCR(Buffer.concat(pieces)) : undefined;
+
+  /** The unterminated remainder, if any. */
+  rest(): string | undefined {
+    if (!this.#pieces.length) return undefined;
+    const tail = Buffer.concat(this.#pieces);
+    return decode(tail, 0, tail.length);
+  }
 }
 
-function stripCR(line: Buffer): Buffer {
-  return line.length && line[line.length - 1] === 13 ? line.subarray(0, -1) : line;
+function decode(buf: Buffer, start: number, end: number): string {
+  return buf.toString("utf8", start, end > start && buf[end - 1] === CR ? end - 1 : end);
 }

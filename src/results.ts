@@ -4,7 +4,7 @@
 // short (with or without a transport error) never moves it past a line we did not get whole, so nothing is skipped
 // and nothing is handed over twice.
 import { APIConnectionError } from "./errors.js";
-import { splitLines } from "./jsonl.js";
+import { LineSplitter } from "./jsonl.js";
 import type { Transport } from "./http.js";
 
 export interface FileCursor {
@@ -34,7 +34,7 @@ export interface ReadStats {
 export async function readNewLines(
   transport: Transport,
   cursor: FileCursor,
-  onLine: (line: Buffer) => void,
+  onLine: (line: string) => void,
   stats: ReadStats,
   signal?: AbortSignal,
 ): Promise<ReadOutcome> {
@@ -47,14 +47,17 @@ export async function readNewLines(
     signal,
   });
   let lines = 0;
-  const tail: { rest?: Buffer } = {};
-  const onWhole = (line: Buffer) => {
+  const onWhole = (line: string) => {
     lines++;
     stats.lines++;
     if (line.length) onLine(line);
   };
+  const splitter = new LineSplitter();
   try {
-    for await (const line of splitLines(countBytes(res.body, (n) => (stats.bytes += n)), tail)) onWhole(line);
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      stats.bytes += chunk.length;
+      splitter.push(chunk, onWhole);
+    }
   } catch (err) {
     cursor.next = start + lines;
     throw err;
@@ -63,9 +66,10 @@ export async function readNewLines(
   const promised = Number.isFinite(lastLine) ? Math.max(0, lastLine - start) : undefined;
   // A last line without "\n" is whole only if it parses and the server does not promise more lines than that.
   let cut = false;
-  if (tail.rest?.length) {
-    if ((promised === undefined || promised > lines) && isJson(tail.rest)) {
-      onWhole(tail.rest);
+  const rest = splitter.rest();
+  if (rest?.length) {
+    if ((promised === undefined || promised > lines) && isJson(rest)) {
+      onWhole(rest);
     } else {
       cut = true;
     }
@@ -79,18 +83,11 @@ export async function readNewLines(
   return { incomplete: flag === "true" ? true : flag === "false" ? false : undefined, lines };
 }
 
-function isJson(line: Buffer): boolean {
+function isJson(line: string): boolean {
   try {
-    JSON.parse(line.toString("utf8"));
+    JSON.parse(line);
     return true;
   } catch {
     return false;
-  }
-}
-
-async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    add(chunk.length);
-    yield chunk;
   }
 }
