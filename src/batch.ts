@@ -12,13 +12,13 @@ import {
   type ProviderError,
 } from "./errors.js";
 import type { BatchCounts, Events } from "./events.js";
-import { errorFromBody, FormData, parseErrorBody, type Transport } from "./http.js";
+import { errorFromBody, FormData, parseErrorBody, type RequestSpec, type Transport } from "./http.js";
 import type { FileCursor } from "./results.js";
 import { batchListSchema, batchSchema, fileObjectSchema, resultLineSchema, type BatchEnvelope, type ResultLine } from "./schemas.js";
 import { z } from "zod";
 
 /** Metadata key that tags each batch with a client-made key, so a retried create can find a batch it already made. */
-export const BATCH_KEY = "autobatch_key";
+const BATCH_KEY = "autobatch_key";
 const fileListSchema = z.looseObject({ data: z.array(z.looseObject({ id: z.string(), filename: z.string().nullish(), bytes: z.number().nullish() })) });
 
 export interface BatchSettings {
@@ -105,18 +105,21 @@ export class Batch {
       this.#events.emit("batchSubmitFailed", { endpoint: this.endpoint, model: this.model, calls: this.#calls.size, message: reason.message });
       for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
       // Every caller left while the create was in flight: the provider may have made the batch all the same.
-      if (creating && this.#nobodyWaits.signal.aborted && !stop.aborted) void this.#cancelOrphan(stop);
+      if (creating && this.#nobodyWaits.signal.aborted && !stop.aborted) void this.cancelUpstream(stop);
       return false;
     }
   }
 
-  /** Best effort: find the batch by its key and cancel it, so nobody pays for results nobody waits for. */
-  async #cancelOrphan(stop: AbortSignal): Promise<void> {
+  /**
+   * Best effort, so nobody pays for results nobody waits for: cancels the batch upstream (found by its key if its
+   * creation's answer never arrived). A failure leaves it to finish upstream; its callers are already released.
+   */
+  async cancelUpstream(signal?: AbortSignal): Promise<void> {
     try {
-      const found = await this.#findBatch(stop);
-      if (found) await this.#transport.json({ method: "POST", path: `/batches/${encodeURIComponent(found.id)}/cancel`, signal: stop }, batchSchema);
-    } catch {
-      // Left to finish upstream; its callers are already released.
+      const id = this.id ?? (await this.#findBatch(signal))?.id;
+      if (id) await this.#transport.json({ method: "POST", path: `/batches/${encodeURIComponent(id)}/cancel`, signal }, batchSchema);
+    } catch (err) {
+      this.#events.emit("warning", { batchId: this.id, message: `could not cancel batch upstream: ${(err as Error).message}` });
     }
   }
 
@@ -128,15 +131,27 @@ export class Batch {
     // The Blob holds its own copy for retries; the parts can go now.
     form.append("file", new Blob((this.#parts ?? []) as BlobPart[], { type: "application/jsonl" }), filename);
     this.#parts = undefined;
-    let ambiguous = false;
     const spec = { method: "POST", path: "/files", form, signal } as const;
+    return this.#withLookup(
+      spec,
+      async () => (await this.#transport.jsonOnce(spec, fileObjectSchema)).id,
+      () => this.#findFile(filename, signal),
+    );
+  }
+
+  /**
+   * Retries a non-idempotent request per the policy; after an ambiguous failure (reset, timeout, 5xx) the next
+   * attempt first looks, with `find`, for what the earlier one may have made upstream.
+   */
+  #withLookup<T>(spec: RequestSpec, attempt: () => Promise<T>, find: () => Promise<T | undefined>): Promise<T> {
+    let ambiguous = false;
     return this.#transport.withRetry(spec, async () => {
       if (ambiguous) {
-        const found = await this.#findFile(filename, signal);
-        if (found) return found;
+        const found = await find();
+        if (found !== undefined) return found;
       }
       try {
-        return (await this.#transport.jsonOnce(spec, fileObjectSchema)).id;
+        return await attempt();
       } catch (err) {
         ambiguous ||= isAmbiguous(err);
         throw err;
@@ -165,23 +180,11 @@ export class Batch {
       },
       signal,
     } as const;
-    let ambiguous = false;
-    return this.#transport.withRetry(spec, async () => {
-      if (ambiguous) {
-        const found = await this.#findBatch(signal);
-        if (found) return found;
-      }
-      try {
-        return await this.#transport.jsonOnce(spec, batchSchema);
-      } catch (err) {
-        ambiguous ||= isAmbiguous(err);
-        throw err;
-      }
-    });
+    return this.#withLookup(spec, () => this.#transport.jsonOnce(spec, batchSchema), () => this.#findBatch(signal));
   }
 
   /** Newest first: a batch created moments ago by an attempt whose answer was lost is on the first page. */
-  async #findBatch(signal: AbortSignal): Promise<BatchEnvelope | undefined> {
+  async #findBatch(signal?: AbortSignal): Promise<BatchEnvelope | undefined> {
     const list = await this.#transport.jsonOnce({ method: "GET", path: "/batches", query: { limit: 100 }, signal }, batchListSchema);
     return list.data.find((b) => b.metadata?.[BATCH_KEY] === this.key);
   }

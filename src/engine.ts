@@ -14,7 +14,6 @@ import { Events } from "./events.js";
 import { Transport } from "./http.js";
 import { encodeLine } from "./jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "./options.js";
-import { batchSchema } from "./schemas.js";
 import { Tracker } from "./tracker.js";
 
 export interface CallOptions {
@@ -106,10 +105,6 @@ export class Engine {
     };
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** Enqueues one request; resolves with its result body or rejects with a typed error. */
   submit(endpoint: Endpoint, params: unknown, options?: SubmitOptions): Promise<unknown> {
     const P = options?.promiseClass ?? Promise;
@@ -171,7 +166,7 @@ export class Engine {
         if (!ok) return;
         this.#batchesCreated++;
         // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
-        if (this.#stop.signal.aborted || batch.unsettled === 0) return void this.#cancelUpstream(batch);
+        if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
         this.#tracker.add(batch);
       });
   }
@@ -199,7 +194,7 @@ export class Engine {
       this.#tracker.stop();
       for (const b of this.#submitting) b.abandon(closed);
       for (const b of running) b.abandon(closed);
-      await Promise.allSettled(running.map((b) => this.#cancelUpstream(b)));
+      await Promise.all(running.map((b) => b.cancelUpstream()));
     } else {
       this.#buffer.flushAll("close");
       await this.onIdle();
@@ -208,16 +203,6 @@ export class Engine {
     }
     await this.#queue.onIdle().catch(() => undefined);
     await this.#transport.close();
-  }
-
-  /** Best effort: a cancel that fails leaves the batch to finish upstream; callers are already released. */
-  async #cancelUpstream(batch: Batch): Promise<void> {
-    if (!batch.id) return;
-    try {
-      await this.#transport.json({ method: "POST", path: `/batches/${encodeURIComponent(batch.id)}/cancel` }, batchSchema);
-    } catch (err) {
-      this.events.emit("warning", { batchId: batch.id, message: `could not cancel batch upstream: ${(err as Error).message}` });
-    }
   }
 }
 

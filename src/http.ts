@@ -145,7 +145,7 @@ export class Transport {
     }
     if (anyStatus || (res.statusCode >= 200 && res.statusCode < 300)) return res;
     const text = await res.body.text().catch(() => "");
-    throw this.errorFromResponse(res.statusCode, toHeaders(res.headers), text, `${spec.method} ${spec.path}`);
+    throw this.#errorFromResponse(res.statusCode, toHeaders(res.headers), text, `${spec.method} ${spec.path}`);
   }
 
   /** Builds the request URL from baseURL and a relative path; anything else is a programming error. */
@@ -165,7 +165,7 @@ export class Transport {
   }
 
   /** Maps any provider error body to an APIError subclass with the provider's own message. */
-  errorFromResponse(status: number, headers: Headers, text: string, what: string): APIError {
+  #errorFromResponse(status: number, headers: Headers, text: string, what: string): APIError {
     const { error, message } = parseErrorBody(text);
     const redacted = error ? { ...error, message: this.quote(error.message ?? "") } : undefined;
     return APIError.generate(status, redacted, `${what}: ${this.quote(message ?? text) || "(empty body)"}`, headers);

@@ -10,7 +10,7 @@ const optionalId = z
 
 export const fileObjectSchema = z.looseObject({ id: z.string().min(1) });
 
-export const batchCountsSchema = z.looseObject({
+const batchCountsSchema = z.looseObject({
   total: z.number().default(0),
   completed: z.number().default(0),
   failed: z.number().default(0),
