@@ -1,5 +1,6 @@
 // Flag parsing shared by the subcommands: strict parseArgs, and values checked with messages that name the flag.
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { echoable } from "./safe-url.js";
 
 /** A wrong flag or value: the command prints the message and exits 2. */
 export class UsageError extends Error {}
@@ -33,4 +34,17 @@ export function port(flag: string, raw: string): number {
 export function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(raw)) throw new UsageError(`--${flag}: expected one of ${allowed.join(", ")}, got '${raw}'`);
   return raw as T;
+}
+
+/** An http(s) URL that really parses (checked here, not after the server is up); echoed without credentials. */
+export function httpURL(flag: string, raw: string): string {
+  let ok = /^https?:\/\/[^/]/i.test(raw);
+  try {
+    new URL(raw);
+  } catch {
+    // WHATWG parsing repairs `https:/host`, so the prefix is checked above as written.
+    ok = false;
+  }
+  if (!ok) throw new UsageError(`--${flag}: expected an http(s) URL, got '${echoable(raw)}'`);
+  return raw;
 }

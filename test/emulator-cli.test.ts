@@ -14,6 +14,13 @@ describe("parseEmulatorArgs", () => {
     expect(parseEmulatorArgs([], {})).toEqual({ port: 8787, host: "127.0.0.1", flavor: "doubleword" });
   });
 
+  it("rejects an --upstream that is not an http(s) URL without echoing its credentials", () => {
+    for (const bad of ["ftp://user:hunter2@x/v1", "http://[bad", "http:/user:hunter2@x"]) {
+      expect(() => parseEmulatorArgs(["--upstream", bad], {}), bad).toThrow(/^--upstream: expected an http\(s\) URL/);
+      expect(() => parseEmulatorArgs(["--upstream", bad], {}), bad).not.toThrow(/hunter2/);
+    }
+  });
+
   it("parses every flag", () => {
     const opts = parseEmulatorArgs(
       ["--port", "0", "--flavor", "openai", "--api-key", "k", "--latency-ms", "5,20", "--seed", "7", "--concurrency", "3", "--validation-ms", "10", "--cursor-param", "offset", "--upstream", "http://127.0.0.1:8000/v1", "--upstream-concurrency", "4", "--max-stored-bytes", "2048"],

@@ -1,5 +1,6 @@
 // `autobatch emulator`: runs the local Batch API server until SIGINT/SIGTERM.
-import { number, oneOf, parseFlags, port, UsageError } from "../cli-args.js";
+import { httpURL, number, oneOf, parseFlags, port, UsageError } from "../cli-args.js";
+import { safeURL } from "../safe-url.js";
 import { startEmulator } from "./index.js";
 import type { EmulatorOptions } from "./types.js";
 
@@ -67,9 +68,8 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   if (values["cursor-param"] !== undefined) options.contentCursorParam = oneOf("cursor-param", values["cursor-param"], ["skip", "offset"] as const);
   const upstreamKey = values["upstream-api-key"] ?? env.AUTOBATCH_UPSTREAM_API_KEY;
   if (values.upstream !== undefined) {
-    if (!/^https?:\/\//.test(values.upstream)) throw new UsageError(`--upstream: expected an http(s) URL, got '${values.upstream}'`);
     options.upstream = {
-      baseURL: values.upstream,
+      baseURL: httpURL("upstream", values.upstream),
       ...(upstreamKey ? { apiKey: upstreamKey } : {}),
       ...(values["upstream-concurrency"] !== undefined ? { concurrency: int("upstream-concurrency", values["upstream-concurrency"], 1) } : {}),
     };
@@ -95,9 +95,7 @@ export const command = {
       return 0;
     }
     const emulator = await startEmulator(options);
-    // Userinfo and query are dropped so no credential reaches the terminal.
-    const up = options.upstream ? new URL(options.upstream.baseURL) : undefined;
-    const upstream = up ? `, upstream ${up.origin}${up.pathname}` : "";
+    const upstream = options.upstream ? `, upstream ${safeURL(options.upstream.baseURL)}` : "";
     console.log(`autobatch emulator listening on ${emulator.url} (flavor ${options.flavor}${upstream})`);
     await new Promise<void>((resolve) => {
       const stop = () => {

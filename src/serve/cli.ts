@@ -1,5 +1,5 @@
 // `autobatch serve`: flags and env → serve(); SIGINT/SIGTERM drain then exit, a second signal exits at once.
-import { number, parseFlags, port, UsageError } from "../cli-args.js";
+import { httpURL, number, parseFlags, port, UsageError } from "../cli-args.js";
 import { constants } from "node:os";
 import { DEFAULTS, InvalidOptionsError } from "../options.js";
 import { serve, SERVE_DEFAULTS, type ServeOptions } from "./index.js";
@@ -80,7 +80,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const options: ServeOptions = { apiKey };
   const baseURL = nonEmpty(values["base-url"]) ?? nonEmpty(env.OPENAI_BASE_URL);
   if (baseURL !== undefined) {
-    if (!/^https?:\/\/[^/]/.test(baseURL)) throw new UsageError(`--base-url: expected an http(s) URL, got '${echoable(baseURL)}'`);
+    httpURL("base-url", baseURL);
     options.baseURL = baseURL;
   }
   const authToken = values["auth-token"] ?? nonEmpty(env.AUTOBATCH_AUTH_TOKEN);
@@ -114,17 +114,6 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (v["shutdown-timeout-ms"] !== undefined) options.shutdownTimeoutMs = number("shutdown-timeout-ms", v["shutdown-timeout-ms"]);
   if (v["idempotency-ttl-ms"] !== undefined) options.idempotencyTtlMs = number("idempotency-ttl-ms", v["idempotency-ttl-ms"]);
   return options;
-}
-
-/**
- * A rejected URL as safe to print: no query or fragment, and nothing before its last `@` but the scheme, so
- * `user:pass@` goes even when the text is not a URL at all (where `safeURL` cannot find the userinfo).
- */
-function echoable(text: string): string {
-  const url = text.split(/[?#]/, 1)[0]!;
-  const at = url.lastIndexOf("@");
-  if (at < 0) return url;
-  return `${/^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? ""}***@${url.slice(at + 1)}`;
 }
 
 /** Core and serve() messages say `batchSize: …`; on the command line that is `--batch-size: …`. */

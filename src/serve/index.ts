@@ -9,7 +9,8 @@ import { Transport } from "../http.js";
 import { InvalidOptionsError, type AutoBatcherOptions } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
-import { createLogger, logEngineEvent, safeURL, type LogSink } from "./log.js";
+import { safeURL } from "../safe-url.js";
+import { createLogger, logEngineEvent, type LogSink } from "./log.js";
 import { createHandler, type HandlerContext } from "./server.js";
 
 export type { LogEntry, LogLevel, LogSink } from "./log.js";

@@ -50,17 +50,3 @@ export function logEngineEvent(log: Logger, e: AutoBatchEvent): void {
   }
 }
 
-/** The base URL as safe to print: credentials in it (`https://user:pass@host`) are masked. */
-export function safeURL(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = "***";
-      u.password = "";
-    }
-    for (const k of [...u.searchParams.keys()]) if (/key|token|secret|sig/i.test(k)) u.searchParams.set(k, "***");
-    return u.toString().replace(/\/$/, "");
-  } catch {
-    return "(unparseable)";
-  }
-}
