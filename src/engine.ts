@@ -171,6 +171,11 @@ export class Engine {
       });
   }
 
+  /** One GET below `/models` to the provider, answered whatever its status (serve passes model lists through). */
+  passthrough(path: string, query?: Record<string, string>, signal?: AbortSignal): ReturnType<Transport["passthrough"]> {
+    return this.#transport.passthrough(path, query, signal);
+  }
+
   /** Resolves when no call is waiting anywhere. */
   onIdle(): Promise<void> {
     if (this.#pending === 0) return Promise.resolve();

@@ -243,10 +243,14 @@ export function errorFromBody(body: unknown): { error: ProviderError } | undefin
 export function retryDelay(err: unknown, retry: number, now: number = Date.now()): number | undefined {
   if (err instanceof APIConnectionError) return backoff(retry);
   if (!(err instanceof APIError) || err.status === undefined) return undefined;
-  const should = err.headers?.get("x-should-retry");
-  if (should === "false") return undefined;
-  if (should !== "true" && !RETRY_STATUSES.has(err.status) && err.status < 500) return undefined;
+  if (!isRetryableStatus(err.status, err.headers?.get("x-should-retry"))) return undefined;
   return retryAfter(err.headers, now) ?? backoff(retry);
+}
+
+/** openai-node's rule: 408, 409, 429 and 5xx are worth a retry, unless `x-should-retry` says otherwise. */
+export function isRetryableStatus(status: number, shouldRetry?: string | null): boolean {
+  if (shouldRetry === "false") return false;
+  return shouldRetry === "true" || RETRY_STATUSES.has(status) || status >= 500;
 }
 
 function retryAfter(headers: Headers | undefined, now: number): number | undefined {

@@ -2,10 +2,9 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RawResult } from "../call.js";
-import { realClock } from "../clock.js";
 import { Engine, type EngineStats } from "../engine.js";
 import type { AutoBatchEvent, EventName } from "../events.js";
-import { Transport } from "../http.js";
+import { isRetryableStatus } from "../http.js";
 import { InvalidOptionsError, type AutoBatcherOptions } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
@@ -85,18 +84,18 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
   for (const name of ENGINE_EVENTS) engine.events.on(name, (payload) => logEngineEvent(log, { type: name, ...payload } as AutoBatchEvent));
-  // The engine keeps its Transport to itself; this one, for the /v1/models passthrough, is serve's to close.
-  const upstream = new Transport(engine.options, engine.options.clock ?? realClock);
   const ctx: HandlerContext = {
     engine,
-    upstream,
     log,
     authToken,
     maxBodyBytes: settings.maxBodyBytes,
     idempotency: new IdempotencyCache<RawResult>({
       ttlMs: settings.idempotencyTtlMs,
       maxKeys: settings.idempotencyMaxKeys,
-      keepFailure: (err) => !isRetryable(toHttpError(err)),
+      keepFailure: (err) => {
+        const e = toHttpError(err);
+        return !isRetryableStatus(e.status, e.headers["x-should-retry"]);
+      },
     }),
     closing: false,
     inflight: new Set(),
@@ -112,7 +111,6 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     });
   } catch (err) {
     await engine.close({ cancel: true });
-    await upstream.close();
     throw err;
   }
   const address = server.address() as AddressInfo;
@@ -150,7 +148,6 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       await within(answered, CLOSE_GRACE_MS);
       server.closeAllConnections();
       await serverClosed;
-      await upstream.close();
       log("info", "serve.closed", { batchesCreated: engine.stats.batchesCreated });
     })());
 
@@ -175,12 +172,6 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Statuses openai-node retries, unless told not to: such an outcome is not worth replaying to a retry. */
-function isRetryable(e: { status: number; headers: Record<string, string> }): boolean {
-  if (e.headers["x-should-retry"] === "false") return false;
-  return e.status === 408 || e.status === 409 || e.status === 429 || e.status >= 500;
 }
 
 function checkServeOptions(s: Record<keyof typeof SERVE_DEFAULTS, unknown>, authToken: unknown, log: unknown): void {

@@ -7,7 +7,6 @@ import type { RawResult } from "../call.js";
 import type { Engine } from "../engine.js";
 import type { Endpoint } from "../endpoints.js";
 import { AutoBatchError } from "../errors.js";
-import type { Transport } from "../http.js";
 import { readJsonBody } from "./body.js";
 import { HttpError, toHttpError } from "./errors.js";
 import { IdempotencyCache, type Attached } from "./idempotency.js";
@@ -17,8 +16,6 @@ import { chatCompletionToSSE, responseToSSE } from "./sse.js";
 
 export interface HandlerContext {
   engine: Engine;
-  /** The provider, for the GET /v1/models passthrough. */
-  upstream: Transport;
   log: Logger;
   authToken: string | undefined;
   maxBodyBytes: number;
@@ -61,7 +58,7 @@ async function handle(ctx: HandlerContext, expected: Buffer | undefined, req: In
   }
   if (r instanceof HttpError) throw r;
   if (r.kind === "models") {
-    const reply = await ctx.upstream.passthrough(r.path, r.query, closeSignal(res));
+    const reply = await ctx.engine.passthrough(r.path, r.query, closeSignal(res));
     if (res.destroyed) return;
     const headers: Record<string, string> = { "content-type": reply.headers.get("content-type") ?? "application/json" };
     const requestId = reply.headers.get("x-request-id");
