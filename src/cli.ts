@@ -3,7 +3,7 @@
 import { pathToFileURL } from "node:url";
 import { realpathSync } from "node:fs";
 
-type Command = { summary: string; run(argv: string[]): Promise<number | void> };
+type Command = { run(argv: string[]): Promise<number | void> };
 
 const commands: Record<string, () => Promise<Command>> = {
   emulator: async () => (await import("./emulator/cli.js")).command,

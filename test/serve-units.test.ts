@@ -10,7 +10,8 @@ import {
   InvalidParamsError,
   ResultParseError,
 } from "../src/errors.js";
-import { parseServeArgs, UsageError } from "../src/serve/cli.js";
+import { UsageError } from "../src/cli-args.js";
+import { parseServeArgs } from "../src/serve/cli.js";
 import { clientErrorStatus, HttpError, toHttpError } from "../src/serve/errors.js";
 import { IdempotencyCache } from "../src/serve/idempotency.js";
 import { normalizePath, route } from "../src/serve/routes.js";

@@ -80,7 +80,6 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
 }
 
 export const command = {
-  summary: "run a local Batch API server (no network, no key)",
   async run(argv: string[]): Promise<number> {
     let options: EmulatorOptions | undefined;
     try {

@@ -1,5 +1,5 @@
 // startEmulator(): a local OpenAI-compatible Batch API server (Doubleword or OpenAI flavor).
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import { Faults } from "./faults.js";
 import { ROUTES } from "./routes.js";
 import { Runner } from "./runner.js";
@@ -110,11 +110,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     adminOpen: options.apiKey !== undefined || isLoopback(host),
     closing: closing.signal,
   });
-  const sockets = new Set<Socket>();
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -142,7 +137,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       closed ??= (async () => {
         closing.abort();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        for (const socket of sockets) socket.destroy();
+        server.closeAllConnections();
         await runner.close();
         await upstream?.close();
         await stopped;

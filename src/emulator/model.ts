@@ -1,5 +1,6 @@
 // The built-in model: deterministic, network-free answers for each batch endpoint, plus the
 // per-line test markers read from the request body.
+import { openaiError } from "./reply.js";
 import { createHash } from "node:crypto";
 
 /** What executing one line produced. */
@@ -32,8 +33,7 @@ export function readMarkers(bodyText: string): Markers {
 
 /** An OpenAI-style error body, as text (the way an upstream would have sent it). */
 export function errorBody(status: number, message: string): string {
-  const type = status === 429 ? "rate_limit_exceeded" : status >= 500 ? "server_error" : "invalid_request_error";
-  return JSON.stringify({ error: { message, type, param: null, code: status === 429 ? "rate_limit_exceeded" : null } });
+  return JSON.stringify({ error: openaiError(status, message) });
 }
 
 type Json = Record<string, unknown>;

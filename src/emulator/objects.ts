@@ -1,5 +1,6 @@
 // Wire shapes of File, Batch and list objects per flavor (spec §2): Doubleword omits unset
 // fields, OpenAI writes explicit nulls.
+import { TERMINAL_STATUSES } from "../schemas.js";
 import type { BatchRecord, FileRecord } from "./store.js";
 import type { Flavor } from "./types.js";
 
@@ -12,10 +13,6 @@ export function dwStatus(b: BatchRecord): string {
   if (finished && b.failed === b.total) return "failed";
   if (finished) return "completed";
   return "in_progress";
-}
-
-export function statusOf(flavor: Flavor, b: BatchRecord): string {
-  return flavor === "openai" ? b.status : dwStatus(b);
 }
 
 /** Whether result lines may still be appended (Doubleword's `running` for X-Incomplete). */
@@ -53,7 +50,7 @@ export function fileObject(flavor: Flavor, f: FileRecord): Record<string, unknow
 
 export function batchObject(flavor: Flavor, b: BatchRecord, nowSec: number): Record<string, unknown> {
   if (flavor === "openai") {
-    const terminal = ["completed", "failed", "expired", "cancelled"].includes(b.status);
+    const terminal = TERMINAL_STATUSES.has(b.status);
     return {
       id: b.id,
       object: "batch",

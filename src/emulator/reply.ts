@@ -34,10 +34,19 @@ export class ApiError extends Error {
 }
 
 function openaiType(status: number): string {
-  if (status === 401) return "invalid_request_error";
   if (status === 429) return "rate_limit_exceeded";
   if (status >= 500) return "server_error";
   return "invalid_request_error";
+}
+
+/** OpenAI's `error` object for a status: what the API answers, and what a failed line's body carries. */
+export function openaiError(status: number, message: string, detail: ApiError["detail"] = {}): Record<string, unknown> {
+  return {
+    message,
+    type: detail.type ?? openaiType(status),
+    param: detail.param ?? null,
+    code: detail.code ?? (status === 429 ? "rate_limit_exceeded" : null),
+  };
 }
 
 /**
@@ -45,16 +54,7 @@ function openaiType(status: number): string {
  * header that disagrees with the body (spec §2.4). OpenAI: always `{"error":{message,type,param,code}}`.
  */
 export function errorReply(flavor: Flavor, err: ApiError): Reply {
-  if (flavor === "openai") {
-    return json(err.status, {
-      error: {
-        message: err.message,
-        type: err.detail.type ?? openaiType(err.status),
-        param: err.detail.param ?? null,
-        code: err.detail.code ?? (err.status === 429 ? "rate_limit_exceeded" : null),
-      },
-    });
-  }
+  if (flavor === "openai") return json(err.status, { error: openaiError(err.status, err.message, err.detail) });
   if (err.status === 429) {
     return json(
       429,

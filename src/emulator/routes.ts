@@ -1,4 +1,5 @@
 // The /v1 Batch API handlers (spec §1-§3, §7), for both flavors.
+import { windowToMs } from "../options.js";
 import { setMaxListeners } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { contentReply, type ContentContext } from "./content.js";
@@ -302,9 +303,7 @@ async function readJson(ctx: RouteContext, req: IncomingMessage): Promise<unknow
 }
 
 function windowSeconds(window: string): number {
-  const m = /^(\d+)\s*([smhd])$/.exec(window);
-  if (!m) return 24 * 3600;
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"];
+  return Math.floor((windowToMs(window) ?? 24 * 3_600_000) / 1000);
 }
 
 interface CreateBatch {

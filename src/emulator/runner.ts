@@ -1,5 +1,6 @@
 // Batch lifecycle and the single line scheduler: validation → lines executed `concurrency` at
 // a time, round-robin across batches → results appended in completion order → terminal state.
+import { TERMINAL_STATUSES } from "../schemas.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { builtinModel, errorBody, readMarkers, type Markers, type Outcome } from "./model.js";
 import { ApiError } from "./reply.js";
@@ -26,7 +27,6 @@ interface LineRequest {
   body: Record<string, unknown>;
 }
 
-const OPENAI_TERMINAL = new Set(["completed", "failed", "expired", "cancelled"]);
 
 export class Runner {
   readonly #ctx: RunnerContext;
@@ -237,7 +237,7 @@ export class Runner {
       b.abort.abort();
       return;
     }
-    if (OPENAI_TERMINAL.has(b.status)) {
+    if (TERMINAL_STATUSES.has(b.status)) {
       throw new ApiError(400, `Cannot cancel a batch with status '${b.status}'.`, { code: "batch_not_cancellable" });
     }
     if (b.status === "cancelling") return;

@@ -27,10 +27,7 @@ export class LineSplitter {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #offset = 0;
-  constructor(
-    private readonly onLine: (line: Buffer, offset: number) => void,
-    private readonly maxLineBytes = MAX_LINE_BYTES,
-  ) {}
+  constructor(private readonly onLine: (line: Buffer, offset: number) => void) {}
 
   push(chunk: Buffer): void {
     let start = 0;
@@ -47,8 +44,8 @@ export class LineSplitter {
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
       this.#pendingBytes += rest.length;
-      if (this.#pendingBytes > this.maxLineBytes + 1) {
-        throw new ApiError(400, `Line exceeds the maximum size of ${this.maxLineBytes} bytes`);
+      if (this.#pendingBytes > MAX_LINE_BYTES + 1) {
+        throw new ApiError(400, `Line exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
       }
       // Copy: the caller's chunk buffer may be reused.
       this.#pending.push(Buffer.from(rest));

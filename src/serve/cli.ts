@@ -33,8 +33,6 @@ server:
 
 Logs are JSON lines on stdout. The API key and auth token are never logged.`;
 
-export { UsageError };
-
 /** Option names as the user typed them, so core validation messages name the flag. */
 const FLAG_OF: Record<string, string> = {
   apiKey: "--api-key",
@@ -122,7 +120,6 @@ function withFlagNames(message: string): string {
 }
 
 export const command = {
-  summary: "run an OpenAI-compatible proxy that batches every call it receives",
   async run(argv: string[]): Promise<number> {
     let options: ServeOptions | undefined;
     try {

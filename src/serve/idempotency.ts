@@ -30,7 +30,7 @@ export interface IdempotencyOptions {
   now?: () => number;
 }
 
-export const MAX_KEY_LENGTH = 255;
+const MAX_KEY_LENGTH = 255;
 
 export class IdempotencyCache<T> {
   // Settled entries are re-inserted when they settle, so among them map order is expiry order.

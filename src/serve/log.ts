@@ -13,7 +13,7 @@ export type LogSink = ((entry: LogEntry) => void) | false;
 
 export type Logger = (level: LogLevel, event: string, fields?: Record<string, unknown>) => void;
 
-export const stdoutSink = (entry: LogEntry): void => {
+const stdoutSink = (entry: LogEntry): void => {
   process.stdout.write(`${JSON.stringify(entry)}\n`);
 };
 
