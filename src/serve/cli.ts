@@ -51,7 +51,8 @@ const FLAG_OF: Record<string, string> = {
   idempotencyTtlMs: "--idempotency-ttl-ms",
 };
 
-const nonEmpty = (v: string | undefined): string | undefined => (v?.trim() ? v : undefined);
+/** Trimmed, and empty means unset: the rule the library applies to the same environment variables. */
+const nonEmpty = (v: string | undefined): string | undefined => v?.trim() || undefined;
 
 /** Parses the command line (and env) into serve options; `undefined` means help was asked for. */
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions | undefined {
