@@ -1,4 +1,5 @@
 // startEmulator(): a local OpenAI-compatible Batch API server (Doubleword or OpenAI flavor).
+import { bearerCheck } from "../bearer.js";
 import type { AddressInfo } from "node:net";
 import { Faults } from "./faults.js";
 import { ROUTES } from "./routes.js";
@@ -106,7 +107,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       runner,
     },
     faults,
-    apiKey: options.apiKey,
+    authorized: bearerCheck(options.apiKey),
     adminOpen: options.apiKey !== undefined || isLoopback(host),
     closing: closing.signal,
   });

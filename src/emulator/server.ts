@@ -1,6 +1,5 @@
 // The HTTP layer: routing, auth, fault application and reply writing (with backpressure).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { timingSafeEqual } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { adminReply, type AdminContext } from "./admin.js";
 import type { Faults } from "./faults.js";
@@ -12,18 +11,12 @@ export interface ServerContext {
   routes: RouteContext;
   admin: AdminContext;
   faults: Faults;
-  apiKey: string | undefined;
+  /** `Authorization` header check: `Bearer <apiKey>` when the emulator has a key, anything otherwise. */
+  authorized: (authorization: string | undefined) => boolean;
   /** Admin routes answer only on loopback unless an apiKey protects them. */
   adminOpen: boolean;
   /** Aborted by close(): cuts injected delays short. */
   closing: AbortSignal;
-}
-
-function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
-  if (apiKey === undefined) return true;
-  const given = Buffer.from(req.headers.authorization ?? "");
-  const wanted = Buffer.from(`Bearer ${apiKey}`);
-  return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
 function faultReply(ctx: ServerContext, fault: StatusFault): Reply {
@@ -103,7 +96,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 
   if (path === "/_emulator" || path.startsWith("/_emulator/")) {
     if (!ctx.adminOpen) return send(res, json(403, { error: "admin routes need an apiKey on a non-loopback host" }), undefined);
-    if (!authorized(req, ctx.apiKey)) return send(res, json(401, { error: "unauthorized" }), undefined);
+    if (!ctx.authorized(req.headers.authorization)) return send(res, json(401, { error: "unauthorized" }), undefined);
     return send(res, await adminReply(ctx.admin, req, path, url.searchParams), undefined);
   }
 
@@ -112,7 +105,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const counters = ctx.routes.counters;
   counters.requests[key] = (counters.requests[key] ?? 0) + 1;
 
-  if (!authorized(req, ctx.apiKey)) {
+  if (!ctx.authorized(req.headers.authorization)) {
     drain(req);
     const message = flavor === "openai" ? "Incorrect API key provided." : "Unauthorized";
     return send(res, errorReply(flavor, new ApiError(401, message, { code: "invalid_api_key" })), undefined);

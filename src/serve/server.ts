@@ -1,6 +1,7 @@
 // The request handler: auth → route → read body → submit to the engine (deduplicated by Idempotency-Key, released
 // when the client goes away) → answer with the provider's body, an SSE re-wrap of it, or a mapped error.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
+import { bearerCheck } from "../bearer.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { RawResult } from "../call.js";
@@ -30,7 +31,7 @@ export interface HandlerContext {
 type Trace = Record<string, unknown>;
 
 export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: ServerResponse) => void {
-  const expected = ctx.authToken === undefined ? undefined : digest(ctx.authToken);
+  const authorized = bearerCheck(ctx.authToken);
   return (req, res) => {
     const started = performance.now();
     const trace: Trace = {};
@@ -41,16 +42,16 @@ export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: 
       if (!res.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
       else ctx.log(res.statusCode >= 500 ? "error" : "info", "request", fields);
     });
-    handle(ctx, expected, req, res, trace).catch((err: unknown) => sendError(ctx, res, err, trace));
+    handle(ctx, authorized, req, res, trace).catch((err: unknown) => sendError(ctx, res, err, trace));
   };
 }
 
-async function handle(ctx: HandlerContext, expected: Buffer | undefined, req: IncomingMessage, res: ServerResponse, trace: Trace): Promise<void> {
+async function handle(ctx: HandlerContext, authorized: (header: string | undefined) => boolean, req: IncomingMessage, res: ServerResponse, trace: Trace): Promise<void> {
   const method = req.method ?? "GET";
   const url = req.url ?? "/";
   const r = route(method, url);
   if (!(r instanceof HttpError) && r.kind === "health") return health(ctx, res, method);
-  if (expected && !authorized(req, expected)) {
+  if (!authorized(header(req, "authorization"))) {
     throw new HttpError(401, {
       message: "Missing or invalid bearer token: this proxy requires `Authorization: Bearer <token>` with its --auth-token.",
       code: "invalid_api_key",
@@ -154,14 +155,6 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function digest(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
-}
 
 /** Constant-time comparison of the presented bearer token with the configured one. */
-function authorized(req: IncomingMessage, expected: Buffer): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header(req, "authorization") ?? "");
-  return m !== null && timingSafeEqual(digest(m[1]!.trim()), expected);
-}
-
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
