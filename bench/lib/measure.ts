@@ -30,14 +30,18 @@ export interface Outcome {
   ok: number;
   failed: number;
   firstError?: string;
+  /** CPU ms spent building the calls' arguments (the app's work, not the client's), to subtract from a window. */
+  makeCpuMs: number;
 }
 
 /**
  * Issues `n` calls, a chunk per macrotask (as a server receiving requests would), and resolves once every one has
- * settled. Counts outcomes instead of keeping `n` promises, so the bench holds no per-call state of its own.
+ * settled. Each chunk's arguments are built by `make` first, with that CPU counted apart: the JSON floor builds its
+ * inputs untimed, so the client's figure must not include the app building its requests either. Counts outcomes
+ * instead of keeping `n` promises, so the bench holds no per-call state of its own.
  */
-export async function issue(n: number, call: (i: number) => Promise<unknown>, chunk = 1_000): Promise<Outcome> {
-  const out: Outcome = { ok: 0, failed: 0 };
+export async function issue<A>(n: number, make: (i: number) => A, call: (arg: A, i: number) => Promise<unknown>, chunk = 1_000): Promise<Outcome> {
+  const out: Outcome = { ok: 0, failed: 0, makeCpuMs: 0 };
   let done!: () => void;
   const all = new Promise<void>((resolve) => (done = resolve));
   const onOk = () => {
@@ -49,9 +53,16 @@ export async function issue(n: number, call: (i: number) => Promise<unknown>, ch
     out.firstError ??= String(err);
     if (out.ok + out.failed === n) done();
   };
-  for (let i = 0; i < n; i++) {
-    call(i).then(onOk, onErr);
-    if (i % chunk === chunk - 1) await yieldToLoop();
+  const args: A[] = [];
+  for (let start = 0; start < n; start += chunk) {
+    const end = Math.min(n, start + chunk);
+    const t = process.cpuUsage();
+    for (let i = start; i < end; i++) args.push(make(i));
+    const u = process.cpuUsage(t);
+    out.makeCpuMs += (u.user + u.system) / 1000;
+    for (let i = start; i < end; i++) call(args[i - start]!, i).then(onOk, onErr);
+    args.length = 0;
+    await yieldToLoop();
   }
   if (n === 0) done();
   await all;

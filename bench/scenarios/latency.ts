@@ -20,8 +20,8 @@ try {
   const settledAt = new Float64Array(CALLS);
   log(`latency: ${CALLS} calls finishing over ${SPREAD_MS / 1000} s, poll ${POLL_MS} ms`);
   const t0 = performance.now();
-  const outcome = await issue(CALLS, (i) =>
-    client.chat.completions.create(chatParams(i)).then((r) => {
+  const outcome = await issue(CALLS, chatParams, (params, i) =>
+    client.chat.completions.create(params).then((r) => {
       settledAt[i] = epochMs();
       if (!r.choices[0]?.message.content?.startsWith(`echo: Request ${i}.`)) throw new Error(`call ${i} got another call's answer`);
     }),

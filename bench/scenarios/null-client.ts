@@ -42,10 +42,10 @@ setTimeout(settle, WAIT_MS);
 
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const outcome = await issue(CALLS, (i) => {
-  JSON.stringify(chatParams(i));
+const outcome = await issue(CALLS, chatParams, (params) => {
+  JSON.stringify(params);
   return new Promise((resolve) => waiting.push(resolve));
 });
 const cpu = process.cpuUsage(cpu0);
-const cpuMs = (cpu.user + cpu.system) / 1000;
+const cpuMs = (cpu.user + cpu.system) / 1000 - outcome.makeCpuMs;
 emit({ scenario: "null-client", calls: CALLS, ok: outcome.ok, cpuMs, cpuPer1kMs: cpuMs / (CALLS / 1000), wallMs: performance.now() - t0, lineBytes: Buffer.byteLength(lines[0]!) });
