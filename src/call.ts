@@ -18,8 +18,8 @@ export interface Call {
   readonly raw: boolean;
   batchId?: string;
   settled: boolean;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
   /** The call's batch once flushed: it can release the caller (abort) while the batch goes on. */
   owner?: { release(call: Call, reason: unknown): void };
   /** Detaches the abort listener. */
@@ -41,12 +41,17 @@ export interface SettleSink {
   settled(call: Call): void;
 }
 
+const released = () => undefined;
+
 export function settle(call: Call, sink: SettleSink, ok: boolean, value: unknown): boolean {
   if (call.settled) return false;
   call.settled = true;
   call.detach?.();
   if (ok) call.resolve(value);
   else call.reject(value);
+  // The resolvers reach the promise and through it the result: a settled call (still listed by its batch until the
+  // batch ends) must not keep every result of its batch alive.
+  call.resolve = call.reject = released;
   sink.settled(call);
   const events = sink.events;
   if (events.wants("callSettled")) {
