@@ -14,7 +14,7 @@ import {
 import type { BatchCounts, Events } from "./events.js";
 import { errorFromBody, FormData, parseErrorBody, type RequestSpec, type Transport } from "./http.js";
 import type { FileCursor } from "./results.js";
-import { batchListSchema, batchSchema, fileObjectSchema, resultLineSchema, type BatchEnvelope, type ResultLine } from "./schemas.js";
+import { batchListSchema, batchSchema, fileObjectSchema, readResultLine, type BatchEnvelope, type ResultLine } from "./schemas.js";
 import { z } from "zod";
 
 /** Metadata key that tags each batch with a client-made key, so a retried create can find a batch it already made. */
@@ -214,9 +214,9 @@ export class Batch {
     } catch {
       return this.#unreadable(raw, "is not valid JSON");
     }
-    const line = resultLineSchema.safeParse(parsed);
-    if (!line.success) return this.#unreadable(raw, `does not match the result line shape (${line.error.issues[0]?.message})`);
-    const { custom_id: customId, response, error } = line.data;
+    const line = readResultLine(parsed);
+    if (typeof line === "string") return this.#unreadable(raw, `does not match the result line shape (${line})`);
+    const customId = line.custom_id;
     const call = this.#calls.get(customId);
     if (!call) {
       this.#events.emit("warning", { batchId: this.id, message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored` });
@@ -224,7 +224,7 @@ export class Batch {
     }
     if (call.settled) return;
     try {
-      this.#settleFromLine(call, line.data);
+      this.#settleFromLine(call, line);
     } catch (err) {
       // A body that breaks shaping (e.g. a malformed Responses `output`) fails its own call, never the read.
       this.#settle(call, false, new ResultParseError(`result line for this call could not be used: ${(err as Error).message}`, { customId, batchId: this.id }));

@@ -1,23 +1,34 @@
 // What differs per endpoint: the cheap params check, how the request body is prepared for a batch line, and how a
 // result body is shaped for the caller (as openai-node shapes it).
-import { z } from "zod";
 import { InvalidParamsError } from "./errors.js";
 
 export type Endpoint = "/v1/chat/completions" | "/v1/embeddings" | "/v1/responses";
 
-const model = z.string({ error: "model is required and must be a string" }).min(1, "model must not be empty");
-// Envelopes only: the provider validates the rest, and per-line errors come back on the one call concerned.
-const paramSchemas: Record<Endpoint, z.ZodType> = {
-  "/v1/chat/completions": z.looseObject({
-    model,
-    messages: z.array(z.unknown(), { error: "messages is required and must be an array" }).min(1, "messages must not be empty"),
-  }),
-  "/v1/embeddings": z.looseObject({
-    model,
-    input: z.union([z.string(), z.array(z.unknown()).min(1, "input must not be empty")], { error: "input is required (a string or an array)" }),
-    encoding_format: z.enum(["float", "base64"], { error: 'encoding_format must be "float" or "base64"' }).optional(),
-  }),
-  "/v1/responses": z.looseObject({ model }),
+/** The first problem with a params envelope, as [param, message]; undefined when it is fine. */
+type EnvelopeCheck = (p: Record<string, unknown>) => [string, string] | undefined;
+
+// Envelopes only: the provider validates the rest, and per-line errors come back on the one call concerned. Checked
+// by hand rather than with zod because this runs once per call: zod cost ~0.3 ms per 1,000 calls here (bench/).
+const checkModel: EnvelopeCheck = (p) => {
+  if (typeof p.model !== "string") return ["model", "model is required and must be a string"];
+  if (!p.model) return ["model", "model must not be empty"];
+  return undefined;
+};
+const envelopes: Record<Endpoint, EnvelopeCheck> = {
+  "/v1/chat/completions": (p) => {
+    if (!Array.isArray(p.messages)) return ["messages", "messages is required and must be an array"];
+    if (!p.messages.length) return ["messages", "messages must not be empty"];
+    return undefined;
+  },
+  "/v1/embeddings": (p) => {
+    if (typeof p.input !== "string" && !Array.isArray(p.input)) return ["input", "input is required (a string or an array)"];
+    if (Array.isArray(p.input) && !p.input.length) return ["input", "input must not be empty"];
+    if (p.encoding_format !== undefined && p.encoding_format !== "float" && p.encoding_format !== "base64") {
+      return ["encoding_format", 'encoding_format must be "float" or "base64"'];
+    }
+    return undefined;
+  },
+  "/v1/responses": () => undefined,
 };
 
 const STREAM_MESSAGE =
@@ -41,12 +52,8 @@ export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false): 
   }
   const p = params as Record<string, unknown>;
   if (p.stream === true) throw new InvalidParamsError(STREAM_MESSAGE, "stream");
-  const checked = paramSchemas[endpoint].safeParse(p);
-  if (!checked.success) {
-    const issue = checked.error.issues[0]!;
-    const param = issue.path.join(".") || undefined;
-    throw new InvalidParamsError(`Invalid params for ${endpoint}: ${param ? `${param}: ` : ""}${issue.message}`, param);
-  }
+  const problem = checkModel(p) ?? envelopes[endpoint](p);
+  if (problem) throw new InvalidParamsError(`Invalid params for ${endpoint}: ${problem[0]}: ${problem[1]}`, problem[0]);
   let body = p;
   let decodeBase64 = false;
   // As openai-node does: ask for base64 (4x smaller, far cheaper to parse) and hand back floats.

@@ -35,18 +35,35 @@ export const batchListSchema = z.looseObject({
   last_id: z.string().nullish(),
 });
 
-export const resultLineSchema = z.looseObject({
-  custom_id: z.string(),
-  response: z
-    .looseObject({
-      status_code: z.number().int(),
-      request_id: z.string().nullish(),
-      body: z.unknown().optional(),
-    })
-    .nullish(),
-  error: z.looseObject({ code: z.string().nullish(), message: z.string().nullish() }).nullish(),
-});
+export interface ResultLine {
+  custom_id: string;
+  response?: { status_code: number; request_id?: string | null; body?: unknown } | null;
+  error?: { code?: string | null; message?: string | null } | null;
+}
 
-export type ResultLine = z.infer<typeof resultLineSchema>;
+/**
+ * The result-line envelope, checked by hand: it runs once per call, where zod cost ~0.2 ms per 1,000 lines
+ * (bench/). Returns the line, or what is wrong with it.
+ */
+export function readResultLine(v: unknown): ResultLine | string {
+  if (!isObject(v)) return "not an object";
+  if (typeof v.custom_id !== "string") return "custom_id is not a string";
+  const { response, error } = v;
+  if (response != null) {
+    if (!isObject(response)) return "response is not an object";
+    if (!Number.isInteger(response.status_code)) return "response.status_code is not an integer";
+    if (response.request_id != null && typeof response.request_id !== "string") return "response.request_id is not a string";
+  }
+  if (error != null) {
+    if (!isObject(error)) return "error is not an object";
+    if (error.code != null && typeof error.code !== "string") return "error.code is not a string";
+    if (error.message != null && typeof error.message !== "string") return "error.message is not a string";
+  }
+  return v as unknown as ResultLine;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
 
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "expired", "cancelled"]);

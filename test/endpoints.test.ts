@@ -8,14 +8,17 @@ describe("prepareBody", () => {
   });
 
   it.each([
-    ["/v1/chat/completions", null, /params must be an object \(got null\)/],
-    ["/v1/chat/completions", { messages: [{}] }, /model: model is required/],
-    ["/v1/chat/completions", { model: "m" }, /messages: messages is required and must be an array/],
-    ["/v1/chat/completions", { model: "", messages: [{}] }, /model must not be empty/],
-    ["/v1/embeddings", { model: "m" }, /input: input is required/],
-    ["/v1/embeddings", { model: "m", input: "x", encoding_format: "hex" }, /encoding_format must be "float" or "base64"/],
-    ["/v1/responses", { input: "x" }, /model: model is required/],
-  ] as const)("%s rejects %j", (endpoint, params, message) => {
+    ["/v1/chat/completions", null, /params must be an object \(got null\)/, undefined],
+    ["/v1/chat/completions", { messages: [{}] }, /model: model is required/, "model"],
+    ["/v1/chat/completions", { model: 7, messages: [{}] }, /model: model is required and must be a string/, "model"],
+    ["/v1/chat/completions", { model: "m" }, /messages: messages is required and must be an array/, "messages"],
+    ["/v1/chat/completions", { model: "m", messages: [] }, /messages: messages must not be empty/, "messages"],
+    ["/v1/chat/completions", { model: "", messages: [{}] }, /model must not be empty/, "model"],
+    ["/v1/embeddings", { model: "m" }, /input: input is required/, "input"],
+    ["/v1/embeddings", { model: "m", input: [] }, /input: input must not be empty/, "input"],
+    ["/v1/embeddings", { model: "m", input: "x", encoding_format: "hex" }, /encoding_format must be "float" or "base64"/, "encoding_format"],
+    ["/v1/responses", { input: "x" }, /model: model is required/, "model"],
+  ] as const)("%s rejects %j", (endpoint, params, message, param) => {
     let error: unknown;
     try {
       prepareBody(endpoint, params);
@@ -24,6 +27,8 @@ describe("prepareBody", () => {
     }
     expect(error).toBeInstanceOf(InvalidParamsError);
     expect((error as Error).message).toMatch(message);
+    // serve hands `param` on as the OpenAI error's `param`.
+    expect((error as InvalidParamsError).param ?? undefined).toBe(param);
   });
 
   it("rejects bodies that cannot be serialised, naming the reason", () => {
