@@ -33,8 +33,8 @@ const metadataSchema = z
 
 const headersSchema = z.record(z.string(), z.string());
 
-const positiveInt = (name: string) => z.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
-const nonNegative = (name: string) => z.number({ error: `${name} must be a number` }).finite(`${name} must be finite`).min(0, `${name} must be >= 0`);
+export const positiveInt = (name: string) => z.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
+export const nonNegative = (name: string) => z.number({ error: `${name} must be a number` }).finite(`${name} must be finite`).min(0, `${name} must be >= 0`);
 
 export const optionsSchema = z.strictObject({
   /** Bearer key. Default: env `OPENAI_API_KEY`. Sent only to `baseURL`'s origin. */
@@ -111,16 +111,19 @@ const env = (name: string): string | undefined => {
   return v ? v : undefined;
 };
 
+/** `schema.parse(input)`, or an InvalidOptionsError titled `title` with one line per offending option. */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, title: string): z.output<S> {
+  const parsed = schema.safeParse(input ?? {});
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => {
+    const at = i.path.length ? i.path.join(".") : "options";
+    return i.code === "unrecognized_keys" ? `unknown option(s): ${i.keys.join(", ")}` : `${at}: ${i.message}`;
+  });
+  throw new InvalidOptionsError(`${title}:\n  ${lines.join("\n  ")}`);
+}
+
 export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions {
-  const parsed = optionsSchema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
-      const at = i.path.length ? i.path.join(".") : "options";
-      return i.code === "unrecognized_keys" ? `unknown option(s): ${i.keys.join(", ")}` : `${at}: ${i.message}`;
-    });
-    throw new InvalidOptionsError(`Invalid AutoBatcher options:\n  ${lines.join("\n  ")}`);
-  }
-  const o = parsed.data;
+  const o = parseOptions(optionsSchema, input, "Invalid AutoBatcher options");
   const apiKey = o.apiKey ?? env("OPENAI_API_KEY");
   if (!apiKey) {
     throw new InvalidOptionsError("Invalid AutoBatcher options:\n  apiKey: missing; pass `apiKey` or set OPENAI_API_KEY");

@@ -240,5 +240,11 @@ describe("serve() options", () => {
     await expect(serve({ apiKey: "k", port: 1.5, log: false })).rejects.toThrow(InvalidOptionsError);
     await expect(serve({ apiKey: "k", maxBodyBytes: 0, log: false })).rejects.toThrow(/maxBodyBytes/);
     await expect(serve({ apiKey: "k", batchSize: 0.5, log: false })).rejects.toThrow(/batchSize/);
+    // One error lists every bad option, the proxy's and the core's alike.
+    const err = await serve({ apiKey: "k", port: 70_000, log: 3 as never, batchSize: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidOptionsError);
+    expect((err as Error).message).toMatch(/port: port must be a whole number from 0 to 65535/);
+    expect((err as Error).message).toMatch(/log: log must be a function or false/);
+    expect((err as Error).message).toMatch(/batchSize: batchSize must be > 0/);
   });
 });

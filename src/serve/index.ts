@@ -5,7 +5,8 @@ import type { RawResult } from "../call.js";
 import { Engine, type EngineStats } from "../engine.js";
 import type { AutoBatchEvent, EventName } from "../events.js";
 import { isRetryableStatus } from "../http.js";
-import { InvalidOptionsError, type AutoBatcherOptions } from "../options.js";
+import { z } from "zod";
+import { nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
 import { safeURL } from "../safe-url.js";
@@ -23,27 +24,33 @@ export const SERVE_DEFAULTS = {
   idempotencyMaxKeys: 10_000,
 } as const;
 
-export interface ServeOptions extends AutoBatcherOptions {
-  /** Port to listen on; 0 picks a free one. @default 8080 */
-  port?: number;
-  /** Interface to bind. @default "127.0.0.1" (loopback only) */
-  host?: string;
+const PORT_RANGE = "port must be a whole number from 0 to 65535";
+
+/** Every AutoBatcher option plus the proxy's own; one parse checks them all and fills the proxy's defaults. */
+const serveOptionsSchema = z.strictObject({
+  ...optionsSchema.shape,
+  /** Port to listen on; 0 picks a free one. Default 8080. */
+  port: z.number({ error: PORT_RANGE }).int(PORT_RANGE).min(0, PORT_RANGE).max(65535, PORT_RANGE).default(SERVE_DEFAULTS.port),
+  /** Interface to bind. Default "127.0.0.1" (loopback only). */
+  host: z.string({ error: "host must be a string" }).min(1, "host must not be empty").default(SERVE_DEFAULTS.host),
   /** When set, clients must send `Authorization: Bearer <authToken>` (GET /health excepted). */
-  authToken?: string;
-  /** Largest accepted request body, in bytes (413 above). @default 10,000,000 */
-  maxBodyBytes?: number;
-  /** Milliseconds `close()` waits for running calls before cancelling the rest. @default 1,800,000 (30 min) */
-  shutdownTimeoutMs?: number;
+  authToken: z.string({ error: "authToken must be a string" }).min(1, "authToken must not be empty").optional(),
+  /** Largest accepted request body, in bytes (413 above). Default 10,000,000. */
+  maxBodyBytes: positiveInt("maxBodyBytes").default(SERVE_DEFAULTS.maxBodyBytes),
+  /** Milliseconds `close()` waits for running calls before cancelling the rest. Default 1,800,000 (30 min). */
+  shutdownTimeoutMs: nonNegative("shutdownTimeoutMs").default(SERVE_DEFAULTS.shutdownTimeoutMs),
   /**
    * Milliseconds an `Idempotency-Key` is remembered after its call settles, and how long a keyed call whose
-   * clients all disconnected waits for a retry before it is released. @default 600,000 (10 min)
+   * clients all disconnected waits for a retry before it is released. Default 600,000 (10 min).
    */
-  idempotencyTtlMs?: number;
-  /** Most settled keys remembered at once (oldest forgotten first). @default 10,000 */
-  idempotencyMaxKeys?: number;
-  /** Receives each structured log entry; `false` silences the proxy. @default JSON lines on stdout */
-  log?: LogSink;
-}
+  idempotencyTtlMs: nonNegative("idempotencyTtlMs").default(SERVE_DEFAULTS.idempotencyTtlMs),
+  /** Most settled keys remembered at once (oldest forgotten first). Default 10,000. */
+  idempotencyMaxKeys: positiveInt("idempotencyMaxKeys").default(SERVE_DEFAULTS.idempotencyMaxKeys),
+  /** Receives each structured log entry; `false` silences the proxy. Default: JSON lines on stdout. */
+  log: z.custom<LogSink>((v) => v === false || typeof v === "function", "log must be a function or false").optional(),
+});
+
+export type ServeOptions = z.input<typeof serveOptionsSchema>;
 
 export interface ServeCloseOptions {
   /** Milliseconds to wait for running calls before cancelling them upstream. @default `shutdownTimeoutMs` */
@@ -71,16 +78,11 @@ const CLOSE_GRACE_MS = 1_000;
 const ENGINE_EVENTS: EventName[] = ["flush", "batchSubmitted", "batchProgress", "batchDone", "batchSubmitFailed", "warning"];
 
 export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
-  const { port, host, authToken, maxBodyBytes, shutdownTimeoutMs, idempotencyTtlMs, idempotencyMaxKeys, log: sink, ...engineOptions } = options;
-  const settings = {
-    host: host ?? SERVE_DEFAULTS.host,
-    port: port ?? SERVE_DEFAULTS.port,
-    maxBodyBytes: maxBodyBytes ?? SERVE_DEFAULTS.maxBodyBytes,
-    shutdownTimeoutMs: shutdownTimeoutMs ?? SERVE_DEFAULTS.shutdownTimeoutMs,
-    idempotencyTtlMs: idempotencyTtlMs ?? SERVE_DEFAULTS.idempotencyTtlMs,
-    idempotencyMaxKeys: idempotencyMaxKeys ?? SERVE_DEFAULTS.idempotencyMaxKeys,
-  };
-  checkServeOptions(settings, authToken, sink);
+  const { port, host, authToken, maxBodyBytes, shutdownTimeoutMs, idempotencyTtlMs, idempotencyMaxKeys, log: sink, ...engineOptions } = parseOptions(
+    serveOptionsSchema,
+    options,
+    "Invalid serve options",
+  );
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
   for (const name of ENGINE_EVENTS) engine.events.on(name, (payload) => logEngineEvent(log, { type: name, ...payload } as AutoBatchEvent));
@@ -88,10 +90,10 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     engine,
     log,
     authToken,
-    maxBodyBytes: settings.maxBodyBytes,
+    maxBodyBytes,
     idempotency: new IdempotencyCache<RawResult>({
-      ttlMs: settings.idempotencyTtlMs,
-      maxKeys: settings.idempotencyMaxKeys,
+      ttlMs: idempotencyTtlMs,
+      maxKeys: idempotencyMaxKeys,
       keepFailure: (err) => {
         const e = toHttpError(err);
         return !isRetryableStatus(e.status, e.headers["x-should-retry"]);
@@ -104,7 +106,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(settings.port, settings.host, () => {
+      server.listen(port, host, () => {
         server.off("error", reject);
         resolve();
       });
@@ -127,16 +129,16 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     batchWindowMs: o.batchWindowMs,
     pollIntervalMs: o.pollIntervalMs,
     completionWindow: o.completionWindow,
-    maxBodyBytes: settings.maxBodyBytes,
-    shutdownTimeoutMs: settings.shutdownTimeoutMs,
-    idempotencyTtlMs: settings.idempotencyTtlMs,
+    maxBodyBytes,
+    shutdownTimeoutMs,
+    idempotencyTtlMs,
   });
 
   let closing: Promise<void> | undefined;
   const close = (closeOptions: ServeCloseOptions = {}) =>
     (closing ??= (async () => {
       ctx.closing = true;
-      const timeoutMs = closeOptions.timeoutMs ?? settings.shutdownTimeoutMs;
+      const timeoutMs = closeOptions.timeoutMs ?? shutdownTimeoutMs;
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       log("info", "serve.closing", { pending: engine.stats.pending, timeoutMs });
       if (!(await within(engine.close(), timeoutMs))) {
@@ -172,25 +174,4 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-function checkServeOptions(s: Record<keyof typeof SERVE_DEFAULTS, unknown>, authToken: unknown, log: unknown): void {
-  const problems: string[] = [];
-  const int = (name: keyof typeof s, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    const v = s[name];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) problems.push(`${name}: must be a whole number between ${min} and ${max} (got ${JSON.stringify(v)})`);
-  };
-  const ms = (name: keyof typeof s) => {
-    const v = s[name];
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) problems.push(`${name}: must be a number of milliseconds >= 0 (got ${JSON.stringify(v)})`);
-  };
-  int("port", 0, 65535);
-  if (typeof s.host !== "string" || s.host === "") problems.push("host: must be a non-empty string");
-  int("maxBodyBytes", 1);
-  ms("shutdownTimeoutMs");
-  ms("idempotencyTtlMs");
-  int("idempotencyMaxKeys", 1);
-  if (authToken !== undefined && (typeof authToken !== "string" || authToken === "")) problems.push("authToken: must be a non-empty string");
-  if (log !== undefined && log !== false && typeof log !== "function") problems.push("log: must be a function or false");
-  if (problems.length) throw new InvalidOptionsError(`Invalid serve options:\n  ${problems.join("\n  ")}`);
 }
