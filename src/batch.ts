@@ -12,7 +12,7 @@ import {
   type ProviderError,
 } from "./errors.js";
 import type { BatchCounts, Events } from "./events.js";
-import { errorFromBody, FormData, parseErrorBody, type RequestSpec, type Transport } from "./http.js";
+import { errorFromBody, parseErrorBody, type RequestSpec, type Transport } from "./http.js";
 import type { FileCursor } from "./results.js";
 import { batchListSchema, batchSchema, fileObjectSchema, readResultLine, type BatchEnvelope, type ResultLine } from "./schemas.js";
 import { z } from "zod";
@@ -126,17 +126,18 @@ export class Batch {
   /** The file is named after the batch key: a retry after an ambiguous failure reuses a file that did arrive. */
   async #upload(signal: AbortSignal): Promise<string> {
     const filename = `autobatch-${this.key}.jsonl`;
-    const form = new FormData();
-    form.append("purpose", "batch");
-    // The Blob holds its own copy for retries; the parts can go now.
-    form.append("file", new Blob((this.#parts ?? []) as BlobPart[], { type: "application/jsonl" }), filename);
-    this.#parts = undefined;
-    const spec = { method: "POST", path: "/files", form, signal } as const;
-    return this.#withLookup(
-      spec,
-      async () => (await this.#transport.jsonOnce(spec, fileObjectSchema)).id,
-      () => this.#findFile(filename, signal),
-    );
+    const upload = { fields: { purpose: "batch" }, filename, contentType: "application/jsonl", parts: this.#parts ?? [], bytes: this.bytes };
+    const spec = { method: "POST", path: "/files", upload, signal } as const;
+    try {
+      return await this.#withLookup(
+        spec,
+        async () => (await this.#transport.jsonOnce(spec, fileObjectSchema)).id,
+        () => this.#findFile(filename, signal),
+      );
+    } finally {
+      // Kept for retries until here; a waiting call never needs its line again.
+      this.#parts = undefined;
+    }
   }
 
   /**

@@ -107,6 +107,24 @@ describe("Transport", () => {
     await expect(t.json({ method: "GET", path: "/a" }, ok)).rejects.toThrow(/GET \/a: unexpected response shape: ok:/);
   });
 
+  it("uploads a file as multipart/form-data from its parts, and sends the same bytes again on a retry", async () => {
+    const { server, t } = await transportFor([json(503, { error: { message: "busy" } }, { "retry-after": "0" }), json(200, { ok: true })]);
+    const parts = [Buffer.from('{"a":"é"}\n{"b"'), Buffer.from(":2}\n")];
+    const upload = { fields: { purpose: "batch" }, filename: 'odd"name\r\n.jsonl', contentType: "application/jsonl", parts, bytes: parts[0]!.length + parts[1]!.length };
+    await expect(t.json({ method: "POST", path: "/files", upload }, ok)).resolves.toEqual({ ok: true });
+    expect(server.seen).toHaveLength(2);
+    for (const sent of server.seen) {
+      expect(Number(sent.headers["content-length"])).toBe(Buffer.byteLength(sent.body));
+      // Parsed by a standard multipart reader, as a provider would.
+      const form = await new Response(sent.body, { headers: { "content-type": sent.headers["content-type"]! } }).formData();
+      expect(form.get("purpose")).toBe("batch");
+      const file = form.get("file") as File;
+      expect(file.name).toBe(upload.filename);
+      expect(file.type).toBe("application/jsonl");
+      expect(await file.text()).toBe('{"a":"é"}\n{"b":2}\n');
+    }
+  });
+
   it("maps a refused connection to APIConnectionError", async () => {
     const t = new Transport(resolveOptions({ apiKey: KEY, baseURL: "http://127.0.0.1:1/v1", maxRetries: 0 }), realClock);
     await expect(t.json({ method: "GET", path: "/a" }, ok)).rejects.toBeInstanceOf(APIConnectionError);
