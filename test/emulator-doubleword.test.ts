@@ -219,6 +219,7 @@ describe("doubleword batches", () => {
     ["a non-string metadata value", { metadata: { n: 1 } }, 422, /metadata\.n: invalid type/],
     ["a non-JSON body", "{not json", 400, /^Failed to parse the request body as JSON/],
     ["a missing content type", "{}", 415, /Content-Type: application\/json/, { "content-type": "" }],
+    ["a body over 1 MiB", JSON.stringify({ pad: "x".repeat(1024 * 1024) }), 413, /^Request body exceeds 1048576 bytes$/],
   ];
   it.each(invalid)("rejects %s", async (_name, patch, status, message, headers) => {
     const file = (await upload(emu, jsonl(lines(1)))).json();

@@ -175,7 +175,13 @@ describe("admin routes", () => {
     await call(emu, "POST", "/_emulator/faults", { json: { route: "*", reset: true } });
     expect((await call(emu, "DELETE", "/_emulator/faults")).status).toBe(200);
     expect(emu.faults.list()).toEqual([]);
-    expect((await call(emu, "POST", "/_emulator/faults", { body: "nope" })).status).toBe(400);
+    const notJson = await call(emu, "POST", "/_emulator/faults", { body: "nope" });
+    expect(notJson.status).toBe(400);
+    expect(notJson.json()).toEqual({ error: "body is not JSON" });
+    const huge = await call(emu, "POST", "/_emulator/faults", { json: { route: "*", reset: true, pad: "x".repeat(1024 * 1024) } });
+    expect(huge.status).toBe(400);
+    expect(huge.json()).toEqual({ error: "body too large" });
+    expect(emu.faults.list()).toEqual([]);
   });
 
   it("reports line availability times, expires batches and describes itself", async () => {

@@ -1,5 +1,6 @@
 // Cross-process test hooks under /_emulator/ (benchmarks run the emulator in a child process).
 import type { IncomingMessage } from "node:http";
+import { readJson } from "../request-body.js";
 import { FaultError, type Faults } from "./faults.js";
 import { json, type Reply } from "./reply.js";
 import type { Runner } from "./runner.js";
@@ -18,21 +19,6 @@ export interface AdminContext {
 
 const MAX_BODY = 1024 * 1024;
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    if (bytes > MAX_BODY) throw new FaultError("body too large");
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new FaultError("body is not JSON");
-  }
-}
-
 const notFound = () => json(404, { error: "unknown admin route" });
 
 export async function adminReply(ctx: AdminContext, req: IncomingMessage, path: string, query: URLSearchParams): Promise<Reply> {
@@ -50,7 +36,7 @@ export async function adminReply(ctx: AdminContext, req: IncomingMessage, path: 
       case "GET faults":
         return json(200, { data: ctx.faults.list() });
       case "POST faults": {
-        const body = await readBody(req);
+        const body = await readJson(req, MAX_BODY, (problem) => new FaultError(problem === "too_large" ? "body too large" : "body is not JSON"));
         const specs = (Array.isArray(body) ? body : [body]) as FaultSpec[];
         // Validate all before adding any, so a bad list changes nothing.
         const ids: string[] = [];

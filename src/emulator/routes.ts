@@ -2,6 +2,7 @@
 import { windowToMs } from "../options.js";
 import { setMaxListeners } from "node:events";
 import type { IncomingMessage } from "node:http";
+import { consumeBody, readJson } from "../request-body.js";
 import { contentReply, type ContentContext } from "./content.js";
 import { MultipartError, MultipartParser, boundaryOf } from "./multipart.js";
 import { batchObject, fileObject, listObject } from "./objects.js";
@@ -64,18 +65,6 @@ function findBatch(ctx: RouteContext, id: string): BatchRecord {
 }
 
 // ---------------------------------------------------------------- files
-
-/** Feeds the request body to `onChunk`; rejects if the client goes away before the end. */
-function consume(req: IncomingMessage, onChunk: (chunk: Buffer) => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    req.on("data", onChunk);
-    req.on("end", resolve);
-    req.on("error", reject);
-    req.on("close", () => {
-      if (!req.complete) reject(new Error("request aborted"));
-    });
-  });
-}
 
 interface Upload {
   fields: Map<string, string>;
@@ -145,7 +134,7 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
 
   // On a bad part keep draining (discarding) the body, so the client reads our answer rather than a reset.
   let failure: unknown;
-  await consume(req, (chunk) => {
+  await consumeBody(req, (chunk) => {
     if (failure) return;
     try {
       parser.write(chunk);
@@ -279,27 +268,15 @@ async function deleteFile(ctx: RouteContext, { id }: RouteRequest): Promise<Repl
 
 // ---------------------------------------------------------------- batches
 
-async function readJson(ctx: RouteContext, req: IncomingMessage): Promise<unknown> {
+async function readJsonBody(ctx: RouteContext, req: IncomingMessage): Promise<unknown> {
   const type = req.headers["content-type"] ?? "";
   if (!/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
     throw new ApiError(415, "Expected request with `Content-Type: application/json`");
   }
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  let tooLarge = false;
-  await consume(req, (chunk) => {
-    bytes += chunk.length;
-    if (bytes > MAX_JSON_BODY) tooLarge = true;
-    else chunks.push(chunk);
+  return readJson(req, MAX_JSON_BODY, (problem, detail) => {
+    if (problem === "too_large") return new ApiError(413, `Request body exceeds ${MAX_JSON_BODY} bytes`);
+    return new ApiError(400, ctx.flavor === "openai" ? "We could not parse the JSON body of your request." : `Failed to parse the request body as JSON: ${detail}`);
   });
-  if (tooLarge) throw new ApiError(413, `Request body exceeds ${MAX_JSON_BODY} bytes`);
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch (err) {
-    throw new ApiError(400, ctx.flavor === "openai"
-      ? "We could not parse the JSON body of your request."
-      : `Failed to parse the request body as JSON: ${(err as Error).message}`);
-  }
 }
 
 function windowSeconds(window: string): number {
@@ -352,7 +329,7 @@ function parseCreate(ctx: RouteContext, raw: unknown): CreateBatch {
 
 async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Reply> {
   const openai = ctx.flavor === "openai";
-  const params = parseCreate(ctx, await readJson(ctx, req));
+  const params = parseCreate(ctx, await readJsonBody(ctx, req));
   const endpoints = openai ? OPENAI_URLS : DW_URLS;
   if (!endpoints.includes(params.endpoint)) {
     throw openai

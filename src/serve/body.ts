@@ -1,6 +1,7 @@
 // Reads a request body as a JSON object, refusing what is not one with the status a client can act on:
 // 415 (not JSON), 413 (over the limit, by Content-Length or by bytes read), 400 (unparseable).
 import type { IncomingMessage } from "node:http";
+import { readJson } from "../request-body.js";
 import { HttpError } from "./errors.js";
 
 export type JsonObject = Record<string, unknown>;
@@ -18,34 +19,13 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
     throw new HttpError(415, { message: `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send the body uncompressed.`, code: "unsupported_media_type" }, { retry: false });
   }
-  const declared = Number(req.headers["content-length"]);
-  const chunks: Buffer[] = [];
-  let size = Number.isFinite(declared) && declared > maxBytes ? declared : 0;
-  await new Promise<void>((resolve, reject) => {
-    // Past the limit the rest is read and dropped, not refused mid-upload: a client still sending when the
-    // connection closes may never see the 413.
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= maxBytes) chunks.push(chunk);
-    });
-    req.once("end", resolve);
-    req.once("error", reject);
-    // A client gone mid-upload ends nothing: without this the read would wait forever.
-    req.once("close", () => reject(new Error("the client closed the connection before sending the whole body")));
-  });
-  if (size > maxBytes) throw tooLarge(maxBytes);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch (err) {
-    throw new HttpError(400, { message: `We could not parse the JSON body of your request: ${(err as Error).message}`, code: "invalid_json" }, { retry: false });
-  }
+  const parsed = await readJson(req, maxBytes, (problem, detail) =>
+    problem === "too_large"
+      ? new HttpError(413, { message: `The request body is larger than the limit of ${maxBytes} bytes.`, code: "request_too_large" }, { retry: false })
+      : new HttpError(400, { message: `We could not parse the JSON body of your request: ${detail}`, code: "invalid_json" }, { retry: false }),
+  );
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new HttpError(400, { message: "The request body must be a JSON object.", code: "invalid_json" }, { retry: false });
   }
   return parsed as JsonObject;
-}
-
-function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(413, { message: `The request body is larger than the limit of ${maxBytes} bytes.`, code: "request_too_large" }, { retry: false });
 }

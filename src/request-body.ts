@@ -1,0 +1,36 @@
+// Reading request bodies for the servers (serve, the emulator); each caller words its own refusals.
+import type { IncomingMessage } from "node:http";
+
+/** Feeds the body to `onChunk`; rejects if the client goes away before the end (else the read would never end). */
+export function consumeBody(req: IncomingMessage, onChunk: (chunk: Buffer) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    req.on("data", onChunk);
+    req.once("end", resolve);
+    req.once("error", reject);
+    req.once("close", () => reject(new Error("the client closed the connection before sending the whole body")));
+  });
+}
+
+/** What `readJson` refused: a body over the cap, or one that does not parse (its `detail` is then the parser's message). */
+export type JsonBodyProblem = "too_large" | "invalid_json";
+
+/**
+ * The body parsed as JSON, of any JSON type; otherwise rejects with `refuse(problem)`. Over `maxBytes` (by
+ * Content-Length or by bytes read) the rest is still read and dropped before refusing: a client still sending when
+ * the connection closes may never see the answer.
+ */
+export async function readJson(req: IncomingMessage, maxBytes: number, refuse: (problem: JsonBodyProblem, detail: string) => Error): Promise<unknown> {
+  const declared = Number(req.headers["content-length"]);
+  const chunks: Buffer[] = [];
+  let size = Number.isFinite(declared) && declared > maxBytes ? declared : 0;
+  await consumeBody(req, (chunk) => {
+    size += chunk.length;
+    if (size <= maxBytes) chunks.push(chunk);
+  });
+  if (size > maxBytes) throw refuse("too_large", `larger than ${maxBytes} bytes`);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch (err) {
+    throw refuse("invalid_json", (err as Error).message);
+  }
+}
