@@ -18,6 +18,8 @@ import { normalizePath, route } from "../src/serve/routes.js";
 import { serve } from "../src/serve/index.js";
 import { sendError } from "../src/serve/server.js";
 import { InvalidOptionsError } from "../src/options.js";
+import { Events } from "../src/events.js";
+import { createLogger, logEngineEvents, type LogEntry } from "../src/serve/log.js";
 
 describe("routes", () => {
   it("ignores query strings, fragments, trailing and doubled slashes", () => {
@@ -246,5 +248,27 @@ describe("serve() options", () => {
     expect((err as Error).message).toMatch(/port: port must be a whole number from 0 to 65535/);
     expect((err as Error).message).toMatch(/log: log must be a function or false/);
     expect((err as Error).message).toMatch(/batchSize: batchSize must be > 0/);
+  });
+});
+
+describe("engine event logs", () => {
+  it("logs each batch lifecycle event once, at its level, and leaves per-call events to the request log", () => {
+    const entries: LogEntry[] = [];
+    const events = new Events();
+    logEngineEvents(createLogger((e) => entries.push(e)), events);
+    const counts = { total: 1, completed: 1, failed: 0 };
+    events.emit("flush", { endpoint: "/v1/chat/completions", model: "m", calls: 1, bytes: 10, reason: "size" });
+    events.emit("batchDone", { batchId: "b1", status: "completed", counts, succeeded: 1, failed: 0, calls: 1 });
+    events.emit("batchDone", { batchId: "b2", status: "expired", counts, succeeded: 0, failed: 1, calls: 1 });
+    events.emit("batchSubmitFailed", { endpoint: "/v1/embeddings", model: "m", calls: 2, message: "boom" });
+    events.emit("callSettled", { customId: "c", ok: true });
+    expect(entries.map(({ ts: _ts, ...rest }) => rest)).toEqual([
+      { level: "info", event: "batch.flushed", endpoint: "/v1/chat/completions", model: "m", calls: 1, bytes: 10, reason: "size" },
+      { level: "info", event: "batch.done", batchId: "b1", status: "completed", counts, succeeded: 1, failed: 0, calls: 1 },
+      { level: "warn", event: "batch.done", batchId: "b2", status: "expired", counts, succeeded: 0, failed: 1, calls: 1 },
+      { level: "error", event: "batch.submit_failed", endpoint: "/v1/embeddings", model: "m", calls: 2, message: "boom" },
+    ]);
+    expect(events.wants("callSettled")).toBe(false);
+    expect(events.wants("batchProgress") && events.wants("warning") && events.wants("batchSubmitted")).toBe(true);
   });
 });

@@ -3,14 +3,13 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RawResult } from "../call.js";
 import { Engine, type EngineStats } from "../engine.js";
-import type { AutoBatchEvent, EventName } from "../events.js";
 import { isRetryableStatus } from "../http.js";
 import { z } from "zod";
 import { nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
 import { safeURL } from "../safe-url.js";
-import { createLogger, logEngineEvent, type LogSink } from "./log.js";
+import { createLogger, logEngineEvents, type LogSink } from "./log.js";
 import { createHandler, type HandlerContext } from "./server.js";
 
 export type { LogEntry, LogLevel, LogSink } from "./log.js";
@@ -75,7 +74,6 @@ export interface ServeHandle {
 
 /** How long answers written during shutdown get to reach their clients before connections are cut. */
 const CLOSE_GRACE_MS = 1_000;
-const ENGINE_EVENTS: EventName[] = ["flush", "batchSubmitted", "batchProgress", "batchDone", "batchSubmitFailed", "warning"];
 
 export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   const { port, host, authToken, maxBodyBytes, shutdownTimeoutMs, idempotencyTtlMs, idempotencyMaxKeys, log: sink, ...engineOptions } = parseOptions(
@@ -85,7 +83,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   );
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
-  for (const name of ENGINE_EVENTS) engine.events.on(name, (payload) => logEngineEvent(log, { type: name, ...payload } as AutoBatchEvent));
+  logEngineEvents(log, engine.events);
   const ctx: HandlerContext = {
     engine,
     log,

@@ -1,5 +1,5 @@
 // Structured logs: one JSON object per line (`ts`, `level`, `event`, then fields), for log shippers and `jq`.
-import type { AutoBatchEvent } from "../events.js";
+import type { EventMap, EventName, Events } from "../events.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export interface LogEntry {
@@ -29,24 +29,28 @@ export function createLogger(sink: LogSink | undefined): Logger {
   };
 }
 
-/** Batch lifecycle events as log lines; per-call settlements are left to the request log. */
-export function logEngineEvent(log: Logger, e: AutoBatchEvent): void {
-  const { type, ...fields } = e;
-  switch (type) {
-    case "flush":
-      return log("info", "batch.flushed", fields);
-    case "batchSubmitted":
-      return log("info", "batch.submitted", fields);
-    case "batchProgress":
-      return log("info", "batch.progress", fields);
-    case "batchDone":
-      return log(e.status === "completed" ? "info" : "warn", "batch.done", fields);
-    case "batchSubmitFailed":
-      return log("error", "batch.submit_failed", fields);
-    case "warning":
-      return log("warn", "engine.warning", fields);
-    case "callSettled":
-      return;
-  }
+type LogRule<K extends EventName> = { event: string; level: LogLevel | ((payload: EventMap[K]) => LogLevel) } | null;
+
+/** Each engine event's log line; keyed by every event name, so a new event cannot be left out unnoticed. */
+const ENGINE_LOG: { [K in EventName]: LogRule<K> } = {
+  flush: { event: "batch.flushed", level: "info" },
+  batchSubmitted: { event: "batch.submitted", level: "info" },
+  batchProgress: { event: "batch.progress", level: "info" },
+  batchDone: { event: "batch.done", level: (e) => (e.status === "completed" ? "info" : "warn") },
+  batchSubmitFailed: { event: "batch.submit_failed", level: "error" },
+  warning: { event: "engine.warning", level: "warn" },
+  // Per-call settlements are left to the request log; not listening also spares the core building their payloads.
+  callSettled: null,
+};
+
+/** Logs the engine's batch lifecycle events. */
+export function logEngineEvents(log: Logger, events: Events): void {
+  for (const name of Object.keys(ENGINE_LOG) as EventName[]) listen(log, events, name);
 }
 
+function listen<K extends EventName>(log: Logger, events: Events, name: K): void {
+  const rule: LogRule<K> = ENGINE_LOG[name];
+  if (!rule) return;
+  const { event, level } = rule;
+  events.on(name, (payload) => log(typeof level === "function" ? level(payload) : level, event, payload));
+}
