@@ -1,12 +1,13 @@
 // Calls wait here, one partition per (endpoint, model), until a flush trigger turns a partition into a batch file:
 // `batchSize` calls, `maxBatchBytes` encoded bytes, `batchWindowMs` since its first call, or close(). A flush hands
 // the partition over synchronously, so calls arriving while it uploads start the next file.
-// Each line is encoded once, straight into the partition's ~1 MB Buffers, which are the file's parts at upload: a
+// Each line is encoded once, in pieces, straight into the partition's ~1 MB Buffers, which are the file's parts at upload: a
 // waiting call keeps no string of its own, and nothing is joined or re-encoded later.
 import type { Clock } from "./clock.js";
 import type { Call } from "./call.js";
 import type { Endpoint } from "./endpoints.js";
 import type { FlushReason } from "./events.js";
+import { LINE_TAIL } from "./jsonl.js";
 
 /** Size of the Buffers lines are written into; a longer line gets a Buffer of its own size. */
 const CHUNK_BYTES = 1 << 20;
@@ -59,8 +60,8 @@ export class CallBuffer {
     return this.#size;
   }
 
-  /** Buffers `call`, whose encoded JSONL line is `line` (`call.bytes` long in UTF-8). */
-  add(call: Call, line: string): void {
+  /** Buffers `call`, whose JSONL line is `head` + `body` + LINE_TAIL (`call.bytes` long in UTF-8). */
+  add(call: Call, head: string, body: string): void {
     const key = `${call.endpoint}\0${call.model}`;
     let p = this.#partitions.get(key);
     if (p && p.live > 0 && p.bytes + call.bytes > this.#limits.maxBatchBytes) {
@@ -83,7 +84,9 @@ export class CallBuffer {
     }
     call.chunk = p.current;
     call.offset = p.used;
-    p.used += p.current.write(line, p.used);
+    p.used += p.current.write(head, p.used);
+    p.used += p.current.write(body, p.used);
+    p.used += p.current.write(LINE_TAIL, p.used);
     p.calls.push(call);
     p.bytes += call.bytes;
     p.live++;

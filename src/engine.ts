@@ -12,7 +12,7 @@ import { prepareBody, type Endpoint } from "./endpoints.js";
 import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "./errors.js";
 import { Events } from "./events.js";
 import { Transport } from "./http.js";
-import { encodeLine } from "./jsonl.js";
+import { LINE_TAIL, lineHead } from "./jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "./options.js";
 import { Tracker } from "./tracker.js";
 
@@ -118,8 +118,8 @@ export class Engine {
       return P.reject(err);
     }
     const customId = `ab-${this.#idPrefix}-${(this.#seq++).toString(36)}`;
-    const line = encodeLine(customId, endpoint, prepared.json);
-    const bytes = Buffer.byteLength(line);
+    const head = lineHead(customId, endpoint);
+    const bytes = Buffer.byteLength(head) + Buffer.byteLength(prepared.json) + LINE_TAIL.length;
     if (bytes > this.options.maxBatchBytes) {
       return P.reject(new InvalidParamsError(`request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`));
     }
@@ -137,7 +137,7 @@ export class Engine {
     const promise = track(call, P);
     this.#pending++;
     if (signal) this.#watch(call, signal);
-    this.#buffer.add(call, line);
+    this.#buffer.add(call, head, prepared.json);
     return promise;
   }
 

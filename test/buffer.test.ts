@@ -3,12 +3,13 @@ import { createClock } from "@sinonjs/fake-timers";
 import { CallBuffer, type Flushed } from "../src/buffer.js";
 import type { Call } from "../src/call.js";
 import type { Endpoint } from "../src/endpoints.js";
+import { LINE_TAIL } from "../src/jsonl.js";
 
 let seq = 0;
 const lines = new Map<Call, string>();
 function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completions"): Call {
   const c: Call = { customId: `c${seq++}`, endpoint, model, bytes, decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
-  lines.set(c, `${c.customId};`.padEnd(bytes, "x"));
+  lines.set(c, `${c.customId};`.padEnd(bytes - LINE_TAIL.length, "x") + LINE_TAIL);
   return c;
 }
 const fileOf = (f: Flushed) => Buffer.concat(f.parts).toString();
@@ -17,7 +18,13 @@ function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batch
   const clock = createClock();
   const flushes: Flushed[] = [];
   const raw = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) => flushes.push(f));
-  const buffer = { add: (c: Call) => raw.add(c, lines.get(c)!), remove: (c: Call) => raw.remove(c), flushAll: raw.flushAll.bind(raw), get size() { return raw.size; } };
+  // The buffer writes head, body, then LINE_TAIL: split the test line accordingly.
+  const add = (c: Call) => {
+    const line = lines.get(c)!;
+    const cut = Math.floor((line.length - LINE_TAIL.length) / 2);
+    raw.add(c, line.slice(0, cut), line.slice(cut, -LINE_TAIL.length));
+  };
+  const buffer = { add, remove: (c: Call) => raw.remove(c), flushAll: raw.flushAll.bind(raw), get size() { return raw.size; } };
   return { clock, flushes, buffer };
 }
 
@@ -116,11 +123,11 @@ describe("CallBuffer", () => {
 
   it("encodes multi-byte characters by their UTF-8 size", () => {
     const { buffer, flushes } = setup();
-    const c: Call = { customId: "u", endpoint: "/v1/chat/completions", model: "m", bytes: Buffer.byteLength("héllo→"), decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
-    lines.set(c, "héllo→");
+    const c: Call = { customId: "u", endpoint: "/v1/chat/completions", model: "m", bytes: Buffer.byteLength(`héllo→${LINE_TAIL}`), decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
+    lines.set(c, `héllo→${LINE_TAIL}`);
     buffer.add(c);
     buffer.flushAll("close");
-    expect(fileOf(flushes[0]!)).toBe("héllo→");
+    expect(fileOf(flushes[0]!)).toBe(`héllo→${LINE_TAIL}`);
   });
 
   it("flushAll flushes every partition with the given reason and leaves no timer", () => {

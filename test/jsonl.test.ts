@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeLine, LineSplitter } from "../src/jsonl.js";
+import { LINE_TAIL, lineHead, LineSplitter } from "../src/jsonl.js";
 
 /** Feeds chunks to a LineSplitter; `failAfter` stops the stream early, as a cut would. */
 function collect(chunks: (string | Buffer)[], failAfter?: number): { lines: string[]; rest?: string } {
@@ -9,9 +9,9 @@ function collect(chunks: (string | Buffer)[], failAfter?: number): { lines: stri
   return { lines, rest: splitter.rest() };
 }
 
-describe("encodeLine", () => {
-  it("writes one JSON line with custom_id, method, url and body, newline-terminated", () => {
-    const line = encodeLine('id-"1"', "/v1/chat/completions", '{"model":"m"}');
+describe("lineHead", () => {
+  it("with the body and LINE_TAIL, makes one JSON line with custom_id, method, url and body, newline-terminated", () => {
+    const line = lineHead('id-"1"', "/v1/chat/completions") + '{"model":"m"}' + LINE_TAIL;
     expect(line.endsWith("\n")).toBe(true);
     expect(JSON.parse(line)).toEqual({ custom_id: 'id-"1"', method: "POST", url: "/v1/chat/completions", body: { model: "m" } });
   });
@@ -32,6 +32,17 @@ describe("LineSplitter", () => {
 
   it("hands over complete lines only when the stream is cut, leaving the partial one as the rest", () => {
     expect(collect(["one\ntw", "o\nthr", "ee\n"], 2)).toEqual({ lines: ["one", "two"], rest: "thr" });
+  });
+
+  it("hands over every line of a chunk, with lines straddling both of its ends", () => {
+    const lines = Array.from({ length: 50 }, (_, i) => `{"i":${i},"s":"${"ü".repeat(i % 7)}"}`);
+    const bytes = Buffer.from(`${lines.join("\r\n")}\r\n`);
+    // Every cut point, including inside a multi-byte character and between \r and \n.
+    for (let size = 1; size <= 97; size += 3) {
+      const chunks = [];
+      for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.subarray(at, at + size));
+      expect(collect(chunks)).toEqual({ lines, rest: undefined });
+    }
   });
 
   it("handles a line spread over many chunks", () => {
