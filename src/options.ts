@@ -101,9 +101,21 @@ export interface ResolvedOptions {
   dispatcher?: Dispatcher;
 }
 
+/** One problem with one option: its path (the option's name first; empty for the options as a whole) and what is wrong. */
+export interface OptionIssue {
+  path: readonly PropertyKey[];
+  message: string;
+}
+
 /** Thrown at construction when an option is wrong; names every offending option. */
 export class InvalidOptionsError extends TypeError {
   override name = "InvalidOptionsError";
+  /** The problems the message lists, for code that reports them in its own words (e.g. as CLI flags). */
+  readonly issues: readonly OptionIssue[];
+  constructor(message: string, issues: readonly OptionIssue[] = []) {
+    super(message);
+    this.issues = issues;
+  }
 }
 
 const env = (name: string): string | undefined => {
@@ -115,23 +127,34 @@ const env = (name: string): string | undefined => {
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, title: string): z.output<S> {
   const parsed = schema.safeParse(input ?? {});
   if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((i) => {
-    const at = i.path.length ? i.path.join(".") : "options";
-    return i.code === "unrecognized_keys" ? `unknown option(s): ${i.keys.join(", ")}` : `${at}: ${i.message}`;
-  });
-  throw new InvalidOptionsError(`${title}:\n  ${lines.join("\n  ")}`);
+  const lines: string[] = [];
+  const issues: OptionIssue[] = [];
+  for (const i of parsed.error.issues) {
+    if (i.code === "unrecognized_keys") {
+      lines.push(`unknown option(s): ${i.keys.join(", ")}`);
+      for (const key of i.keys) issues.push({ path: [key], message: "unknown option" });
+    } else {
+      lines.push(`${i.path.length ? i.path.join(".") : "options"}: ${i.message}`);
+      issues.push({ path: i.path, message: i.message });
+    }
+  }
+  throw new InvalidOptionsError(`${title}:\n  ${lines.join("\n  ")}`, issues);
 }
+
+/** An InvalidOptionsError about one option, found after the schema's checks. */
+const invalidOption = (option: string, message: string) =>
+  new InvalidOptionsError(`Invalid AutoBatcher options:\n  ${option}: ${message}`, [{ path: [option], message }]);
 
 export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions {
   const o = parseOptions(optionsSchema, input, "Invalid AutoBatcher options");
   const apiKey = o.apiKey ?? env("OPENAI_API_KEY");
   if (!apiKey) {
-    throw new InvalidOptionsError("Invalid AutoBatcher options:\n  apiKey: missing; pass `apiKey` or set OPENAI_API_KEY");
+    throw invalidOption("apiKey", "missing; pass `apiKey` or set OPENAI_API_KEY");
   }
   const baseURL = o.baseURL ?? env("OPENAI_BASE_URL") ?? DEFAULTS.baseURL;
   if (!/^https?:\/\//.test(baseURL)) {
     // Not echoed: a mistyped URL may carry credentials.
-    throw new InvalidOptionsError("Invalid AutoBatcher options:\n  baseURL: must be an http(s) URL (from OPENAI_BASE_URL or the option)");
+    throw invalidOption("baseURL", "must be an http(s) URL (from OPENAI_BASE_URL or the option)");
   }
   const resolved: ResolvedOptions = {
     apiKey,

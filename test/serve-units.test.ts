@@ -1,5 +1,5 @@
 // The pure parts of `serve`: routing, error mapping, the idempotency cache, CLI flag parsing.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { ServerResponse } from "node:http";
 import {
   APIConnectionError,
@@ -11,7 +11,7 @@ import {
   ResultParseError,
 } from "../src/errors.js";
 import { UsageError } from "../src/cli-args.js";
-import { parseServeArgs } from "../src/serve/cli.js";
+import { command, parseServeArgs } from "../src/serve/cli.js";
 import { clientErrorStatus, HttpError, toHttpError } from "../src/serve/errors.js";
 import { IdempotencyCache } from "../src/serve/idempotency.js";
 import { normalizePath, route } from "../src/serve/routes.js";
@@ -248,6 +248,34 @@ describe("serve() options", () => {
     expect((err as Error).message).toMatch(/port: port must be a whole number from 0 to 65535/);
     expect((err as Error).message).toMatch(/log: log must be a function or false/);
     expect((err as Error).message).toMatch(/batchSize: batchSize must be > 0/);
+  });
+});
+
+describe("autobatch serve: option errors", () => {
+  it("names the flag of each value the flag parser let through but the options refuse", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const code = await command.run(["--api-key", "k", "--port", "0", "--batch-size", "60000", "--metadata", "autobatch_key=x", "--max-batch-bytes", "1e300"]);
+      expect(code).toBe(2);
+      expect(errors).toHaveBeenCalledOnce();
+      const message = String(errors.mock.calls[0]![0]);
+      expect(message.split("\n")).toEqual([
+        "autobatch serve: Invalid serve options:",
+        "  --metadata: key \"autobatch_key\" is reserved: autobatch tags each batch with it",
+        "  --batch-size: must be <= 50000",
+        "  --max-batch-bytes: must be a whole number",
+      ]);
+    } finally {
+      errors.mockRestore();
+    }
+  });
+
+  it("keeps the structured issues on InvalidOptionsError", async () => {
+    const err = (await serve({ apiKey: "k", port: -1, metadata: { k: "v".repeat(600) }, log: false }).catch((e: unknown) => e)) as InvalidOptionsError;
+    expect(err.issues).toEqual([
+      { path: ["metadata", "k"], message: "metadata values are at most 512 characters" },
+      { path: ["port"], message: "port must be a whole number from 0 to 65535" },
+    ]);
   });
 });
 

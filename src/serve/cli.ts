@@ -115,9 +115,22 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   return options;
 }
 
-/** Core and serve() messages say `batchSize: …`; on the command line that is `--batch-size: …`. */
-function withFlagNames(message: string): string {
-  return message.replace(/\b[A-Za-z]+\b/g, (word) => FLAG_OF[word] ?? word);
+/**
+ * serve()'s error in the user's terms: each issue under the flag of the option it concerns (`--batch-size: must be
+ * <= 50000` where the library says `batchSize: batchSize must be <= 50000`).
+ */
+function withFlagNames(err: InvalidOptionsError): string {
+  if (err.issues.length === 0) return err.message;
+  const title = err.message.split("\n", 1)[0];
+  const lines = err.issues.map(({ path, message }) => {
+    const option = String(path[0]);
+    const flag = FLAG_OF[option];
+    if (flag === undefined) return `${path.length ? path.join(".") : "options"}: ${message}`;
+    const within = path.length > 1 ? ` (${path.slice(1).join(".")})` : "";
+    // Library messages open with the option's name; once, as the flag, is enough.
+    return `${flag}${within}: ${message.startsWith(`${option} `) ? message.slice(option.length + 1) : message}`;
+  });
+  return `${title}\n  ${lines.join("\n  ")}`;
 }
 
 export const command = {
@@ -139,7 +152,7 @@ export const command = {
       handle = await serve(options);
     } catch (err) {
       if (err instanceof InvalidOptionsError) {
-        console.error(`autobatch serve: ${withFlagNames(err.message)}`);
+        console.error(`autobatch serve: ${withFlagNames(err)}`);
         return 2;
       }
       const code = (err as { code?: string }).code;
