@@ -9,7 +9,7 @@ import { chatParams } from "../lib/payload.js";
 const CALLS = flag("calls", 100_000);
 const BATCH_SIZE = flag("batch-size", 10_000);
 const POLL_MS = flag("poll-ms", 250);
-const WARMUP_CALLS = 2_000;
+const WARMUP_CALLS = flag("warmup", 20_000);
 
 const emu = await startEmulatorProcess();
 try {
