@@ -358,6 +358,11 @@ describe("doubleword content protocol", () => {
     expect((await content("?limit=2&skip=1", batch.input_file_id)).headers["x-last-line"]).toBe("3");
   });
 
+  it("filters input files by custom_id with search too", async () => {
+    expect(parseLines((await content("?search=C3", batch.input_file_id)).text).map((l) => l.custom_id)).toEqual(["c3"]);
+    expect(parseLines((await content("?search=c&skip=3", batch.input_file_id)).text).map((l) => l.custom_id)).toEqual(["c3", "c4"]);
+  });
+
   it("clamps limit to 101 lines", async () => {
     const big = await startBatch(emu, lines(120, "big"));
     await waitFor(emu, big.id, ["completed"]);
@@ -496,6 +501,12 @@ describe("doubleword cancel and delete", () => {
     const b2 = await getBatch(emu, done.id);
     expect("output_file_id" in b2).toBe(false);
     expect(b2.error_file_id).toBe(done.error_file_id);
+
+    // The input file's custom_ids name requests, not results: deleting it leaves their results' times.
+    const kept = await startBatch(emu, [chatLine("kept-after-input-delete", "x")]);
+    await waitFor(emu, kept.id, ["completed"]);
+    await call(emu, "DELETE", `/files/${kept.input_file_id}`);
+    expect(emu.lineAvailableAt("kept-after-input-delete")).toBeTypeOf("number");
   });
 });
 

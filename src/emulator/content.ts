@@ -23,15 +23,6 @@ function intParam(query: URLSearchParams, name: string): number | undefined {
   return Number(raw);
 }
 
-function customIdOf(file: FileRecord, i: number): string {
-  if (file.kind !== "input") return file.customIds[i];
-  try {
-    return String((JSON.parse(file.lines[i]) as { custom_id?: unknown }).custom_id ?? "");
-  } catch {
-    return "";
-  }
-}
-
 function count(ctx: ContentContext, fileId: string, lines: number, bytes: number): void {
   ctx.counters.linesServed[fileId] = (ctx.counters.linesServed[fileId] ?? 0) + lines;
   ctx.counters.bytesServed[fileId] = (ctx.counters.bytesServed[fileId] ?? 0) + bytes;
@@ -43,9 +34,10 @@ function streamLines(ctx: ContentContext, file: FileRecord, indexes: Iterable<nu
     let buf = "";
     let lines = 0;
     const flush = async (): Promise<boolean> => {
-      const chunk = buf;
+      // Encoded once: its length is the count, and the bytes are what is sent.
+      const chunk = Buffer.from(buf);
       buf = "";
-      count(ctx, file.id, lines, Buffer.byteLength(chunk));
+      count(ctx, file.id, lines, chunk.length);
       lines = 0;
       return out.write(chunk);
     };
@@ -80,7 +72,7 @@ export function contentReply(ctx: ContentContext, file: FileRecord, batch: Batch
   let indexes: number[] | undefined;
   if (search) {
     indexes = [];
-    for (let i = 0; i < available; i++) if (customIdOf(file, i).toLowerCase().includes(search)) indexes.push(i);
+    for (let i = 0; i < available; i++) if (file.customIds[i].toLowerCase().includes(search)) indexes.push(i);
   }
   const total = indexes ? indexes.length : available;
   const at = (k: number) => (indexes ? indexes[k] : k);
@@ -89,10 +81,11 @@ export function contentReply(ctx: ContentContext, file: FileRecord, batch: Batch
   if (rawLimit !== undefined) {
     const limit = Math.min(MAX_PAGE, Math.max(1, rawLimit));
     const end = Math.min(total, skip + limit);
-    let body = "";
-    for (let k = skip; k < end; k++) body += file.lines[at(k)] + "\n";
+    let text = "";
+    for (let k = skip; k < end; k++) text += file.lines[at(k)] + "\n";
+    const body = Buffer.from(text);
     const served = Math.max(0, end - skip);
-    count(ctx, file.id, served, Buffer.byteLength(body));
+    count(ctx, file.id, served, body.length);
     headers["x-incomplete"] = String(total > skip + limit || running);
     headers["x-last-line"] = String(skip + served);
     return { status: 200, headers, body };

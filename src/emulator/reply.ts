@@ -3,13 +3,14 @@ import type { Flavor } from "./types.js";
 
 export interface BodyWriter {
   /** Resolves when the chunk may be followed by another (backpressure); false once the socket is gone. */
-  write(chunk: string): Promise<boolean>;
+  write(chunk: Buffer): Promise<boolean>;
 }
 
 export interface Reply {
   status: number;
   headers: Record<string, string>;
-  body?: string;
+  /** A Buffer when the handler already encoded it (to count its bytes). */
+  body?: string | Buffer;
   /** Streamed (chunked) body; used instead of `body` when present. */
   stream?: (out: BodyWriter) => Promise<void>;
 }

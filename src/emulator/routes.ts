@@ -68,7 +68,7 @@ function findBatch(ctx: RouteContext, id: string): BatchRecord {
 
 interface Upload {
   fields: Map<string, string>;
-  file?: { filename: string; lines: string[]; bytes: number };
+  file?: { filename: string; lines: string[]; customIds: string[]; bytes: number };
 }
 
 /** Reads the multipart body; Doubleword lines are validated as they stream in. */
@@ -91,7 +91,7 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
   const parser = new MultipartParser(boundary, {
     start(part) {
       if (part.name === "file" && part.filename !== undefined && !upload.file) {
-        const file = { filename: part.filename || "upload.jsonl", lines: [] as string[], bytes: 0 };
+        const file = { filename: part.filename || "upload.jsonl", lines: [] as string[], customIds: [] as string[], bytes: 0 };
         upload.file = file;
         splitter = new LineSplitter((line, offset) => {
           if (isBlank(line)) return;
@@ -101,7 +101,7 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
           }
           const n = file.lines.length + 1;
           const text = decodeDw(line, n, offset);
-          validateDwLine(text, n, line.length);
+          file.customIds.push(validateDwLine(text, n, line.length));
           file.lines.push(text);
         });
       } else {
@@ -190,7 +190,7 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
     createdAt,
     expiresAt: createdAt + ttl,
     lines: file.lines,
-    customIds: [],
+    customIds: file.customIds,
     bytes: file.bytes,
     hidden: false,
   };
@@ -378,6 +378,7 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     createdAt,
     expiresAt: createdAt + windowSeconds(params.completion_window),
     lines: input.lines,
+    customIds: input.customIds,
     outputFileId: output.id,
     errorFileId: error.id,
     outputDeleted: false,

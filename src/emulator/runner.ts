@@ -71,7 +71,7 @@ export class Runner {
       }
     } else {
       if (this.checkExpiry(b)) return;
-      const { errors, model } = validateOpenAiLines(b.lines, b.endpoint, this.#ctx.maxLines);
+      const { errors, model, customIds } = validateOpenAiLines(b.lines, b.endpoint, this.#ctx.maxLines);
       if (errors.length) {
         b.status = "failed";
         b.errors = errors;
@@ -80,6 +80,7 @@ export class Runner {
         return;
       }
       b.model = model;
+      b.customIds = customIds;
       b.total = b.lines.length;
       b.status = "in_progress";
     }
@@ -275,7 +276,7 @@ export class Runner {
       const unfinished = [...b.inFlight].sort((x, y) => x - y);
       for (let i = b.next; i < b.lines.length; i++) unfinished.push(i);
       for (const idx of unfinished) {
-        const customId = (JSON.parse(b.lines[idx]) as LineRequest).custom_id;
+        const customId = b.customIds[idx];
         const line = {
           id: newLineId("openai"),
           custom_id: customId,

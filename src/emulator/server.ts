@@ -32,9 +32,8 @@ function writer(res: ServerResponse, cutAfter: number | undefined): BodyWriter &
   let budget = cutAfter;
   return {
     cut: false,
-    async write(chunk) {
+    async write(buf) {
       if (res.destroyed || this.cut) return false;
-      const buf = Buffer.from(chunk);
       if (budget !== undefined) {
         if (buf.length >= budget) {
           const part = buf.subarray(0, budget);
@@ -74,7 +73,7 @@ async function send(res: ServerResponse, reply: Reply, cutAfter: number | undefi
     if (!out.cut && !res.destroyed && !res.writableEnded) res.end();
     return;
   }
-  const body = Buffer.from(reply.body ?? "");
+  const body = typeof reply.body === "string" ? Buffer.from(reply.body) : (reply.body ?? Buffer.alloc(0));
   res.writeHead(reply.status, { ...reply.headers, "content-length": String(body.length) });
   if (cutAfter !== undefined && cutAfter < body.length) {
     res.write(body.subarray(0, cutAfter), () => res.destroy());

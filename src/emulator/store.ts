@@ -15,7 +15,10 @@ export interface FileRecord {
   expiresAt?: number;
   /** Input: non-blank lines in input order. Output/error: result lines in completion order. No "\n". */
   lines: string[];
-  /** Output/error: the custom_id of each line (for `search` and eviction). */
+  /**
+   * The custom_id of each line, for `search` and (output/error) eviction: recorded as result lines are appended, or
+   * by Doubleword's upload checks. Empty for OpenAI input files, whose lines are only checked when a batch starts.
+   */
   customIds: string[];
   bytes: number;
   batchId?: string;
@@ -45,6 +48,8 @@ export interface BatchRecord {
   expiresAt: number;
   /** The input lines, held by reference so deleting the input file does not break a running batch. */
   lines: readonly string[];
+  /** Each input line's custom_id: Doubleword's from the upload checks, OpenAI's from the validation that starts the batch. */
+  customIds: readonly string[];
   outputFileId: string;
   errorFileId: string;
   /** Doubleword: deleting an output/error file blanks the id on the batch. */
@@ -137,7 +142,8 @@ export class Store {
     if (!file) return;
     this.files.delete(id);
     this.#storedBytes -= file.bytes;
-    for (const customId of file.customIds) this.availableAt.delete(customId);
+    // An input file's ids name requests, not result lines: their availability stays.
+    if (file.kind !== "input") for (const customId of file.customIds) this.availableAt.delete(customId);
   }
 
   /** Drops the oldest inactive batches (with their result files), then the oldest unused files. */

@@ -89,8 +89,8 @@ function typeName(v: unknown): string {
   return "map";
 }
 
-/** Validates one non-blank Doubleword input line (N = its 1-based index among non-blank lines). */
-export function validateDwLine(text: string, n: number, byteLength: number): void {
+/** Validates one non-blank Doubleword input line (N = its 1-based index among non-blank lines); returns its custom_id. */
+export function validateDwLine(text: string, n: number, byteLength: number): string {
   if (byteLength > MAX_LINE_BYTES) throw new ApiError(400, `Line ${n}: Request body exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
   let v: unknown;
   try {
@@ -130,6 +130,7 @@ export function validateDwLine(text: string, n: number, byteLength: number): voi
   if (typeof (body as Record<string, unknown>).model !== "string") {
     throw new ApiError(400, `Line ${n}: Missing 'model' field in request body`);
   }
+  return customId;
 }
 
 export interface BatchError {
@@ -142,14 +143,14 @@ export interface BatchError {
 // OpenAI reports a bounded number of line errors; so do we (a 50k-line bad file stays small).
 const MAX_REPORTED_ERRORS = 1000;
 
-/** OpenAI's asynchronous check of a whole input file against the batch endpoint. */
+/** OpenAI's asynchronous check of a whole input file against the batch endpoint; with no errors, `customIds` is every line's. */
 export function validateOpenAiLines(
   lines: readonly string[],
   endpoint: string,
   maxLines: number,
-): { errors: BatchError[]; model?: string } {
+): { errors: BatchError[]; model?: string; customIds: string[] } {
   if (lines.length === 0) {
-    return { errors: [{ code: "empty_file", message: "The batch input file is empty.", param: null, line: null }] };
+    return { errors: [{ code: "empty_file", message: "The batch input file is empty.", param: null, line: null }], customIds: [] };
   }
   if (lines.length > maxLines) {
     return {
@@ -161,9 +162,11 @@ export function validateOpenAiLines(
           line: null,
         },
       ],
+      customIds: [],
     };
   }
   const errors: BatchError[] = [];
+  const customIds: string[] = [];
   const seen = new Set<string>();
   let model: string | undefined;
   const push = (code: string, message: string, param: string | null, line: number) => {
@@ -194,6 +197,7 @@ export function validateOpenAiLines(
       return;
     }
     seen.add(o.custom_id);
+    customIds.push(o.custom_id);
     if (o.url !== endpoint) {
       push("url_mismatch", `The url '${o.url}' does not match the batch endpoint '${endpoint}'.`, "url", line);
       return;
@@ -207,5 +211,5 @@ export function validateOpenAiLines(
       push("model_mismatch", `The model '${body.model}' differs from '${model}'; a batch may use only one model.`, "body.model", line);
     }
   });
-  return model === undefined ? { errors } : { errors, model };
+  return model === undefined ? { errors, customIds } : { errors, model, customIds };
 }
