@@ -1,9 +1,13 @@
 // JSONL both ways: request lines are written straight into the buffer's bytes (the body's JSON is never concatenated
 // into a line string first), result streams are split into lines without ever holding the whole file.
 
+const afterId = new Map<string, string>();
+
 /** A request line is `lineHead(…)`, the body's JSON, then `LINE_TAIL`. */
 export function lineHead(customId: string, url: string): string {
-  return `{"custom_id":${JSON.stringify(customId)},"method":"POST","url":${JSON.stringify(url)},"body":`;
+  let rest = afterId.get(url);
+  if (rest === undefined) afterId.set(url, (rest = `,"method":"POST","url":${JSON.stringify(url)},"body":`));
+  return `{"custom_id":${JSON.stringify(customId)}${rest}`;
 }
 
 export const LINE_TAIL = "}\n";
