@@ -3,7 +3,7 @@ export { AutoBatcher } from "./client.js";
 export { APIPromise, type WithRequestID } from "./api-promise.js";
 export { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "./fetch.js";
 export type { CallOptions, CloseOptions, EngineStats } from "./engine.js";
-export { DEFAULTS, InvalidOptionsError, type AutoBatcherOptions } from "./options.js";
+export { DEFAULTS, InvalidOptionsError, type AutoBatcherOptions, type OptionIssue } from "./options.js";
 export type { Clock } from "./clock.js";
 export type { AutoBatchEvent, EventMap, EventName, BatchCounts, FlushReason } from "./events.js";
 export type { Endpoint } from "./endpoints.js";

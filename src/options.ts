@@ -27,7 +27,13 @@ const MAX_LINES_PER_BATCH = 50_000;
 const RESERVED_METADATA_KEY = "autobatch_key";
 
 const metadataSchema = z
-  .record(z.string().max(64, "metadata keys are at most 64 characters"), z.string().max(512, "metadata values are at most 512 characters"))
+  .record(z.string(), z.string().max(512, "metadata values are at most 512 characters"))
+  // Checked here rather than by the record's key schema, whose failure zod reports only as "Invalid key in record".
+  .superRefine((m, ctx) => {
+    for (const key of Object.keys(m)) {
+      if (key.length > 64) ctx.addIssue({ code: "custom", path: [key], message: `metadata keys are at most 64 characters (this one has ${key.length})` });
+    }
+  })
   .refine((m) => Object.keys(m).length <= 15, "metadata takes at most 15 pairs (autobatch uses the 16th for its batch key)")
   .refine((m) => !(RESERVED_METADATA_KEY in m), `metadata key "${RESERVED_METADATA_KEY}" is reserved: autobatch tags each batch with it`);
 

@@ -47,6 +47,7 @@ describe("options", () => {
     [{ metadata: { k: 1 } }, /metadata\.k/],
     [{ batchsize: 10 }, /unknown option\(s\): batchsize/],
     [{ metadata: { autobatch_key: "x" } }, /metadata key "autobatch_key" is reserved/],
+    [{ metadata: { ["k".repeat(65)]: "v" } }, /metadata\.k{65}: metadata keys are at most 64 characters \(this one has 65\)/],
   ])("rejects %j", (bad, message) => {
     expect(() => new AutoBatcher({ apiKey: "k", ...(bad as object) })).toThrow(InvalidOptionsError);
     expect(() => new AutoBatcher({ apiKey: "k", ...(bad as object) })).toThrow(message);
