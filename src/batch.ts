@@ -126,7 +126,7 @@ export class Batch {
   /** The file is named after the batch key: a retry after an ambiguous failure reuses a file that did arrive. */
   async #upload(signal: AbortSignal): Promise<string> {
     const filename = `autobatch-${this.key}.jsonl`;
-    const upload = { fields: { purpose: "batch" }, filename, contentType: "application/jsonl", parts: this.#parts ?? [], bytes: this.bytes };
+    const upload = { fields: { purpose: "batch" }, filename, contentType: "application/jsonl", parts: this.#parts ?? [] };
     const spec = { method: "POST", path: "/files", upload, signal } as const;
     try {
       return await this.#withLookup(

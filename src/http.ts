@@ -33,8 +33,6 @@ export interface FileUpload {
   contentType: string;
   /** The file's bytes, in order. Sent as they are (never joined or copied), so retries can send them again. */
   parts: readonly Buffer[];
-  /** Their total length. */
-  bytes: number;
 }
 
 export interface StreamResponse {
@@ -233,7 +231,8 @@ function multipart(upload: FileUpload): { body: Buffer[]; length: number; conten
   head += `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${escapeName(upload.filename)}"\r\nContent-Type: ${upload.contentType}\r\n\r\n`;
   const first = Buffer.from(head);
   const last = Buffer.from(`\r\n--${boundary}--\r\n`);
-  return { body: [first, ...upload.parts, last], length: first.length + upload.bytes + last.length, contentType: `multipart/form-data; boundary=${boundary}` };
+  const body = [first, ...upload.parts, last];
+  return { body, length: body.reduce((n, b) => n + b.length, 0), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 /** As the HTML spec encodes names in multipart headers: a quote or line break cannot end the header early. */
