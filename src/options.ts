@@ -147,12 +147,13 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, tit
   throw new InvalidOptionsError(`${title}:\n  ${lines.join("\n  ")}`, issues);
 }
 
+const TITLE = "Invalid AutoBatcher options";
+
 /** An InvalidOptionsError about one option, found after the schema's checks. */
-const invalidOption = (option: string, message: string) =>
-  new InvalidOptionsError(`Invalid AutoBatcher options:\n  ${option}: ${message}`, [{ path: [option], message }]);
+const invalidOption = (option: string, message: string) => new InvalidOptionsError(`${TITLE}:\n  ${option}: ${message}`, [{ path: [option], message }]);
 
 export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions {
-  const o = parseOptions(optionsSchema, input, "Invalid AutoBatcher options");
+  const o = parseOptions(optionsSchema, input, TITLE);
   const apiKey = o.apiKey ?? env("OPENAI_API_KEY");
   if (!apiKey) {
     throw invalidOption("apiKey", "missing; pass `apiKey` or set OPENAI_API_KEY");
