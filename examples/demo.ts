@@ -1,6 +1,7 @@
 // `npm run demo`: the main job, end to end, with no network and no key. Starts the built-in emulator, fires many
 // concurrent chat.completions.create calls at an AutoBatcher, shows live progress, and prints a summary.
-import { AutoBatcher, startEmulator } from "autobatch";
+import { AutoBatcher } from "autobatch";
+import { startEmulator } from "autobatch/emulator";
 
 const CALLS = Number(process.env.DEMO_CALLS ?? 5_000);
 const BATCH_SIZE = Number(process.env.DEMO_BATCH_SIZE ?? 1_000);

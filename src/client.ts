@@ -6,8 +6,8 @@ import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "ope
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
 import type { Response, ResponseCreateParamsNonStreaming } from "openai/resources/responses/responses";
 import { APIPromise } from "./api-promise.js";
-import { Engine, type CallOptions, type CloseOptions, type EngineStats } from "./engine.js";
-import type { Endpoint } from "./endpoints.js";
+import { Engine, type CallOptions, type CloseOptions, type EngineStats } from "./core/engine.js";
+import type { Endpoint } from "./internal/endpoints.js";
 import type { EventMap, EventName } from "./events.js";
 import type { AutoBatcherOptions } from "./options.js";
 

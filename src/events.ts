@@ -1,5 +1,5 @@
 // Lifecycle events: one typed emitter per client. Listeners never throw into the core.
-import type { Endpoint } from "./endpoints.js";
+import type { Endpoint } from "./internal/endpoints.js";
 
 export type FlushReason = "size" | "bytes" | "time" | "close";
 export interface BatchCounts {

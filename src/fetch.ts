@@ -2,9 +2,9 @@
 // `POST {baseURL}/chat/completions|embeddings|responses` goes into the same core as AutoBatcher, in raw mode, and
 // comes back as a Response built from the call's result line, so the SDK parses and shapes it as usual and raises
 // its own error classes. Every other request goes to the real fetch untouched.
-import { Engine, type CloseOptions, type EngineStats } from "./engine.js";
-import type { RawResult } from "./call.js";
-import type { Endpoint } from "./endpoints.js";
+import { Engine, type CloseOptions, type EngineStats } from "./core/engine.js";
+import type { RawResult } from "./core/call.js";
+import type { Endpoint } from "./internal/endpoints.js";
 import { APIConnectionError, APIError, APIUserAbortError, AutoBatchError, BatchFailedError, InvalidParamsError } from "./errors.js";
 import type { EventMap, EventName } from "./events.js";
 import type { AutoBatcherOptions } from "./options.js";
@@ -23,8 +23,8 @@ export interface BatchingFetchOptions extends AutoBatcherOptions {
 }
 
 export interface BatchingFetch extends FetchLike {
-  /** The core behind this fetch. */
-  readonly engine: Engine;
+  /** The resolved base URL (with `/v1`): give the SDK this same URL, or its requests pass through unbatched. */
+  readonly baseURL: string;
   /** Calls buffered, submitting, batches running, calls pending, batches created, bytes read. */
   readonly stats: EngineStats;
   /** Subscribes to a lifecycle event; returns a function that unsubscribes. */
@@ -104,7 +104,7 @@ export function createBatchingFetch(options: BatchingFetchOptions = {}): Batchin
   }
 
   const fn = Object.assign(batchingFetch, {
-    engine,
+    baseURL: engine.options.baseURL,
     on: <K extends EventName>(name: K, listener: (payload: EventMap[K]) => void) => engine.events.on(name, listener),
     onIdle: () => engine.onIdle(),
     close: (closeOptions?: CloseOptions) => engine.close(closeOptions),

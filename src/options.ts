@@ -1,7 +1,7 @@
 // Every option, its default and its unit, in one place. The README's option table mirrors this file.
 import { z } from "zod";
 import type { Dispatcher } from "undici";
-import type { Clock } from "./clock.js";
+import type { Clock } from "./internal/clock.js";
 import type { AutoBatchEvent } from "./events.js";
 
 const MB = 1_000_000;

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import type { EmulatorCounters, EmulatorOptions } from "autobatch";
+import type { EmulatorCounters, EmulatorOptions } from "autobatch/emulator";
 
 const HOST = fileURLToPath(new URL("./emulator-host.ts", import.meta.url));
 

@@ -7,7 +7,8 @@ import { createBatchingFetch, type BatchingFetchOptions } from "autobatch";
 
 export async function main(options: BatchingFetchOptions = {}): Promise<{ texts: string[]; dimensions: number }> {
   const batchingFetch = createBatchingFetch({ batchWindowMs: 2_000, ...options }); // key and URL from the environment
-  const { baseURL, apiKey } = batchingFetch.engine.options;
+  const { baseURL } = batchingFetch; // the SDK must call the same baseURL to be batched
+  const { apiKey } = options; // undefined: the SDK reads OPENAI_API_KEY, as the fetch does
   // The AI SDK sets no request timeout of its own, so nothing else to raise.
   const openai = createOpenAI({ baseURL, apiKey, fetch: batchingFetch });
   try {

@@ -6,7 +6,8 @@ import { createBatchingFetch, type BatchingFetchOptions } from "autobatch";
 
 export async function main(options: BatchingFetchOptions = {}): Promise<{ answers: string[]; vectors: number }> {
   const batchingFetch = createBatchingFetch({ batchWindowMs: 2_000, ...options }); // key and URL from the environment
-  const { baseURL, apiKey } = batchingFetch.engine.options;
+  const { baseURL } = batchingFetch; // the SDK must call the same baseURL to be batched
+  const { apiKey } = options; // undefined: the SDK reads OPENAI_API_KEY, as the fetch does
   const configuration = { baseURL, fetch: batchingFetch };
   // LangChain passes `timeout` to openai-node, whose default would abort after 10 minutes.
   const chat = new ChatOpenAI({ model: "gpt-4o-mini", apiKey, timeout: 24 * 3600 * 1000, configuration });

@@ -6,7 +6,8 @@ import { createBatchingFetch, type BatchingFetchOptions } from "autobatch";
 
 export async function main(options: BatchingFetchOptions = {}): Promise<string[]> {
   const batchingFetch = createBatchingFetch({ batchWindowMs: 2_000, ...options }); // key and URL from the environment
-  const { baseURL, apiKey } = batchingFetch.engine.options; // the SDK must call the same baseURL to be batched
+  const { baseURL } = batchingFetch; // the SDK must call the same baseURL to be batched
+  const { apiKey } = options; // undefined: the SDK reads OPENAI_API_KEY, as the fetch does
   const client = new OpenAI({
     baseURL,
     apiKey,

@@ -1,6 +1,6 @@
 // Cross-process test hooks under /_emulator/ (benchmarks run the emulator in a child process).
 import type { IncomingMessage } from "node:http";
-import { readJson } from "../request-body.js";
+import { readJson } from "../server-kit/request-body.js";
 import { FaultError, type Faults } from "./faults.js";
 import { json, type Reply } from "./reply.js";
 import type { Runner } from "./runner.js";

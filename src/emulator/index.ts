@@ -1,5 +1,5 @@
 // startEmulator(): a local OpenAI-compatible Batch API server (Doubleword or OpenAI flavor).
-import { bearerCheck } from "../bearer.js";
+import { bearerCheck } from "../server-kit/bearer.js";
 import type { AddressInfo } from "node:net";
 import { Faults } from "./faults.js";
 import { ROUTES } from "./routes.js";

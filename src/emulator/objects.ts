@@ -1,6 +1,6 @@
 // Wire shapes of File, Batch and list objects per flavor (spec §2): Doubleword omits unset
 // fields, OpenAI writes explicit nulls.
-import { TERMINAL_STATUSES } from "../schemas.js";
+import { TERMINAL_STATUSES } from "../internal/schemas.js";
 import type { BatchRecord, FileRecord } from "./store.js";
 import type { Flavor } from "./types.js";
 

@@ -2,7 +2,7 @@
 import { windowToMs } from "../options.js";
 import { setMaxListeners } from "node:events";
 import type { IncomingMessage } from "node:http";
-import { consumeBody, readJson } from "../request-body.js";
+import { consumeBody, readJson } from "../server-kit/request-body.js";
 import { contentReply, type ContentContext } from "./content.js";
 import { MultipartError, MultipartParser, boundaryOf } from "./multipart.js";
 import { batchObject, fileObject, listObject } from "./objects.js";

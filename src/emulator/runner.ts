@@ -1,6 +1,6 @@
 // Batch lifecycle and the single line scheduler: validation → lines executed `concurrency` at
 // a time, round-robin across batches → results appended in completion order → terminal state.
-import { TERMINAL_STATUSES } from "../schemas.js";
+import { TERMINAL_STATUSES } from "../internal/schemas.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { builtinModel, errorBody, readMarkers, type Markers, type Outcome } from "./model.js";
 import { ApiError } from "./reply.js";

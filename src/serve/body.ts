@@ -1,7 +1,7 @@
 // Reads a request body as a JSON object, refusing what is not one with the status a client can act on:
 // 415 (not JSON), 413 (over the limit, by Content-Length or by bytes read), 400 (unparseable).
 import type { IncomingMessage } from "node:http";
-import { readJson } from "../request-body.js";
+import { readJson } from "../server-kit/request-body.js";
 import { HttpError } from "./errors.js";
 
 export type JsonObject = Record<string, unknown>;

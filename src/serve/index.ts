@@ -1,14 +1,14 @@
 // `serve(options)`: an OpenAI-compatible HTTP proxy that batches what it receives, on the same core as AutoBatcher.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RawResult } from "../call.js";
-import { Engine, type EngineStats } from "../engine.js";
-import { isRetryableStatus } from "../http.js";
+import type { RawResult } from "../core/call.js";
+import { Engine, type EngineStats } from "../core/engine.js";
+import { isRetryableStatus } from "../internal/retry.js";
 import { z } from "zod";
 import { nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
-import { safeURL } from "../safe-url.js";
+import { safeURL } from "../internal/safe-url.js";
 import { createLogger, logEngineEvents, type LogSink } from "./log.js";
 import { createHandler, type HandlerContext } from "./server.js";
 

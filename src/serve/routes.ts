@@ -1,6 +1,6 @@
 // Which handler a request goes to. Matching ignores the query string and trailing slashes, so clients that append
 // either (`?api-version=…`, `/v1/models/`) still land where they mean to.
-import type { Endpoint } from "../endpoints.js";
+import type { Endpoint } from "../internal/endpoints.js";
 import { HttpError } from "./errors.js";
 
 export type Route =

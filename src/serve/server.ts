@@ -1,13 +1,14 @@
 // The request handler: auth → route → read body → submit to the engine (deduplicated by Idempotency-Key, released
 // when the client goes away) → answer with the provider's body, an SSE re-wrap of it, or a mapped error.
 import { createHash } from "node:crypto";
-import { bearerCheck } from "../bearer.js";
+import { bearerCheck } from "../server-kit/bearer.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import type { RawResult } from "../call.js";
-import type { Engine } from "../engine.js";
-import type { Endpoint } from "../endpoints.js";
+import type { RawResult } from "../core/call.js";
+import type { Engine } from "../core/engine.js";
+import type { Endpoint } from "../internal/endpoints.js";
 import { AutoBatchError } from "../errors.js";
+import { passthroughModels } from "./models.js";
 import { readJsonBody } from "./body.js";
 import { HttpError, toHttpError } from "./errors.js";
 import { IdempotencyCache, type Attached } from "./idempotency.js";
@@ -59,7 +60,7 @@ async function handle(ctx: HandlerContext, authorized: (header: string | undefin
   }
   if (r instanceof HttpError) throw r;
   if (r.kind === "models") {
-    const reply = await ctx.engine.passthrough(r.path, r.query, closeSignal(res));
+    const reply = await passthroughModels(ctx.engine.transport, r.path, r.query, closeSignal(res));
     if (res.destroyed) return;
     const headers: Record<string, string> = { "content-type": reply.headers.get("content-type") ?? "application/json" };
     const requestId = reply.headers.get("x-request-id");

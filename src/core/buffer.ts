@@ -1,0 +1,149 @@
+// Calls wait here, one partition per (endpoint, model), until a flush trigger turns a partition into a batch file:
+// `batchSize` calls, `maxBatchBytes` encoded bytes, `batchWindowMs` since its first call, or close(). A flush hands
+// the partition over synchronously, so calls arriving while it uploads start the next file.
+// Each line is encoded once, in pieces, straight into the partition's ~1 MB Buffers, which are the file's parts at upload: a
+// waiting call keeps no string of its own, and nothing is joined or re-encoded later.
+import type { Clock } from "../internal/clock.js";
+import type { Call } from "./call.js";
+import type { Endpoint } from "../internal/endpoints.js";
+import type { FlushReason } from "../events.js";
+import { LINE_TAIL } from "../internal/jsonl.js";
+
+/** Size of the Buffers lines are written into; a longer line gets a Buffer of its own size. */
+const CHUNK_BYTES = 1 << 20;
+
+export interface Flushed {
+  endpoint: Endpoint;
+  model: string;
+  calls: Call[];
+  /** The JSONL file, in order. */
+  parts: Buffer[];
+  bytes: number;
+  reason: FlushReason;
+}
+
+interface Partition {
+  endpoint: Endpoint;
+  model: string;
+  calls: Call[];
+  /** Filled chunks, then `current` up to `used`. */
+  chunks: Buffer[];
+  current: Buffer | undefined;
+  used: number;
+  bytes: number;
+  /** Calls not yet settled; aborted calls stay in `calls` (and their bytes in the chunks) until the flush. */
+  live: number;
+  timer: unknown;
+}
+
+export interface BufferLimits {
+  batchSize: number;
+  maxBatchBytes: number;
+  batchWindowMs: number;
+}
+
+export class CallBuffer {
+  readonly #partitions = new Map<string, Partition>();
+  readonly #limits: BufferLimits;
+  readonly #clock: Clock;
+  readonly #onFlush: (flushed: Flushed) => void;
+  #size = 0;
+
+  constructor(limits: BufferLimits, clock: Clock, onFlush: (flushed: Flushed) => void) {
+    this.#limits = limits;
+    this.#clock = clock;
+    this.#onFlush = onFlush;
+  }
+
+  /** Calls waiting in buffers. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Buffers `call`, whose JSONL line is `head` + `body` + LINE_TAIL (`call.bytes` long in UTF-8). */
+  add(call: Call, head: string, body: string): void {
+    const key = `${call.endpoint}\0${call.model}`;
+    let p = this.#partitions.get(key);
+    if (p && p.live > 0 && p.bytes + call.bytes > this.#limits.maxBatchBytes) {
+      this.#flush(key, p, "bytes");
+      p = undefined;
+    }
+    if (!p) {
+      p = { endpoint: call.endpoint, model: call.model, calls: [], chunks: [], current: undefined, used: 0, bytes: 0, live: 0, timer: undefined };
+      this.#partitions.set(key, p);
+      const partition = p;
+      p.timer = this.#clock.setTimeout(() => {
+        partition.timer = undefined;
+        if (this.#partitions.get(key) === partition) this.#flush(key, partition, "time");
+      }, this.#limits.batchWindowMs);
+    }
+    if (!p.current || p.current.length - p.used < call.bytes) {
+      if (p.current) p.chunks.push(p.current.subarray(0, p.used));
+      p.current = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, call.bytes));
+      p.used = 0;
+    }
+    call.chunk = p.current;
+    call.offset = p.used;
+    p.used += p.current.write(head, p.used);
+    p.used += p.current.write(body, p.used);
+    p.used += p.current.write(LINE_TAIL, p.used);
+    p.calls.push(call);
+    p.bytes += call.bytes;
+    p.live++;
+    this.#size++;
+    if (p.live >= this.#limits.batchSize) this.#flush(key, p, "size");
+  }
+
+  /** An aborted call leaves its buffer; it is never uploaded. Returns false if it was already flushed. */
+  remove(call: Call): boolean {
+    if (!call.chunk) return false;
+    const key = `${call.endpoint}\0${call.model}`;
+    const p = this.#partitions.get(key);
+    if (!p) return false;
+    p.bytes -= call.bytes;
+    p.live--;
+    this.#size--;
+    call.chunk = undefined;
+    if (p.live === 0) {
+      // Nothing left to send: drop the partition and its window timer, which would otherwise hold the process.
+      this.#partitions.delete(key);
+      this.#clock.clearTimeout(p.timer);
+      for (const c of p.calls) c.chunk = undefined;
+    }
+    return true;
+  }
+
+  flushAll(reason: FlushReason): void {
+    for (const [key, p] of [...this.#partitions]) this.#flush(key, p, reason);
+  }
+
+  /** Hands every waiting call back (close with cancel) and forgets them. */
+  drain(): Call[] {
+    const calls: Call[] = [];
+    for (const p of this.#partitions.values()) {
+      this.#clock.clearTimeout(p.timer);
+      for (const c of p.calls) {
+        c.chunk = undefined;
+        if (!c.settled) calls.push(c);
+      }
+    }
+    this.#partitions.clear();
+    this.#size = 0;
+    return calls;
+  }
+
+  #flush(key: string, p: Partition, reason: FlushReason): void {
+    this.#partitions.delete(key);
+    if (p.timer !== undefined) this.#clock.clearTimeout(p.timer);
+    this.#size -= p.live;
+    let { calls } = p;
+    let parts = p.current ? [...p.chunks, p.current.subarray(0, p.used)] : p.chunks;
+    if (p.live !== calls.length) {
+      // Rare (an abort before the flush): rebuild the file from the lines of the calls still waiting.
+      calls = calls.filter((c) => !c.settled);
+      parts = calls.length ? [Buffer.concat(calls.map((c) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes)))] : [];
+    }
+    for (const c of p.calls) c.chunk = undefined;
+    if (calls.length) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, parts, bytes: p.bytes, reason });
+  }
+}

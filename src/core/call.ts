@@ -1,0 +1,62 @@
+// One caller's request, from create() to its settlement. Whoever holds the call (its buffer, then its batch)
+// settles it through `settle`, which guarantees exactly once. A waiting call is this plain record and its promise:
+// its line lives in its buffer's chunks until upload, and params or the serialised body are never reachable from it.
+import type { Endpoint } from "../internal/endpoints.js";
+import type { Events } from "../events.js";
+
+export interface Call {
+  readonly customId: string;
+  readonly endpoint: Endpoint;
+  readonly model: string;
+  /** UTF-8 bytes of the call's JSONL line. */
+  readonly bytes: number;
+  /** While buffered: where the line was written (chunk and offset), so an abort can leave the file. */
+  chunk?: Buffer;
+  offset?: number;
+  readonly decodeBase64: boolean;
+  /** Resolve with the unshaped `RawResult` (the batching fetch and serve re-emit the provider's bytes). */
+  readonly raw: boolean;
+  batchId?: string;
+  settled: boolean;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  /** The call's batch once flushed: it can release the caller (abort) while the batch goes on. */
+  owner?: { release(call: Call, reason: unknown): void };
+  /** Detaches the abort listener. */
+  detach?: () => void;
+}
+
+/** What a `raw` call resolves with: the result line's status, body and request id, untouched. */
+export interface RawResult {
+  status: number;
+  body: unknown;
+  requestId: string | null | undefined;
+  customId: string;
+  batchId: string | undefined;
+}
+
+/** Where settlements are counted and announced: one per engine, so a waiting call needs no closure of its own. */
+export interface SettleSink {
+  readonly events: Events;
+  settled(call: Call): void;
+}
+
+const released = () => undefined;
+
+export function settle(call: Call, sink: SettleSink, ok: boolean, value: unknown): boolean {
+  if (call.settled) return false;
+  call.settled = true;
+  call.detach?.();
+  if (ok) call.resolve(value);
+  else call.reject(value);
+  // The resolvers reach the promise and through it the result: a settled call (still listed by its batch until the
+  // batch ends) must not keep every result of its batch alive.
+  call.resolve = call.reject = released;
+  sink.settled(call);
+  const events = sink.events;
+  if (events.wants("callSettled")) {
+    const status = ok ? undefined : (value as { status?: number }).status;
+    events.emit("callSettled", { customId: call.customId, batchId: call.batchId, ok, ...(status !== undefined && { status }) });
+  }
+  return true;
+}

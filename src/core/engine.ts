@@ -1,0 +1,222 @@
+// The core every surface shares (AutoBatcher, the batching fetch, serve): validate → buffer → batch → tracker →
+// settle. Data flows one way; each piece of state has one owner (calls waiting: the buffer; calls in flight: their
+// batch; running batches: the tracker).
+import PQueue from "p-queue";
+import { randomBytes } from "node:crypto";
+import { Batch } from "./batch.js";
+import { CallBuffer, type Flushed } from "./buffer.js";
+import { setMaxListeners } from "node:events";
+import { settle, type Call, type SettleSink } from "./call.js";
+import { realClock, type Clock } from "../internal/clock.js";
+import { prepareBody, type Endpoint } from "../internal/endpoints.js";
+import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "../errors.js";
+import { Events } from "../events.js";
+import { Transport } from "../internal/transport.js";
+import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
+import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
+import { Tracker } from "./tracker.js";
+
+export interface CallOptions {
+  /** Aborting before the flush removes the call from its buffer; after, it releases the caller (the batch goes on). */
+  signal?: AbortSignal | null;
+}
+
+export interface SubmitOptions extends CallOptions {
+  /** Resolve with a `RawResult` (status, untouched body, request id) instead of the shaped body. */
+  raw?: boolean;
+  /** The class of the returned promise (AutoBatcher's APIPromise); default Promise. */
+  promiseClass?: PromiseConstructor;
+}
+
+export interface CloseOptions {
+  /** Instead of waiting: cancel running batches upstream and reject every call still waiting. Default false. */
+  cancel?: boolean;
+}
+
+/** Counters that make progress visible. */
+export interface EngineStats {
+  /** Calls waiting in buffers. */
+  buffered: number;
+  /** Calls whose batch is being uploaded or created. */
+  submitting: number;
+  /** Batches being tracked. */
+  runningBatches: number;
+  /** Calls not yet settled, wherever they are. */
+  pending: number;
+  /** Batches created so far. */
+  batchesCreated: number;
+  /** Content downloads: requests made, bytes and lines read. */
+  reads: { requests: number; bytes: number; lines: number };
+}
+
+export class Engine {
+  readonly options: ResolvedOptions;
+  readonly events: Events;
+  readonly #clock: Clock;
+  readonly #transport: Transport;
+  readonly #queue: PQueue;
+  readonly #buffer: CallBuffer;
+  readonly #tracker: Tracker;
+  readonly #submitting = new Set<Batch>();
+  readonly #stop = new AbortController();
+  readonly #idPrefix = randomBytes(6).toString("base64url");
+  #seq = 0;
+  #pending = 0;
+  #batchesCreated = 0;
+  #idleWaiters: (() => void)[] = [];
+  readonly #sink: SettleSink;
+  #closed = false;
+
+  constructor(input?: AutoBatcherOptions) {
+    this.options = resolveOptions(input);
+    this.#clock = this.options.clock ?? realClock;
+    this.events = new Events(this.options.onEvent);
+    this.#sink = {
+      events: this.events,
+      settled: () => {
+        if (--this.#pending === 0) this.#notifyIdle();
+      },
+    };
+    // Every queued task listens on the stop signal; many running batches are normal, not a leak.
+    setMaxListeners(0, this.#stop.signal);
+    this.#transport = new Transport(this.options, this.#clock);
+    this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
+    this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
+    const window = windowToMs(this.options.completionWindow);
+    this.#tracker = new Tracker(
+      this.#queue,
+      this.#transport,
+      this.#clock,
+      { pollIntervalMs: this.options.pollIntervalMs, deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs },
+      this.#stop.signal,
+    );
+  }
+
+  get stats(): EngineStats {
+    let submitting = 0;
+    for (const b of this.#submitting) submitting += b.size;
+    return {
+      buffered: this.#buffer.size,
+      submitting,
+      runningBatches: this.#tracker.running,
+      pending: this.#pending,
+      batchesCreated: this.#batchesCreated,
+      reads: { ...this.#tracker.reads },
+    };
+  }
+
+  /** Enqueues one request; resolves with its result body or rejects with a typed error. */
+  submit(endpoint: Endpoint, params: unknown, options?: SubmitOptions): Promise<unknown> {
+    const P = options?.promiseClass ?? Promise;
+    if (this.#closed) return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
+    const signal = options?.signal ?? undefined;
+    if (signal?.aborted) return P.reject(new APIUserAbortError());
+    let prepared;
+    try {
+      prepared = prepareBody(endpoint, params, options?.raw);
+    } catch (err) {
+      return P.reject(err);
+    }
+    const customId = `ab-${this.#idPrefix}-${(this.#seq++).toString(36)}`;
+    const head = lineHead(customId, endpoint);
+    const bytes = Buffer.byteLength(head) + Buffer.byteLength(prepared.json) + LINE_TAIL.length;
+    if (bytes > this.options.maxBatchBytes) {
+      return P.reject(new InvalidParamsError(`request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`));
+    }
+    const call: Call = {
+      customId,
+      endpoint,
+      model: (params as { model: string }).model,
+      bytes,
+      decodeBase64: prepared.decodeBase64,
+      raw: options?.raw ?? false,
+      settled: false,
+      resolve: noop,
+      reject: noop,
+    };
+    const promise = track(call, P);
+    this.#pending++;
+    if (signal) this.#watch(call, signal);
+    this.#buffer.add(call, head, prepared.json);
+    return promise;
+  }
+
+  #watch(call: Call, signal: AbortSignal): void {
+    const onAbort = () => this.#abort(call);
+    signal.addEventListener("abort", onAbort, { once: true });
+    call.detach = () => signal.removeEventListener("abort", onAbort);
+  }
+
+  #abort(call: Call): void {
+    if (call.settled) return;
+    const error = new APIUserAbortError({ customId: call.customId, batchId: call.batchId });
+    if (!this.#buffer.remove(call) && call.owner) call.owner.release(call, error);
+    else settle(call, this.#sink, false, error);
+  }
+
+  #onFlush(f: Flushed): void {
+    this.events.emit("flush", { endpoint: f.endpoint, model: f.model, calls: f.calls.length, bytes: f.bytes, reason: f.reason });
+    const batch = new Batch(f.endpoint, f.model, f.calls, f.parts, f.bytes, this.#sink, this.#transport);
+    this.#submitting.add(batch);
+    const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
+    void this.#queue
+      .add(() => batch.submit(settings, this.#clock.Date.now(), this.#stop.signal), { priority: 1 })
+      .then((ok) => {
+        this.#submitting.delete(batch);
+        if (!ok) return;
+        this.#batchesCreated++;
+        // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
+        if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
+        this.#tracker.add(batch);
+      });
+  }
+
+  /** The door to the provider, for surfaces that also send requests of their own (serve's `/models` passthrough). */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  /** Resolves when no call is waiting anywhere. */
+  onIdle(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #notifyIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Flushes what is buffered and waits for every call to settle; with `cancel`, cancels and rejects instead. */
+  async close(options: CloseOptions = {}): Promise<void> {
+    this.#closed = true;
+    if (options.cancel) {
+      const closed = (call: Call) => new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", { customId: call.customId, batchId: call.batchId });
+      for (const call of this.#buffer.drain()) settle(call, this.#sink, false, closed(call));
+      this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
+      const running = [...this.#tracker.batches];
+      this.#tracker.stop();
+      for (const b of this.#submitting) b.abandon(closed);
+      for (const b of running) b.abandon(closed);
+      await Promise.all(running.map((b) => b.cancelUpstream()));
+    } else {
+      this.#buffer.flushAll("close");
+      await this.onIdle();
+      await this.#tracker.finishSettled();
+      this.#tracker.stop();
+    }
+    await this.#queue.onIdle().catch(() => undefined);
+    await this.#transport.close();
+  }
+}
+
+const noop = () => undefined;
+
+/** Kept outside `submit` so the promise's executor closes over the call alone, not over params or the body. */
+function track(call: Call, P: PromiseConstructor): Promise<unknown> {
+  return new P((resolve, reject) => {
+    call.resolve = resolve;
+    call.reject = reject;
+  });
+}

@@ -1,0 +1,93 @@
+// Progressive reading of an output or error file: from the cursor on, streamed and split into lines as they arrive.
+// `?skip=N&offset=N` serves current Doubleword servers (skip) and older ones (offset); others ignore both. The
+// cursor moves past the lines actually received, capped by `X-Last-Line` when the server sends it: a response cut
+// short (with or without a transport error) never moves it past a line we did not get whole, so nothing is skipped
+// and nothing is handed over twice.
+import { APIConnectionError } from "../errors.js";
+import { LineSplitter } from "../internal/jsonl.js";
+import type { Transport } from "../internal/transport.js";
+
+export interface FileCursor {
+  readonly fileId: string;
+  /** Lines of the file already handed over (the next `skip`). */
+  next: number;
+}
+
+export interface ReadOutcome {
+  /** `X-Incomplete` as sent: true while the server may append lines, undefined when absent. */
+  incomplete: boolean | undefined;
+  /** Complete lines received. */
+  lines: number;
+}
+
+/** Running totals of what was downloaded, cut responses included. */
+export interface ReadStats {
+  requests: number;
+  bytes: number;
+  lines: number;
+}
+
+/**
+ * Reads what is new in the file, calling `onLine` for each non-blank line and adding to `stats`.
+ * Throws on HTTP errors or a cut response, with the cursor already past every line handed over.
+ */
+export async function readNewLines(
+  transport: Transport,
+  cursor: FileCursor,
+  onLine: (line: string) => void,
+  stats: ReadStats,
+  signal?: AbortSignal,
+): Promise<ReadOutcome> {
+  const start = cursor.next;
+  stats.requests++;
+  const res = await transport.stream({
+    method: "GET",
+    path: `/files/${encodeURIComponent(cursor.fileId)}/content`,
+    query: start > 0 ? { skip: start, offset: start } : undefined,
+    signal,
+  });
+  let lines = 0;
+  const onWhole = (line: string) => {
+    lines++;
+    stats.lines++;
+    if (line.length) onLine(line);
+  };
+  const splitter = new LineSplitter();
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      stats.bytes += chunk.length;
+      splitter.push(chunk, onWhole);
+    }
+  } catch (err) {
+    cursor.next = start + lines;
+    throw err;
+  }
+  const lastLine = Number.parseInt(res.headers.get("x-last-line") ?? "", 10);
+  const promised = Number.isFinite(lastLine) ? Math.max(0, lastLine - start) : undefined;
+  // A last line without "\n" is whole only if it parses and the server does not promise more lines than that.
+  let cut = false;
+  const rest = splitter.rest();
+  if (rest?.length) {
+    if ((promised === undefined || promised > lines) && isJson(rest)) {
+      onWhole(rest);
+    } else {
+      cut = true;
+    }
+  }
+  cut ||= promised !== undefined && promised > lines;
+  cursor.next = start + (promised === undefined ? lines : Math.min(promised, lines));
+  if (cut) {
+    throw new APIConnectionError(`GET /files/${cursor.fileId}/content: response ended after ${lines} complete lines (of ${promised ?? "?"}); resuming at line ${cursor.next}`);
+  }
+  const flag = res.headers.get("x-incomplete")?.toLowerCase();
+  return { incomplete: flag === "true" ? true : flag === "false" ? false : undefined, lines };
+}
+
+function isJson(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
+}
