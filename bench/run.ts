@@ -38,10 +38,14 @@ type Result = any;
 
 function runScenario(file: string, flags: (string | number)[]): Promise<Result> {
   console.error(`▶ ${file} ${flags.join(" ")}`);
-  const child = spawn(process.execPath, ["--import", "tsx", "--expose-gc", `bench/scenarios/${file}.ts`, ...flags.map(String)], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "--expose-gc", `bench/scenarios/${file}.ts`, ...flags.map(String)],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let out = "";
   child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
   return new Promise((resolve, reject) => {
@@ -70,18 +74,45 @@ if (selected.includes("throughput")) {
   const t = (results.throughput = await throughput(N.throughput, RUNS));
   const per1k = (v: number) => ms(v / (t.calls / 1000));
   rows.push(
-    { metric: `Client CPU per 1,000 calls (${int(t.calls)} calls, batchSize ${int(t.batchSize)})`, value: `${per1k(t.cpuMs)} (user ${per1k(t.cpuUserMs)}, system ${per1k(t.cpuSystemMs)}; GC pauses ${per1k(t.gcMs)}; the app building its params, ${per1k(t.makeCpuMs)}, excluded)`, target: "" },
-    { metric: "JSON floor per 1,000 calls (stringify + parse)", value: `${per1k(t.floor.totalMs)} (${per1k(t.floor.stringifyMs)} + ${per1k(t.floor.parseMs)})`, target: "" },
+    {
+      metric: `Client CPU per 1,000 calls (${int(t.calls)} calls, batchSize ${int(t.batchSize)})`,
+      value: `${per1k(t.cpuMs)} (user ${per1k(t.cpuUserMs)}, system ${per1k(t.cpuSystemMs)}; GC pauses ${per1k(t.gcMs)}; the app building its params, ${per1k(t.makeCpuMs)}, excluded)`,
+      target: "",
+    },
+    {
+      metric: "JSON floor per 1,000 calls (stringify + parse)",
+      value: `${per1k(t.floor.totalMs)} (${per1k(t.floor.stringifyMs)} + ${per1k(t.floor.parseMs)})`,
+      target: "",
+    },
     { metric: "Client CPU ÷ JSON floor", value: ratio(t.floorRatio), target: "≤ 1.5×", met: t.floorRatio <= 1.5 },
-    { metric: "Wall time, first call → last settled", value: `${(t.wallMs / 1000).toFixed(2)} s (${int(t.callsPerSecond)} calls/s)`, target: "" },
-    { metric: "Peak RSS of the client process", value: `${mb(t.peakRssBytes)} (${mb(t.rssBeforeBytes)} before the run)`, target: "" },
-    { metric: "HTTP requests to the emulator", value: `${int(t.requests)} (${t.requestsPer1k.toFixed(2)} per 1,000 calls; ${t.batches} batches)`, target: "" },
+    {
+      metric: "Wall time, first call → last settled",
+      value: `${(t.wallMs / 1000).toFixed(2)} s (${int(t.callsPerSecond)} calls/s)`,
+      target: "",
+    },
+    {
+      metric: "Peak RSS of the client process",
+      value: `${mb(t.peakRssBytes)} (${mb(t.rssBeforeBytes)} before the run)`,
+      target: "",
+    },
+    {
+      metric: "HTTP requests to the emulator",
+      value: `${int(t.requests)} (${t.requestsPer1k.toFixed(2)} per 1,000 calls; ${t.batches} batches)`,
+      target: "",
+    },
     bytesRow("Bytes read ÷ result file sizes (throughput run)", t),
   );
 }
 
 if (selected.includes("latency")) {
-  const l = (results.latency = await runScenario("latency", ["--calls", N.latency, "--spread-ms", N.spreadMs, "--poll-ms", POLL_MS]));
+  const l = (results.latency = await runScenario("latency", [
+    "--calls",
+    N.latency,
+    "--spread-ms",
+    N.spreadMs,
+    "--poll-ms",
+    POLL_MS,
+  ]));
   rows.push(
     {
       metric: `Settlement latency p50 (${int(l.calls)} calls over ${l.spreadMs / 1000} s, poll ${l.pollIntervalMs} ms)`,
@@ -89,7 +120,12 @@ if (selected.includes("latency")) {
       target: `≤ ${l.pollIntervalMs} ms`,
       met: l.latencyMs.p50 <= l.pollIntervalMs,
     },
-    { metric: "Settlement latency p95 (max)", value: `${ms(l.latencyMs.p95, 0)} (${ms(l.latencyMs.max, 0)})`, target: `≤ ${2 * l.pollIntervalMs} ms`, met: l.latencyMs.p95 <= 2 * l.pollIntervalMs },
+    {
+      metric: "Settlement latency p95 (max)",
+      value: `${ms(l.latencyMs.p95, 0)} (${ms(l.latencyMs.max, 0)})`,
+      target: `≤ ${2 * l.pollIntervalMs} ms`,
+      met: l.latencyMs.p95 <= 2 * l.pollIntervalMs,
+    },
     bytesRow(`Bytes read ÷ result file sizes (latency run, ${int(l.reads.requests)} progressive reads)`, l),
   );
 }
@@ -123,15 +159,29 @@ if (selected.includes("scaling")) {
       value: `${points.map((p) => ms(p.cpuPer1kMs)).join(" / ")} (÷ floor: ${points.map((p) => ratio(p.floorRatio, 1)).join(" / ")})`,
       target: "",
     },
-    { metric: `Deviation from linear, ${int(first.calls)} → ${int(last.calls)} calls`, value: pct(deviation), target: "within ±10 %", met: Math.abs(deviation) <= 0.1 },
+    {
+      metric: `Deviation from linear, ${int(first.calls)} → ${int(last.calls)} calls`,
+      value: pct(deviation),
+      target: "within ±10 %",
+      met: Math.abs(deviation) <= 0.1,
+    },
     // Not a target, shown so a dip or bump in the middle is not hidden by comparing the two ends only.
-    { metric: "Spread of CPU per 1,000 calls over all sizes (largest ÷ smallest − 1)", value: pct(Math.max(...points.map((p) => p.cpuPer1kMs)) / Math.min(...points.map((p) => p.cpuPer1kMs)) - 1), target: "" },
+    {
+      metric: "Spread of CPU per 1,000 calls over all sizes (largest ÷ smallest − 1)",
+      value: pct(Math.max(...points.map((p) => p.cpuPer1kMs)) / Math.min(...points.map((p) => p.cpuPer1kMs)) - 1),
+      target: "",
+    },
   );
 }
 
 function bytesRow(metric: string, r: Result): Row {
   const agree = r.bytesServed === r.reads.bytes ? "emulator agrees" : `emulator served ${int(r.bytesServed)} B`;
-  return { metric, value: `${ratio(r.readRatio, 3)} (${mb(r.reads.bytes)} of ${mb(r.resultFileBytes)}; ${agree})`, target: "≤ 1.05×", met: r.readRatio <= 1.05 };
+  return {
+    metric,
+    value: `${ratio(r.readRatio, 3)} (${mb(r.reads.bytes)} of ${mb(r.resultFileBytes)}; ${agree})`,
+    target: "≤ 1.05×",
+    met: r.readRatio <= 1.05,
+  };
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`;
@@ -140,4 +190,7 @@ console.log(`\n${table(rows)}\n\n${machine}; ${date}${quick ? "; --quick" : ""}`
 const met = rows.filter((r) => r.met !== undefined);
 console.log(`targets met: ${met.filter((r) => r.met).length} of ${met.length}`);
 await mkdir(new URL("results/", import.meta.url), { recursive: true });
-await writeFile(new URL("results/latest.json", import.meta.url), `${JSON.stringify({ date, machine, quick, results, rows }, null, 2)}\n`);
+await writeFile(
+  new URL("results/latest.json", import.meta.url),
+  `${JSON.stringify({ date, machine, quick, results, rows }, null, 2)}\n`,
+);

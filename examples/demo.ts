@@ -16,7 +16,9 @@ const client = new AutoBatcher({
 });
 
 const batches = new Map<string, { status: string; completed: number; failed: number; total: number }>();
-client.on("batchSubmitted", (e) => batches.set(e.batchId, { status: "submitted", completed: 0, failed: 0, total: e.calls }));
+client.on("batchSubmitted", (e) =>
+  batches.set(e.batchId, { status: "submitted", completed: 0, failed: 0, total: e.calls }),
+);
 client.on("batchProgress", (e) => batches.set(e.batchId, { status: e.status, ...e.counts }));
 client.on("batchDone", (e) => batches.set(e.batchId, { status: e.status, ...e.counts }));
 
@@ -28,7 +30,10 @@ const render = () => {
   const s = client.stats;
   const byStatus: Record<string, number> = {};
   for (const b of batches.values()) byStatus[b.status] = (byStatus[b.status] ?? 0) + 1;
-  const statuses = Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(", ") || "none yet";
+  const statuses =
+    Object.entries(byStatus)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(", ") || "none yet";
   const bar = "#".repeat(Math.round(((ok + failed) / CALLS) * 30)).padEnd(30, ".");
   const line = `[${bar}] ${ok + failed}/${CALLS} settled · buffered ${s.buffered} · submitting ${s.submitting} · batches: ${statuses}`;
   if (tty) process.stdout.write(`\r${line.padEnd(process.stdout.columns ? process.stdout.columns - 1 : 120)}`);
@@ -47,7 +52,8 @@ await Promise.all(
         model: i % 2 ? "demo-small" : "demo-large",
         messages: [{ role: "user", content: `Say something about the number ${i}.` }],
       });
-      if (res.choices[0]?.message.content !== `echo: Say something about the number ${i}.`) throw new Error("mismatched result");
+      if (res.choices[0]?.message.content !== `echo: Say something about the number ${i}.`)
+        throw new Error("mismatched result");
       ok++;
     } catch {
       failed++;
@@ -68,12 +74,21 @@ const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((
 const requests = Object.values(emu.counters.requests).reduce((a, b) => a + b, 0);
 const rows: [string, string][] = [
   ["calls", `${CALLS} (${ok} ok, ${failed} failed)`],
-  ["batches", `${batches.size} (${[...batches.values()].map((b) => b.status).filter((s) => s === "completed").length} completed), batchSize ${BATCH_SIZE}, 2 models`],
+  [
+    "batches",
+    `${batches.size} (${[...batches.values()].map((b) => b.status).filter((s) => s === "completed").length} completed), batchSize ${BATCH_SIZE}, 2 models`,
+  ],
   ["HTTP requests to the Batch API", `${requests} (${(requests / CALLS).toFixed(3)} per call)`],
   ["result bytes read", `${client.stats.reads.bytes.toLocaleString("en")} in ${client.stats.reads.requests} reads`],
   ["wall time, first call → last settled", `${(wall / 1000).toFixed(2)} s`],
-  ["call latency p50 / p95 / max", `${(pct(50) / 1000).toFixed(2)} / ${(pct(95) / 1000).toFixed(2)} / ${(latencies.at(-1)! / 1000).toFixed(2)} s`],
-  ["process CPU per 1,000 calls (client and emulator)", `${((cpu.user + cpu.system) / 1000 / (CALLS / 1000)).toFixed(1)} ms`],
+  [
+    "call latency p50 / p95 / max",
+    `${(pct(50) / 1000).toFixed(2)} / ${(pct(95) / 1000).toFixed(2)} / ${(latencies.at(-1)! / 1000).toFixed(2)} s`,
+  ],
+  [
+    "process CPU per 1,000 calls (client and emulator)",
+    `${((cpu.user + cpu.system) / 1000 / (CALLS / 1000)).toFixed(1)} ms`,
+  ],
 ];
 const w = Math.max(...rows.map(([k]) => k.length));
 console.log("\nsummary");

@@ -4,7 +4,11 @@
 // builds each call's promise as an APIPromise directly, so a call costs one promise, not a wrapper around another.
 
 /** As openai-node's `WithRequestID`: objects carry a non-enumerable `_request_id` when the provider gave one. */
-export type WithRequestID<T> = T extends Array<any> | Response ? T : T extends Record<string, any> ? T & { _request_id?: string | null } : T;
+export type WithRequestID<T> = T extends Array<any> | Response
+  ? T
+  : T extends Record<string, any>
+    ? T & { _request_id?: string | null }
+    : T;
 
 export class APIPromise<T> extends Promise<WithRequestID<T>> {
   #response: Promise<{ data: WithRequestID<T>; response: Response }> | undefined;
@@ -17,7 +21,11 @@ export class APIPromise<T> extends Promise<WithRequestID<T>> {
   /** The result with a `Response` synthesized from it (status 200, JSON body, `x-request-id` when known). */
   withResponse(): Promise<{ data: WithRequestID<T>; response: Response; request_id: string | null }> {
     this.#response ??= this.then((data) => ({ data, response: toResponse(data) }));
-    return this.#response.then(({ data, response }) => ({ data, response: response.clone(), request_id: response.headers.get("x-request-id") }));
+    return this.#response.then(({ data, response }) => ({
+      data,
+      response: response.clone(),
+      request_id: response.headers.get("x-request-id"),
+    }));
   }
 
   /** The synthesized `Response` alone; its body is the result as AutoBatcher returns it. */
@@ -28,7 +36,8 @@ export class APIPromise<T> extends Promise<WithRequestID<T>> {
 
 function toResponse(data: unknown): Response {
   const headers = new Headers({ "content-type": "application/json" });
-  const requestId = typeof data === "object" && data !== null ? (data as { _request_id?: unknown })._request_id : undefined;
+  const requestId =
+    typeof data === "object" && data !== null ? (data as { _request_id?: unknown })._request_id : undefined;
   if (typeof requestId === "string") headers.set("x-request-id", requestId);
   return new Response(JSON.stringify(data), { status: 200, headers });
 }

@@ -11,7 +11,14 @@ import type { Endpoint } from "./internal/endpoints.js";
 import type { EventMap, EventName } from "./events.js";
 import type { AutoBatcherOptions } from "./options.js";
 
-export type { ChatCompletion, ChatCompletionCreateParamsNonStreaming, CreateEmbeddingResponse, EmbeddingCreateParams, Response, ResponseCreateParamsNonStreaming };
+export type {
+  ChatCompletion,
+  ChatCompletionCreateParamsNonStreaming,
+  CreateEmbeddingResponse,
+  EmbeddingCreateParams,
+  Response,
+  ResponseCreateParamsNonStreaming,
+};
 
 export class AutoBatcher {
   readonly #engine: Engine;
@@ -30,9 +37,16 @@ export class AutoBatcher {
 
   constructor(options?: AutoBatcherOptions) {
     this.#engine = new Engine(options);
-    const facade = <P, R>(endpoint: Endpoint) => (params: P, options?: CallOptions) =>
-      this.#engine.submit(endpoint, params, { signal: options?.signal, promiseClass: APIPromise as PromiseConstructor }) as APIPromise<R>;
-    this.chat = { completions: { create: facade<ChatCompletionCreateParamsNonStreaming, ChatCompletion>("/v1/chat/completions") } };
+    const facade =
+      <P, R>(endpoint: Endpoint) =>
+      (params: P, options?: CallOptions) =>
+        this.#engine.submit(endpoint, params, {
+          signal: options?.signal,
+          promiseClass: APIPromise as PromiseConstructor,
+        }) as APIPromise<R>;
+    this.chat = {
+      completions: { create: facade<ChatCompletionCreateParamsNonStreaming, ChatCompletion>("/v1/chat/completions") },
+    };
     this.embeddings = { create: facade<EmbeddingCreateParams, CreateEmbeddingResponse>("/v1/embeddings") };
     this.responses = { create: facade<ResponseCreateParamsNonStreaming, Response>("/v1/responses") };
   }

@@ -60,10 +60,18 @@ export class APIError extends AutoBatchError {
   }
 
   /** openai-node's rule: the provider's message (or the whole error object), prefixed with the status. */
-  private static makeMessage(status: number | undefined, error: ProviderError | undefined, message: string | undefined): string {
+  private static makeMessage(
+    status: number | undefined,
+    error: ProviderError | undefined,
+    message: string | undefined,
+  ): string {
     const msg = error?.message
-      ? typeof error.message === "string" ? error.message : JSON.stringify(error.message)
-      : error ? JSON.stringify(error) : message;
+      ? typeof error.message === "string"
+        ? error.message
+        : JSON.stringify(error.message)
+      : error
+        ? JSON.stringify(error)
+        : message;
     // A message taken from an error that already carries the prefix (a rethrown APIError) keeps a single one.
     if (status && msg) return msg.startsWith(`${status} `) ? msg : `${status} ${msg}`;
     if (status) return `${status} status code (no body)`;
@@ -78,20 +86,45 @@ export class APIError extends AutoBatchError {
     headers?: Headers,
     context: ErrorContext & { requestID?: string | null; cause?: unknown } = {},
   ): APIError {
-    const Class = status === undefined ? APIError : (STATUS_CLASSES[status] ?? (status >= 500 ? InternalServerError : APIError));
+    const Class =
+      status === undefined ? APIError : (STATUS_CLASSES[status] ?? (status >= 500 ? InternalServerError : APIError));
     return new Class(status, error, message, headers, context);
   }
 }
 
 // `declare` narrows `status` for code that switches on the class, as openai-node's generics do; nothing is emitted.
-export class BadRequestError extends APIError { override name = "BadRequestError"; declare readonly status: 400; }
-export class AuthenticationError extends APIError { override name = "AuthenticationError"; declare readonly status: 401; }
-export class PermissionDeniedError extends APIError { override name = "PermissionDeniedError"; declare readonly status: 403; }
-export class NotFoundError extends APIError { override name = "NotFoundError"; declare readonly status: 404; }
-export class ConflictError extends APIError { override name = "ConflictError"; declare readonly status: 409; }
-export class UnprocessableEntityError extends APIError { override name = "UnprocessableEntityError"; declare readonly status: 422; }
-export class RateLimitError extends APIError { override name = "RateLimitError"; declare readonly status: 429; }
-export class InternalServerError extends APIError { override name = "InternalServerError"; declare readonly status: number; }
+export class BadRequestError extends APIError {
+  override name = "BadRequestError";
+  declare readonly status: 400;
+}
+export class AuthenticationError extends APIError {
+  override name = "AuthenticationError";
+  declare readonly status: 401;
+}
+export class PermissionDeniedError extends APIError {
+  override name = "PermissionDeniedError";
+  declare readonly status: 403;
+}
+export class NotFoundError extends APIError {
+  override name = "NotFoundError";
+  declare readonly status: 404;
+}
+export class ConflictError extends APIError {
+  override name = "ConflictError";
+  declare readonly status: 409;
+}
+export class UnprocessableEntityError extends APIError {
+  override name = "UnprocessableEntityError";
+  declare readonly status: 422;
+}
+export class RateLimitError extends APIError {
+  override name = "RateLimitError";
+  declare readonly status: 429;
+}
+export class InternalServerError extends APIError {
+  override name = "InternalServerError";
+  declare readonly status: number;
+}
 
 const STATUS_CLASSES: Record<number, typeof APIError> = {
   400: BadRequestError,

@@ -12,7 +12,14 @@ export interface EventMap {
   /** A buffer was turned into a batch file. */
   flush: { endpoint: Endpoint; model: string; calls: number; bytes: number; reason: FlushReason };
   /** The file was uploaded and the batch created upstream. */
-  batchSubmitted: { batchId: string; inputFileId: string; endpoint: Endpoint; model: string; calls: number; bytes: number };
+  batchSubmitted: {
+    batchId: string;
+    inputFileId: string;
+    endpoint: Endpoint;
+    model: string;
+    calls: number;
+    bytes: number;
+  };
   /** Upload or create failed after retries; every call of that file was rejected. */
   batchSubmitFailed: { endpoint: Endpoint; model: string; calls: number; message: string };
   /** A poll saw a new status or new counts. */

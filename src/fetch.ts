@@ -5,7 +5,14 @@
 import { Engine, type CloseOptions, type EngineStats } from "./core/engine.js";
 import type { RawResult } from "./core/call.js";
 import type { Endpoint } from "./internal/endpoints.js";
-import { APIConnectionError, APIError, APIUserAbortError, AutoBatchError, BatchFailedError, InvalidParamsError } from "./errors.js";
+import {
+  APIConnectionError,
+  APIError,
+  APIUserAbortError,
+  AutoBatchError,
+  BatchFailedError,
+  InvalidParamsError,
+} from "./errors.js";
 import type { EventMap, EventName } from "./events.js";
 import type { AutoBatcherOptions } from "./options.js";
 
@@ -53,12 +60,19 @@ const NO_RETRY_STATUS = 400;
 const NULL_BODY_STATUSES = new Set([204, 205]);
 
 function isRequestLike(input: unknown): input is Request {
-  return typeof input === "object" && input !== null && !(input instanceof URL) && typeof (input as Request).url === "string" && typeof (input as Request).method === "string";
+  return (
+    typeof input === "object" &&
+    input !== null &&
+    !(input instanceof URL) &&
+    typeof (input as Request).url === "string" &&
+    typeof (input as Request).method === "string"
+  );
 }
 
 export function createBatchingFetch(options: BatchingFetchOptions = {}): BatchingFetch {
   const { fetch: passthrough, streaming = "reject", ...engineOptions } = options;
-  if (streaming !== "reject" && streaming !== "passthrough") throw new TypeError(`streaming must be "reject" or "passthrough" (got ${JSON.stringify(streaming)})`);
+  if (streaming !== "reject" && streaming !== "passthrough")
+    throw new TypeError(`streaming must be "reject" or "passthrough" (got ${JSON.stringify(streaming)})`);
   const engine = new Engine(engineOptions);
   const base = new URL(engine.options.baseURL);
   const basePath = base.pathname.replace(/\/+$/, "");
@@ -76,7 +90,12 @@ export function createBatchingFetch(options: BatchingFetchOptions = {}): Batchin
     try {
       params = JSON.parse(text);
     } catch {
-      return errorResponse(NO_RETRY_STATUS, { message: `the request body for ${endpoint} is not JSON`, type: "invalid_request_error", param: null, code: null });
+      return errorResponse(NO_RETRY_STATUS, {
+        message: `the request body for ${endpoint} is not JSON`,
+        type: "invalid_request_error",
+        param: null,
+        code: null,
+      });
     }
     if (streaming === "passthrough" && (params as { stream?: unknown } | null)?.stream === true) {
       // The body may have been a one-shot stream: hand the text we read to the real fetch.
@@ -111,7 +130,9 @@ export function createBatchingFetch(options: BatchingFetchOptions = {}): Batchin
     [Symbol.asyncDispose]: () => engine.close(),
   });
   // A getter, so `stats` is read live (Object.assign would copy one snapshot).
-  return Object.defineProperty(fn, "stats", { get: () => engine.stats, enumerable: true }) as typeof fn & { readonly stats: EngineStats };
+  return Object.defineProperty(fn, "stats", { get: () => engine.stats, enumerable: true }) as typeof fn & {
+    readonly stats: EngineStats;
+  };
 }
 
 async function bodyText(request: Request | undefined, init: RequestInit | undefined): Promise<string> {
@@ -125,7 +146,10 @@ async function bodyText(request: Request | undefined, init: RequestInit | undefi
 function resultResponse(raw: RawResult): Response {
   const headers = callHeaders(raw.customId, raw.batchId, raw.requestId);
   if (NULL_BODY_STATUSES.has(raw.status)) return new Response(null, { status: raw.status, headers });
-  return new Response(typeof raw.body === "string" ? raw.body : JSON.stringify(raw.body ?? null), { status: raw.status, headers });
+  return new Response(typeof raw.body === "string" ? raw.body : JSON.stringify(raw.body ?? null), {
+    status: raw.status,
+    headers,
+  });
 }
 
 /** Maps a core rejection to what the SDK would have received from a real-time call. */
@@ -142,19 +166,30 @@ function failureResponse(err: unknown): Response {
     // The provider's own answer. For this line, its status stands and the SDK's retry policy applies as for a
     // real-time call; for the upload or create of the batch, the core has already retried.
     if (err.batchId === undefined) headers.set("x-should-retry", "false");
-    return errorResponse(err.status, err.error ?? { message: stripStatus(err), type: null, param: null, code: null }, headers);
+    return errorResponse(
+      err.status,
+      err.error ?? { message: stripStatus(err), type: null, param: null, code: null },
+      headers,
+    );
   }
   if (err instanceof APIConnectionError) {
     // This line's request could not reach the model (a provider-side network error or timeout): a gateway error,
     // which the SDK retries or not as it would for a real-time call.
-    return errorResponse(502, { message: err.message, type: "upstream_error", param: null, code: "upstream_connection_error" }, headers);
+    return errorResponse(
+      502,
+      { message: err.message, type: "upstream_error", param: null, code: "upstream_connection_error" },
+      headers,
+    );
   }
   headers.set("x-should-retry", "false");
   const error =
-    err instanceof InvalidParamsError ? { message: err.message, type: "invalid_request_error", param: err.param ?? null, code: null }
-    : err instanceof BatchFailedError ? { message: err.message, type: "batch_error", param: null, code: `batch_${err.batchStatus ?? "failed"}` }
-    : err instanceof APIError && err.error ? err.error
-    : { message: err.message, type: "batch_error", param: null, code: null };
+    err instanceof InvalidParamsError
+      ? { message: err.message, type: "invalid_request_error", param: err.param ?? null, code: null }
+      : err instanceof BatchFailedError
+        ? { message: err.message, type: "batch_error", param: null, code: `batch_${err.batchStatus ?? "failed"}` }
+        : err instanceof APIError && err.error
+          ? err.error
+          : { message: err.message, type: "batch_error", param: null, code: null };
   return errorResponse(NO_RETRY_STATUS, error, headers);
 }
 
@@ -163,7 +198,11 @@ function errorResponse(status: number, error: object, headers = new Headers()): 
   return new Response(JSON.stringify({ error }), { status, headers });
 }
 
-function callHeaders(customId: string | undefined, batchId: string | undefined, requestId: string | null | undefined): Headers {
+function callHeaders(
+  customId: string | undefined,
+  batchId: string | undefined,
+  requestId: string | null | undefined,
+): Headers {
   const headers = new Headers({ "content-type": "application/json" });
   if (requestId) headers.set("x-request-id", requestId);
   if (customId) headers.set("x-autobatch-custom-id", customId);

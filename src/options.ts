@@ -31,16 +31,35 @@ const metadataSchema = z
   // Checked here rather than by the record's key schema, whose failure zod reports only as "Invalid key in record".
   .superRefine((m, ctx) => {
     for (const key of Object.keys(m)) {
-      if (key.length > 64) ctx.addIssue({ code: "custom", path: [key], message: `metadata keys are at most 64 characters (this one has ${key.length})` });
+      if (key.length > 64)
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `metadata keys are at most 64 characters (this one has ${key.length})`,
+        });
     }
   })
-  .refine((m) => Object.keys(m).length <= 15, "metadata takes at most 15 pairs (autobatch uses the 16th for its batch key)")
-  .refine((m) => !(RESERVED_METADATA_KEY in m), `metadata key "${RESERVED_METADATA_KEY}" is reserved: autobatch tags each batch with it`);
+  .refine(
+    (m) => Object.keys(m).length <= 15,
+    "metadata takes at most 15 pairs (autobatch uses the 16th for its batch key)",
+  )
+  .refine(
+    (m) => !(RESERVED_METADATA_KEY in m),
+    `metadata key "${RESERVED_METADATA_KEY}" is reserved: autobatch tags each batch with it`,
+  );
 
 const headersSchema = z.record(z.string(), z.string());
 
-export const positiveInt = (name: string) => z.number({ error: `${name} must be a number` }).int(`${name} must be a whole number`).positive(`${name} must be > 0`);
-export const nonNegative = (name: string) => z.number({ error: `${name} must be a number` }).finite(`${name} must be finite`).min(0, `${name} must be >= 0`);
+export const positiveInt = (name: string) =>
+  z
+    .number({ error: `${name} must be a number` })
+    .int(`${name} must be a whole number`)
+    .positive(`${name} must be > 0`);
+export const nonNegative = (name: string) =>
+  z
+    .number({ error: `${name} must be a number` })
+    .finite(`${name} must be finite`)
+    .min(0, `${name} must be >= 0`);
 
 export const optionsSchema = z.strictObject({
   /** Bearer key. Default: env `OPENAI_API_KEY`. Sent only to `baseURL`'s origin. */
@@ -56,7 +75,9 @@ export const optionsSchema = z.strictObject({
   /** Attached to every batch this client creates (≤ 15 pairs; keys ≤ 64, values ≤ 512 chars). */
   metadata: metadataSchema.optional(),
   /** Calls per batch file before a flush. Default 1000, at most 50,000. */
-  batchSize: positiveInt("batchSize").max(MAX_LINES_PER_BATCH, `batchSize must be <= ${MAX_LINES_PER_BATCH}`).optional(),
+  batchSize: positiveInt("batchSize")
+    .max(MAX_LINES_PER_BATCH, `batchSize must be <= ${MAX_LINES_PER_BATCH}`)
+    .optional(),
   /** Bytes per batch file (encoded JSONL) before a flush. Default 95,000,000. */
   maxBatchBytes: positiveInt("maxBatchBytes").optional(),
   /** Milliseconds from a buffer's first call to its flush. Default 10,000. */
@@ -76,11 +97,20 @@ export const optionsSchema = z.strictObject({
   /** Milliseconds past the completion window after which a still-running batch's calls are failed. Default 3,600,000. */
   deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
   /** Called with every lifecycle event; exceptions it throws are swallowed. */
-  onEvent: z.custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function").optional(),
+  onEvent: z
+    .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
+    .optional(),
   /** Time source for flush windows, polls and retries. Default: the real timers. Tests inject a fake clock. */
-  clock: z.custom<Clock>((v) => typeof v === "object" && v !== null && typeof (v as Clock).setTimeout === "function", "clock must provide Date.now/setTimeout/clearTimeout").optional(),
+  clock: z
+    .custom<Clock>(
+      (v) => typeof v === "object" && v !== null && typeof (v as Clock).setTimeout === "function",
+      "clock must provide Date.now/setTimeout/clearTimeout",
+    )
+    .optional(),
   /** undici dispatcher for Batch API requests (proxies, custom TLS). Default: a private Agent. */
-  dispatcher: z.custom<Dispatcher>((v) => typeof v === "object" && v !== null, "dispatcher must be an undici Dispatcher").optional(),
+  dispatcher: z
+    .custom<Dispatcher>((v) => typeof v === "object" && v !== null, "dispatcher must be an undici Dispatcher")
+    .optional(),
 });
 
 export type AutoBatcherOptions = z.input<typeof optionsSchema>;
@@ -150,7 +180,8 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, tit
 const TITLE = "Invalid AutoBatcher options";
 
 /** An InvalidOptionsError about one option, found after the schema's checks. */
-const invalidOption = (option: string, message: string) => new InvalidOptionsError(`${TITLE}:\n  ${option}: ${message}`, [{ path: [option], message }]);
+const invalidOption = (option: string, message: string) =>
+  new InvalidOptionsError(`${TITLE}:\n  ${option}: ${message}`, [{ path: [option], message }]);
 
 export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions {
   const o = parseOptions(optionsSchema, input, TITLE);

@@ -61,7 +61,9 @@ describe("AutoBatcher APIPromise", () => {
       client.responses.create({ model: "gpt-test", input: "r" }).withResponse(),
     ]);
     expect(typeof emb.data.data[0]!.embedding[0]).toBe("number");
-    expect(((await emb.response.json()) as { data: { embedding: unknown }[] }).data[0]!.embedding).toEqual(emb.data.data[0]!.embedding);
+    expect(((await emb.response.json()) as { data: { embedding: unknown }[] }).data[0]!.embedding).toEqual(
+      emb.data.data[0]!.embedding,
+    );
     expect(resp.data.output_text).toBe("echo: r");
     expect(resp.request_id).toMatch(/^req_/);
   });
@@ -97,15 +99,30 @@ describe("AutoBatcher APIPromise", () => {
 
 describe("error classes", () => {
   it("follow openai-node's names, fields and message rule", () => {
-    const err = APIError.generate(400, { message: "bad thing", type: "invalid_request_error", param: "messages", code: "x" }, undefined, new Headers({ "x-request-id": "req_1" }), {
-      customId: "c1",
-      batchId: "b1",
-    });
+    const err = APIError.generate(
+      400,
+      { message: "bad thing", type: "invalid_request_error", param: "messages", code: "x" },
+      undefined,
+      new Headers({ "x-request-id": "req_1" }),
+      {
+        customId: "c1",
+        batchId: "b1",
+      },
+    );
     expect(err).toBeInstanceOf(BadRequestError);
     expect(err).toBeInstanceOf(APIError);
     expect(err).toBeInstanceOf(OpenAIError);
     expect(err).toBeInstanceOf(AutoBatchError);
-    expect(err).toMatchObject({ name: "BadRequestError", status: 400, code: "x", param: "messages", type: "invalid_request_error", requestID: "req_1", customId: "c1", batchId: "b1" });
+    expect(err).toMatchObject({
+      name: "BadRequestError",
+      status: 400,
+      code: "x",
+      param: "messages",
+      type: "invalid_request_error",
+      requestID: "req_1",
+      customId: "c1",
+      batchId: "b1",
+    });
     expect(err.message).toBe("400 bad thing");
     expect(err.error).toEqual({ message: "bad thing", type: "invalid_request_error", param: "messages", code: "x" });
     expect(isAPIError(err)).toBe(true);
@@ -120,7 +137,9 @@ describe("error classes", () => {
     expect(APIError.generate(400, { code: "only_code" }, undefined).message).toBe('400 {"code":"only_code"}');
     expect(APIError.generate(undefined, undefined, undefined).message).toBe("(no status code or body)");
     // A message that already carries the status (a rethrown error) is not prefixed twice.
-    expect(APIError.generate(502, undefined, "502 POST /files: bad gateway").message).toBe("502 POST /files: bad gateway");
+    expect(APIError.generate(502, undefined, "502 POST /files: bad gateway").message).toBe(
+      "502 POST /files: bad gateway",
+    );
   });
 
   it("keep openai-node's default messages for abort and connection errors", () => {

@@ -33,15 +33,29 @@ describe("AutoBatcher on the emulator", () => {
 
   it("writes JSONL lines {custom_id, method, url, body} with unique ids of at most 64 bytes and no stream field", async () => {
     r = await rig({ batchSize: 3 });
-    await Promise.all([0, 1, 2].map((i) => r!.client.chat.completions.create({ ...chat(`q${i}`), stream: false, temperature: 0.5 })));
+    await Promise.all(
+      [0, 1, 2].map((i) => r!.client.chat.completions.create({ ...chat(`q${i}`), stream: false, temperature: 0.5 })),
+    );
     const submitted = r.events.find((e) => e.type === "batchSubmitted");
-    expect(submitted).toMatchObject({ type: "batchSubmitted", calls: 3, endpoint: "/v1/chat/completions", model: "test-model" });
+    expect(submitted).toMatchObject({
+      type: "batchSubmitted",
+      calls: 3,
+      endpoint: "/v1/chat/completions",
+      model: "test-model",
+    });
     const text = await emuText(r.emu, `/files/${(submitted as { inputFileId: string }).inputFileId}/content`);
-    const lines = text.trim().split("\n").map((l) => JSON.parse(l));
+    const lines = text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(3);
     for (const [i, line] of lines.entries()) {
       expect(Object.keys(line)).toEqual(["custom_id", "method", "url", "body"]);
-      expect(line).toMatchObject({ method: "POST", url: "/v1/chat/completions", body: { model: "test-model", temperature: 0.5, messages: [{ role: "user", content: `q${i}` }] } });
+      expect(line).toMatchObject({
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: { model: "test-model", temperature: 0.5, messages: [{ role: "user", content: `q${i}` }] },
+      });
       expect(line.body).not.toHaveProperty("stream");
       expect(Buffer.byteLength(line.custom_id)).toBeLessThanOrEqual(64);
     }
@@ -61,10 +75,25 @@ describe("AutoBatcher on the emulator", () => {
     expect(e.data).toHaveLength(2);
     expect(Array.isArray(e.data[0]!.embedding) && typeof e.data[0]!.embedding[0]).toBe("number");
     expect(resp.output_text).toBe("echo: hello");
-    const submitted = r.events.filter((ev) => ev.type === "batchSubmitted").map((ev) => `${(ev as { endpoint: string }).endpoint} ${(ev as { model: string }).model}`);
-    expect(submitted.sort()).toEqual(["/v1/chat/completions model-a", "/v1/chat/completions model-b", "/v1/embeddings model-a", "/v1/responses model-a"]);
-    const batches = await emuGet<{ data: { endpoint: string; metadata: Record<string, string> }[] }>(r.emu, "/batches?limit=10");
-    expect(batches.data.map((b) => b.endpoint).sort()).toEqual(["/v1/chat/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses"]);
+    const submitted = r.events
+      .filter((ev) => ev.type === "batchSubmitted")
+      .map((ev) => `${(ev as { endpoint: string }).endpoint} ${(ev as { model: string }).model}`);
+    expect(submitted.sort()).toEqual([
+      "/v1/chat/completions model-a",
+      "/v1/chat/completions model-b",
+      "/v1/embeddings model-a",
+      "/v1/responses model-a",
+    ]);
+    const batches = await emuGet<{ data: { endpoint: string; metadata: Record<string, string> }[] }>(
+      r.emu,
+      "/batches?limit=10",
+    );
+    expect(batches.data.map((b) => b.endpoint).sort()).toEqual([
+      "/v1/chat/completions",
+      "/v1/chat/completions",
+      "/v1/embeddings",
+      "/v1/responses",
+    ]);
     expect(batches.data.every((b) => typeof b.metadata.autobatch_key === "string")).toBe(true);
   });
 
@@ -76,7 +105,9 @@ describe("AutoBatcher on the emulator", () => {
       r.client.embeddings.create({ model: "m", input: "same", encoding_format: "base64" }),
     ]);
     expect(implicit.data[0]!.embedding).toHaveLength((asked.data[0]!.embedding as number[]).length);
-    (implicit.data[0]!.embedding as number[]).forEach((v, i) => expect(v).toBeCloseTo((asked.data[0]!.embedding as number[])[i]!, 5));
+    (implicit.data[0]!.embedding as number[]).forEach((v, i) =>
+      expect(v).toBeCloseTo((asked.data[0]!.embedding as number[])[i]!, 5),
+    );
     expect(typeof b64.data[0]!.embedding).toBe("string");
   });
 
@@ -86,25 +117,34 @@ describe("AutoBatcher on the emulator", () => {
     const fast = await Promise.all(["f1", "f2", "f3"].map((p) => r!.client.chat.completions.create(chat(p))));
     expect(fast.map(contentOf)).toEqual(["echo: f1", "echo: f2", "echo: f3"]);
     const batchId = (r.events.find((e) => e.type === "batchSubmitted") as { batchId: string }).batchId;
-    const upstream = await emuGet<{ status: string; request_counts: { completed: number } }>(r.emu, `/batches/${batchId}`);
+    const upstream = await emuGet<{ status: string; request_counts: { completed: number } }>(
+      r.emu,
+      `/batches/${batchId}`,
+    );
     expect(upstream.status).toBe("in_progress");
     expect(upstream.request_counts.completed).toBe(3);
     let slowDone = false;
-    void slow.then(() => (slowDone = true), () => (slowDone = true));
+    void slow.then(
+      () => (slowDone = true),
+      () => (slowDone = true),
+    );
     await new Promise((res) => setTimeout(res, 30));
     expect(slowDone).toBe(false);
   });
 
-  it.each(["skip", "offset"] as const)("reads each result line exactly once with the %s cursor, nothing skipped", async (param) => {
-    r = await rig({ batchSize: 60, batchWindowMs: 20 }, { contentCursorParam: param, latencyMs: [0, 80], seed: 7 });
-    const calls = Array.from({ length: 60 }, (_, i) => r!.client.chat.completions.create(chat(`p${i}`)));
-    const results = await Promise.all(calls);
-    results.forEach((res, i) => expect(contentOf(res)).toBe(`echo: p${i}`));
-    const outputRequests = r.emu.counters.requests["GET /v1/files/:id/content"] ?? 0;
-    expect(outputRequests).toBeGreaterThan(1);
-    const served = Object.values(r.emu.counters.linesServed).reduce((a, b) => a + b, 0);
-    expect(served).toBe(60);
-  });
+  it.each(["skip", "offset"] as const)(
+    "reads each result line exactly once with the %s cursor, nothing skipped",
+    async (param) => {
+      r = await rig({ batchSize: 60, batchWindowMs: 20 }, { contentCursorParam: param, latencyMs: [0, 80], seed: 7 });
+      const calls = Array.from({ length: 60 }, (_, i) => r!.client.chat.completions.create(chat(`p${i}`)));
+      const results = await Promise.all(calls);
+      results.forEach((res, i) => expect(contentOf(res)).toBe(`echo: p${i}`));
+      const outputRequests = r.emu.counters.requests["GET /v1/files/:id/content"] ?? 0;
+      expect(outputRequests).toBeGreaterThan(1);
+      const served = Object.values(r.emu.counters.linesServed).reduce((a, b) => a + b, 0);
+      expect(served).toBe(60);
+    },
+  );
 
   it("rejects non-2xx lines with the status and the provider's message (Doubleword error file)", async () => {
     r = await rig({ batchSize: 3 });
@@ -126,7 +166,10 @@ describe("AutoBatcher on the emulator", () => {
 
   it("rejects non-2xx lines with the status and message on the OpenAI flavor too", async () => {
     r = await rig({ batchSize: 2 }, { flavor: "openai" });
-    const [ok, bad] = await Promise.allSettled([r.client.chat.completions.create(chat("fine")), r.client.chat.completions.create(chat("x [[status:404]]"))]);
+    const [ok, bad] = await Promise.allSettled([
+      r.client.chat.completions.create(chat("fine")),
+      r.client.chat.completions.create(chat("x [[status:404]]")),
+    ]);
     expect(ok.status).toBe("fulfilled");
     const err = (bad as PromiseRejectedResult).reason;
     expect(err.status).toBe(404);
@@ -151,13 +194,21 @@ describe("AutoBatcher on the emulator", () => {
 
   it("a completed batch without a line for a call rejects that call naming the batch and why", async () => {
     r = await rig({ batchSize: 2 });
-    const [ok, dropped] = await Promise.allSettled([r.client.chat.completions.create(chat("ok")), r.client.chat.completions.create(chat("gone [[drop]]"))]);
+    const [ok, dropped] = await Promise.allSettled([
+      r.client.chat.completions.create(chat("ok")),
+      r.client.chat.completions.create(chat("gone [[drop]]")),
+    ]);
     expect(ok.status).toBe("fulfilled");
     const err = (dropped as PromiseRejectedResult).reason;
     expect(err).toBeInstanceOf(BatchFailedError);
     expect(err.batchStatus).toBe("completed");
     expect(err.message).toMatch(/^Batch \S+ ended with status "completed": no result line for this call/);
-    expect(r.events.find((e) => e.type === "batchDone")).toMatchObject({ status: "completed", succeeded: 1, failed: 1, calls: 2 });
+    expect(r.events.find((e) => e.type === "batchDone")).toMatchObject({
+      status: "completed",
+      succeeded: 1,
+      failed: 1,
+      calls: 2,
+    });
   });
 
   it("a batch that fails validation (OpenAI) rejects every call with the provider's reason", async () => {
@@ -173,7 +224,10 @@ describe("AutoBatcher on the emulator", () => {
 
   it("an all-failed Doubleword batch (status failed) still gives each call its own line's error", async () => {
     r = await rig({ batchSize: 2 });
-    const results = await Promise.allSettled([r.client.chat.completions.create(chat("a [[status:422]]")), r.client.chat.completions.create(chat("b [[status:422]]"))]);
+    const results = await Promise.allSettled([
+      r.client.chat.completions.create(chat("a [[status:422]]")),
+      r.client.chat.completions.create(chat("b [[status:422]]")),
+    ]);
     for (const res of results) expect((res as PromiseRejectedResult).reason.status).toBe(422);
     await waitFor(() => r!.events.some((e) => e.type === "batchDone"), "batchDone");
     expect(r.events.find((e) => e.type === "batchDone")).toMatchObject({ status: "failed" });
@@ -185,7 +239,10 @@ describe("AutoBatcher on the emulator", () => {
     const slow = r.client.chat.completions.create(chat("slow [[latency:60000]]"));
     await waitFor(() => r!.events.some((e) => e.type === "batchSubmitted"), "submission");
     const batchId = (r.events.find((e) => e.type === "batchSubmitted") as { batchId: string }).batchId;
-    await waitFor(async () => (await emuGet(r!.emu, `/batches/${batchId}`)).request_counts.completed === 1, "first line done");
+    await waitFor(
+      async () => (await emuGet(r!.emu, `/batches/${batchId}`)).request_counts.completed === 1,
+      "first line done",
+    );
     r.emu.expireNow(batchId);
     expect(contentOf(await fast)).toBe("echo: fast");
     const err = await rejection(slow);
@@ -235,7 +292,9 @@ describe("AutoBatcher on the emulator", () => {
 
   it("an already-aborted signal rejects at once", async () => {
     r = await rig();
-    expect(await rejection(r.client.chat.completions.create(chat("x"), { signal: AbortSignal.abort() }))).toBeInstanceOf(APIUserAbortError);
+    expect(
+      await rejection(r.client.chat.completions.create(chat("x"), { signal: AbortSignal.abort() })),
+    ).toBeInstanceOf(APIUserAbortError);
   });
 
   it("close() reports batchDone, with the final status, for every batch", async () => {
@@ -252,11 +311,17 @@ describe("AutoBatcher on the emulator", () => {
     // The provider creates the batch but answers 503: the client backs off for a second before looking it up.
     r.emu.faults.add({ route: "POST /v1/batches", status: 503, headers: { "retry-after": "1" }, afterHandler: true });
     const ac = new AbortController();
-    const calls = [0, 1].map((i) => rejection(r!.client.chat.completions.create(chat(`q${i} [[latency:60000]]`), { signal: ac.signal })));
+    const calls = [0, 1].map((i) =>
+      rejection(r!.client.chat.completions.create(chat(`q${i} [[latency:60000]]`), { signal: ac.signal })),
+    );
     await waitFor(() => r!.emu.counters.batchesCreated === 1, "batch created upstream");
     ac.abort();
     for (const c of calls) expect(await c).toBeInstanceOf(APIUserAbortError);
-    await waitFor(async () => (await emuGet<{ data: { status: string }[] }>(r!.emu, "/batches?limit=10")).data[0]?.status === "cancelled", "orphan cancelled");
+    await waitFor(
+      async () =>
+        (await emuGet<{ data: { status: string }[] }>(r!.emu, "/batches?limit=10")).data[0]?.status === "cancelled",
+      "orphan cancelled",
+    );
   });
 
   it("close() flushes what is buffered, waits for every call, then refuses new calls", async () => {
@@ -288,7 +353,9 @@ describe("AutoBatcher on the emulator", () => {
     expect(s).toBeInstanceOf(InvalidParamsError);
     expect(s.param).toBe("stream");
     expect(s.message).toMatch(/Batch API/);
-    expect(await rejection(r.client.chat.completions.create({ model: "m" } as never))).toBeInstanceOf(InvalidParamsError);
+    expect(await rejection(r.client.chat.completions.create({ model: "m" } as never))).toBeInstanceOf(
+      InvalidParamsError,
+    );
     const ok = await r.client.chat.completions.create(chat("neighbour"));
     expect(contentOf(ok)).toBe("echo: neighbour");
     expect(r.emu.counters.batchesCreated).toBe(1);
@@ -311,8 +378,15 @@ describe("AutoBatcher on the emulator", () => {
   });
 
   it("a throwing listener does not break batching", async () => {
-    r = await rig({ batchSize: 1, onEvent: () => { throw new Error("listener bug"); } });
-    r.client.on("callSettled", () => { throw new Error("another"); });
+    r = await rig({
+      batchSize: 1,
+      onEvent: () => {
+        throw new Error("listener bug");
+      },
+    });
+    r.client.on("callSettled", () => {
+      throw new Error("another");
+    });
     expect(contentOf(await r.client.chat.completions.create(chat("still fine")))).toBe("echo: still fine");
   });
 });

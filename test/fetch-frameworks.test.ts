@@ -24,12 +24,20 @@ function batching(extra: { batchSize?: number; batchWindowMs?: number } = {}) {
     passedThrough.push(input instanceof Request ? input.url : String(input));
     return globalThis.fetch(input, init);
   };
-  const f = createBatchingFetch({ apiKey: "test-key", baseURL: emu.url, batchWindowMs: 10, pollIntervalMs: 10, fetch, ...extra });
+  const f = createBatchingFetch({
+    apiKey: "test-key",
+    baseURL: emu.url,
+    batchWindowMs: 10,
+    pollIntervalMs: 10,
+    fetch,
+    ...extra,
+  });
   open.push(f);
   return { batchingFetch: f, passedThrough };
 }
 
-const submitted = (f: BatchingFetch) => new Promise<string>((resolve) => f.on("batchSubmitted", (e) => resolve(e.batchId)));
+const submitted = (f: BatchingFetch) =>
+  new Promise<string>((resolve) => f.on("batchSubmitted", (e) => resolve(e.batchId)));
 
 /** Runs `fn` and reports how many batches and files the emulator created meanwhile. */
 async function counting<T>(fn: () => Promise<T>) {
@@ -47,7 +55,9 @@ describe("Vercel AI SDK", () => {
     const openai = provider(batchingFetch);
     const { result, batches, files } = await counting(() =>
       Promise.all([
-        Promise.all(Array.from({ length: 10 }, (_, i) => generateText({ model: openai.chat("gpt-test"), prompt: `c${i}` }))),
+        Promise.all(
+          Array.from({ length: 10 }, (_, i) => generateText({ model: openai.chat("gpt-test"), prompt: `c${i}` })),
+        ),
         Promise.all(Array.from({ length: 10 }, (_, i) => generateText({ model: openai("gpt-test"), prompt: `r${i}` }))),
         embedMany({ model: openai.embedding("emb-test"), values: ["a", "b", "c"] }),
       ]),
@@ -63,7 +73,11 @@ describe("Vercel AI SDK", () => {
 
   it("raises APICallError with the upstream status and message for a failing line", async () => {
     const { batchingFetch } = batching();
-    const err = await generateText({ model: provider(batchingFetch).chat("gpt-test"), prompt: "[[status:400]] bad", maxRetries: 0 }).catch((e: unknown) => e);
+    const err = await generateText({
+      model: provider(batchingFetch).chat("gpt-test"),
+      prompt: "[[status:400]] bad",
+      maxRetries: 0,
+    }).catch((e: unknown) => e);
     expect(APICallError.isInstance(err)).toBe(true);
     expect(err).toMatchObject({ statusCode: 400, message: "Emulated failure (HTTP 400)", isRetryable: false });
   });
@@ -72,7 +86,11 @@ describe("Vercel AI SDK", () => {
     const { batchingFetch } = batching();
     const running = submitted(batchingFetch);
     const { result: err, batches } = await counting(async () => {
-      const call = generateText({ model: provider(batchingFetch).chat("gpt-test"), prompt: "[[latency:60000]] never", maxRetries: 2 }).catch((e: unknown) => e);
+      const call = generateText({
+        model: provider(batchingFetch).chat("gpt-test"),
+        prompt: "[[latency:60000]] never",
+        maxRetries: 2,
+      }).catch((e: unknown) => e);
       emu.expireNow(await running);
       return call;
     });
@@ -86,7 +104,11 @@ describe("Vercel AI SDK", () => {
     const { batchingFetch } = batching();
     const ac = new AbortController();
     const running = submitted(batchingFetch);
-    const call = generateText({ model: provider(batchingFetch).chat("gpt-test"), prompt: "[[latency:60000]] wait", abortSignal: ac.signal }).catch((e: unknown) => e);
+    const call = generateText({
+      model: provider(batchingFetch).chat("gpt-test"),
+      prompt: "[[latency:60000]] wait",
+      abortSignal: ac.signal,
+    }).catch((e: unknown) => e);
     await running;
     ac.abort();
     expect(await call).toMatchObject({ name: "AbortError" });
@@ -95,7 +117,12 @@ describe("Vercel AI SDK", () => {
   it("rejects streamText with the reason (default), since a Batch API cannot stream", async () => {
     const { batchingFetch } = batching();
     const errors: unknown[] = [];
-    const result = streamText({ model: provider(batchingFetch).chat("gpt-test"), prompt: "s", maxRetries: 0, onError: ({ error }) => void errors.push(error) });
+    const result = streamText({
+      model: provider(batchingFetch).chat("gpt-test"),
+      prompt: "s",
+      maxRetries: 0,
+      onError: ({ error }) => void errors.push(error),
+    });
     await result.consumeStream();
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ statusCode: 400, isRetryable: false });
@@ -105,11 +132,19 @@ describe("Vercel AI SDK", () => {
 
 describe("LangChain.js", () => {
   const chat = (f: BatchingFetch, fields: { maxRetries?: number } = {}) =>
-    new ChatOpenAI({ model: "gpt-test", apiKey: "test-key", timeout: 60_000, configuration: { baseURL: emu.url, fetch: f }, ...fields });
+    new ChatOpenAI({
+      model: "gpt-test",
+      apiKey: "test-key",
+      timeout: 60_000,
+      configuration: { baseURL: emu.url, fetch: f },
+      ...fields,
+    });
 
   it("sends .batch() through one Batch API file", async () => {
     const { batchingFetch, passedThrough } = batching({ batchSize: 12, batchWindowMs: 60_000 });
-    const { result, files } = await counting(() => chat(batchingFetch).batch(Array.from({ length: 12 }, (_, i) => `q${i}`)));
+    const { result, files } = await counting(() =>
+      chat(batchingFetch).batch(Array.from({ length: 12 }, (_, i) => `q${i}`)),
+    );
     expect(result.map((m) => m.text)).toEqual(Array.from({ length: 12 }, (_, i) => `echo: q${i}`));
     expect(files).toBe(1);
     expect(passedThrough).toEqual([]);
@@ -117,7 +152,9 @@ describe("LangChain.js", () => {
 
   it("raises the openai-node error LangChain wraps, with the upstream status and message", async () => {
     const { batchingFetch } = batching();
-    const err = await chat(batchingFetch, { maxRetries: 0 }).invoke("[[status:400]] bad").catch((e: unknown) => e);
+    const err = await chat(batchingFetch, { maxRetries: 0 })
+      .invoke("[[status:400]] bad")
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 400 });
     expect((err as Error).message).toContain("Emulated failure (HTTP 400)");
   });
@@ -126,7 +163,9 @@ describe("LangChain.js", () => {
     const { batchingFetch } = batching();
     const running = submitted(batchingFetch);
     const { result: err, batches } = await counting(async () => {
-      const call = chat(batchingFetch).invoke("[[latency:60000]] never").catch((e: unknown) => e);
+      const call = chat(batchingFetch)
+        .invoke("[[latency:60000]] never")
+        .catch((e: unknown) => e);
       emu.expireNow(await running);
       return call;
     });
@@ -138,7 +177,9 @@ describe("LangChain.js", () => {
     const { batchingFetch } = batching();
     const ac = new AbortController();
     const running = submitted(batchingFetch);
-    const call = chat(batchingFetch).invoke("[[latency:60000]] wait", { signal: ac.signal }).catch((e: unknown) => e);
+    const call = chat(batchingFetch)
+      .invoke("[[latency:60000]] wait", { signal: ac.signal })
+      .catch((e: unknown) => e);
     await running;
     ac.abort();
     // openai-node's APIUserAbortError, as LangChain wraps it.

@@ -22,7 +22,11 @@ function spyFetch(answer?: () => Response) {
   const seen: { url: string; method: string; body?: string }[] = [];
   const fetch: FetchLike = async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
-    seen.push({ url, method: init?.method ?? (input instanceof Request ? input.method : "GET"), body: typeof init?.body === "string" ? init.body : undefined });
+    seen.push({
+      url,
+      method: init?.method ?? (input instanceof Request ? input.method : "GET"),
+      body: typeof init?.body === "string" ? init.body : undefined,
+    });
     return answer ? answer() : globalThis.fetch(input, init);
   };
   return { fetch, seen };
@@ -30,21 +34,42 @@ function spyFetch(answer?: () => Response) {
 
 function setup(options: Partial<BatchingFetchOptions> = {}, client: { maxRetries?: number; timeout?: number } = {}) {
   const spy = spyFetch();
-  const batchingFetch = createBatchingFetch({ apiKey: "test-key", baseURL: emu.url, batchWindowMs: 10, pollIntervalMs: 10, fetch: spy.fetch, ...options });
+  const batchingFetch = createBatchingFetch({
+    apiKey: "test-key",
+    baseURL: emu.url,
+    batchWindowMs: 10,
+    pollIntervalMs: 10,
+    fetch: spy.fetch,
+    ...options,
+  });
   open.push(batchingFetch);
-  const openai = new OpenAI({ apiKey: "test-key", baseURL: emu.url, fetch: batchingFetch, timeout: 60_000, maxRetries: 0, ...client });
+  const openai = new OpenAI({
+    apiKey: "test-key",
+    baseURL: emu.url,
+    fetch: batchingFetch,
+    timeout: 60_000,
+    maxRetries: 0,
+    ...client,
+  });
   return { batchingFetch, openai, passedThrough: spy.seen };
 }
 
-const submitted = (f: BatchingFetch) => new Promise<string>((resolve) => f.on("batchSubmitted", (e) => resolve(e.batchId)));
+const submitted = (f: BatchingFetch) =>
+  new Promise<string>((resolve) => f.on("batchSubmitted", (e) => resolve(e.batchId)));
 
 describe("createBatchingFetch with openai-node", () => {
   it("puts many concurrent chat calls into one batch file and answers each from its line", async () => {
     const { openai, batchingFetch, passedThrough } = setup({ batchSize: 20, batchWindowMs: 60_000 });
     const files = emu.counters.filesUploaded;
     const batches = emu.counters.batchesCreated;
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => openai.chat.completions.create({ model: "gpt-test", messages: user(`q${i}`) })));
-    expect(results.map((r) => r.choices[0]!.message.content)).toEqual(Array.from({ length: 20 }, (_, i) => `echo: q${i}`));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        openai.chat.completions.create({ model: "gpt-test", messages: user(`q${i}`) }),
+      ),
+    );
+    expect(results.map((r) => r.choices[0]!.message.content)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `echo: q${i}`),
+    );
     expect(emu.counters.filesUploaded - files).toBe(1);
     expect(emu.counters.batchesCreated - batches).toBe(1);
     expect(batchingFetch.stats.batchesCreated).toBe(1);
@@ -72,14 +97,18 @@ describe("createBatchingFetch with openai-node", () => {
 
   it("supports withResponse() and asResponse()", async () => {
     const { openai } = setup();
-    const { data, response, request_id } = await openai.chat.completions.create({ model: "gpt-test", messages: user("wr") }).withResponse();
+    const { data, response, request_id } = await openai.chat.completions
+      .create({ model: "gpt-test", messages: user("wr") })
+      .withResponse();
     expect(data.choices[0]!.message.content).toBe("echo: wr");
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("application/json");
     expect(request_id).toMatch(/^req_/);
     expect(response.headers.get("x-autobatch-custom-id")).toMatch(/^ab-/);
     const raw = await openai.chat.completions.create({ model: "gpt-test", messages: user("ar") }).asResponse();
-    expect(((await raw.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("echo: ar");
+    expect(((await raw.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe(
+      "echo: ar",
+    );
   });
 
   it("lets the SDK shape embeddings (its base64 default) and responses (output_text)", async () => {
@@ -100,7 +129,10 @@ describe("createBatchingFetch with openai-node", () => {
     const list = await openai.files.list();
     expect(Array.isArray(list.data)).toBe(true);
     await expect(openai.models.list()).rejects.toBeInstanceOf(OpenAI.NotFoundError);
-    expect(passedThrough.map((s) => `${s.method} ${new URL(s.url).pathname}`)).toEqual(["GET /v1/files", "GET /v1/models"]);
+    expect(passedThrough.map((s) => `${s.method} ${new URL(s.url).pathname}`)).toEqual([
+      "GET /v1/files",
+      "GET /v1/models",
+    ]);
     expect(batchingFetch.stats.batchesCreated).toBe(0);
   });
 
@@ -113,7 +145,10 @@ describe("createBatchingFetch with openai-node", () => {
 
     const late = new AbortController();
     const running = submitted(batchingFetch);
-    const p2 = openai.chat.completions.create({ model: "gpt-test", messages: user("[[latency:60000]] late") }, { signal: late.signal });
+    const p2 = openai.chat.completions.create(
+      { model: "gpt-test", messages: user("[[latency:60000]] late") },
+      { signal: late.signal },
+    );
     await running;
     late.abort();
     await expect(p2).rejects.toBeInstanceOf(OpenAI.APIUserAbortError);
@@ -121,7 +156,9 @@ describe("createBatchingFetch with openai-node", () => {
 
   it("raises OpenAI.APIConnectionTimeoutError when the SDK's own timeout fires", async () => {
     const { openai } = setup({}, { timeout: 200 });
-    await expect(openai.chat.completions.create({ model: "gpt-test", messages: user("[[latency:60000]] slow") })).rejects.toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    await expect(
+      openai.chat.completions.create({ model: "gpt-test", messages: user("[[latency:60000]] slow") }),
+    ).rejects.toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
   });
 
   it("answers a batch-level failure with 400 and x-should-retry: false, so the SDK does not resubmit", async () => {
@@ -130,7 +167,10 @@ describe("createBatchingFetch with openai-node", () => {
     const running = submitted(batchingFetch);
     const call = openai.chat.completions.create({ model: "gpt-test", messages: user("[[latency:60000]] never") });
     emu.expireNow(await running);
-    const err = await call.then(() => undefined, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    const err = await call.then(
+      () => undefined,
+      (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+    );
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err!.code).toBe("batch_expired");
     expect(err!.type).toBe("batch_error");
@@ -140,10 +180,23 @@ describe("createBatchingFetch with openai-node", () => {
   });
 
   it("raises OpenAI.APIConnectionError when the Batch API cannot be reached", async () => {
-    const batchingFetch = createBatchingFetch({ apiKey: "test-key", baseURL: "http://127.0.0.1:9/v1", batchWindowMs: 10, maxRetries: 0 });
+    const batchingFetch = createBatchingFetch({
+      apiKey: "test-key",
+      baseURL: "http://127.0.0.1:9/v1",
+      batchWindowMs: 10,
+      maxRetries: 0,
+    });
     open.push(batchingFetch);
-    const openai = new OpenAI({ apiKey: "test-key", baseURL: "http://127.0.0.1:9/v1", fetch: batchingFetch, maxRetries: 0 });
-    const err = await openai.chat.completions.create({ model: "gpt-test", messages: user("x") }).then(() => undefined, (e: unknown) => e);
+    const openai = new OpenAI({
+      apiKey: "test-key",
+      baseURL: "http://127.0.0.1:9/v1",
+      fetch: batchingFetch,
+      maxRetries: 0,
+    });
+    const err = await openai.chat.completions.create({ model: "gpt-test", messages: user("x") }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(OpenAI.APIConnectionError);
     expect((err as Error).cause).toBeInstanceOf(TypeError);
   });
@@ -162,7 +215,12 @@ describe("createBatchingFetch with openai-node", () => {
 
   it('sends stream: true unbatched to the real fetch with streaming: "passthrough"', async () => {
     const spy = spyFetch(() => new Response("data: [DONE]\n\n", { headers: { "content-type": "text/event-stream" } }));
-    const batchingFetch = createBatchingFetch({ apiKey: "test-key", baseURL: emu.url, streaming: "passthrough", fetch: spy.fetch });
+    const batchingFetch = createBatchingFetch({
+      apiKey: "test-key",
+      baseURL: emu.url,
+      streaming: "passthrough",
+      fetch: spy.fetch,
+    });
     open.push(batchingFetch);
     const openai = new OpenAI({ apiKey: "test-key", baseURL: emu.url, fetch: batchingFetch, maxRetries: 0 });
     const stream = await openai.chat.completions.create({ model: "gpt-test", messages: user("s"), stream: true });
@@ -196,7 +254,11 @@ describe("createBatchingFetch request matching", () => {
     const url = `${emu.url}/chat/completions`;
     const answers = await Promise.all([
       batchingFetch(url, { method: "POST", headers: { "content-type": "application/json" }, body }),
-      batchingFetch(new URL(url), { method: "post", headers: new Headers({ "content-type": "application/json" }), body }),
+      batchingFetch(new URL(url), {
+        method: "post",
+        headers: new Headers({ "content-type": "application/json" }),
+        body,
+      }),
       batchingFetch(new Request(url, { method: "POST", body })),
       batchingFetch(url, { method: "POST", body: new TextEncoder().encode(body) }),
     ]);
@@ -267,11 +329,21 @@ describe("request matching", () => {
     const { batchingFetch, passedThrough } = setup({ batchSize: 2 });
     const body = (content: string) => JSON.stringify({ model: "gpt-test", messages: user(content) });
     const [viaRequest, viaSlash] = await Promise.all([
-      batchingFetch(new undici.Request(`${emu.url}/chat/completions`, { method: "POST", body: body("req"), headers: { "content-type": "application/json" } }) as unknown as Request),
+      batchingFetch(
+        new undici.Request(`${emu.url}/chat/completions`, {
+          method: "POST",
+          body: body("req"),
+          headers: { "content-type": "application/json" },
+        }) as unknown as Request,
+      ),
       batchingFetch(`${emu.url}/chat/completions/`, { method: "POST", body: body("slash") }),
     ]);
-    expect(((await viaRequest.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("echo: req");
-    expect(((await viaSlash.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("echo: slash");
+    expect(
+      ((await viaRequest.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content,
+    ).toBe("echo: req");
+    expect(
+      ((await viaSlash.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content,
+    ).toBe("echo: slash");
     expect(passedThrough).toEqual([]);
   });
 });
@@ -279,7 +351,12 @@ describe("request matching", () => {
 describe("a line whose request could not reach the model", () => {
   it("comes back as a 502 the SDK treats as a gateway error", async () => {
     const unreachable = await startEmulator({ port: 0, upstream: { baseURL: "http://127.0.0.1:1/v1" } });
-    const batchingFetch = createBatchingFetch({ apiKey: "k", baseURL: unreachable.url, batchWindowMs: 10, pollIntervalMs: 10 });
+    const batchingFetch = createBatchingFetch({
+      apiKey: "k",
+      baseURL: unreachable.url,
+      batchWindowMs: 10,
+      pollIntervalMs: 10,
+    });
     try {
       const openai = new OpenAI({ apiKey: "k", baseURL: unreachable.url, fetch: batchingFetch, maxRetries: 0 });
       const err = await openai.chat.completions.create({ model: "m", messages: user("x") }).catch((e: unknown) => e);

@@ -2,18 +2,27 @@
 // against AutoBatcher, and the batching fetch fits every client that takes a `fetch`.
 import type { createOpenAI } from "@ai-sdk/openai";
 import type { ChatOpenAIFields } from "@langchain/openai";
-import OpenAI, { type APIError as OpenAIAPIError, type ClientOptions } from "openai";
-import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
+import type OpenAI from "openai";
+import type { APIError as OpenAIAPIError, ClientOptions } from "openai";
+import type {
+  ChatCompletion,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming,
+} from "openai/resources/chat/completions";
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
-import type { Response as OpenAIResponse, ResponseCreateParamsNonStreaming, ResponseCreateParamsStreaming } from "openai/resources/responses/responses";
+import type {
+  Response as OpenAIResponse,
+  ResponseCreateParamsNonStreaming,
+  ResponseCreateParamsStreaming,
+} from "openai/resources/responses/responses";
 import { describe, expectTypeOf, it } from "vitest";
 import {
-  APIError,
-  APIPromise,
-  AutoBatcher,
-  BadRequestError,
+  type APIError,
+  type APIPromise,
+  type AutoBatcher,
+  type BadRequestError,
   createBatchingFetch,
-  OpenAIError,
+  type OpenAIError,
   type BatchingFetch,
 } from "../src/index.js";
 
@@ -35,19 +44,27 @@ describe("AutoBatcher against openai@6 types", () => {
   });
 
   it("fits where a function expects an openai-node client", () => {
-    type ChatClient = { chat: { completions: { create(p: ChatCompletionCreateParamsNonStreaming): Promise<ChatCompletion> } } };
+    type ChatClient = {
+      chat: { completions: { create(p: ChatCompletionCreateParamsNonStreaming): Promise<ChatCompletion> } };
+    };
     type EmbeddingsClient = { embeddings: { create(p: EmbeddingCreateParams): Promise<CreateEmbeddingResponse> } };
     type ResponsesClient = { responses: { create(p: ResponseCreateParamsNonStreaming): Promise<OpenAIResponse> } };
     expectTypeOf(client).toExtend<ChatClient & EmbeddingsClient & ResponsesClient>();
     // Call sites written for openai-node compile as they are.
     const ask = (c: ChatClient, params: ChatCompletionCreateParamsNonStreaming) => c.chat.completions.create(params);
-    expectTypeOf(ask(client, { model: "m", messages: [{ role: "user", content: "hi" }] })).resolves.toEqualTypeOf<ChatCompletion>();
+    expectTypeOf(
+      ask(client, { model: "m", messages: [{ role: "user", content: "hi" }] }),
+    ).resolves.toEqualTypeOf<ChatCompletion>();
   });
 
   it("has openai-node's APIPromise surface", () => {
     const p = client.chat.completions.create({ model: "m", messages: [] });
     expectTypeOf(p).toExtend<Promise<ChatCompletion>>();
-    expectTypeOf(p.withResponse).returns.resolves.toEqualTypeOf<{ data: ChatCompletion & { _request_id?: string | null }; response: Response; request_id: string | null }>();
+    expectTypeOf(p.withResponse).returns.resolves.toEqualTypeOf<{
+      data: ChatCompletion & { _request_id?: string | null };
+      response: Response;
+      request_id: string | null;
+    }>();
     expectTypeOf(p.asResponse).returns.resolves.toEqualTypeOf<Response>();
     expectTypeOf<Awaited<typeof p>["_request_id"]>().toEqualTypeOf<string | null | undefined>();
     // What openai's own withResponse() gives is what ours gives.

@@ -4,7 +4,10 @@ import { resolveOptions, windowToMs } from "../src/options.js";
 
 const saved = { key: process.env.OPENAI_API_KEY, url: process.env.OPENAI_BASE_URL };
 afterEach(() => {
-  for (const [k, v] of [["OPENAI_API_KEY", saved.key], ["OPENAI_BASE_URL", saved.url]] as const) {
+  for (const [k, v] of [
+    ["OPENAI_API_KEY", saved.key],
+    ["OPENAI_BASE_URL", saved.url],
+  ] as const) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
@@ -47,7 +50,10 @@ describe("options", () => {
     [{ metadata: { k: 1 } }, /metadata\.k/],
     [{ batchsize: 10 }, /unknown option\(s\): batchsize/],
     [{ metadata: { autobatch_key: "x" } }, /metadata key "autobatch_key" is reserved/],
-    [{ metadata: { ["k".repeat(65)]: "v" } }, /metadata\.k{65}: metadata keys are at most 64 characters \(this one has 65\)/],
+    [
+      { metadata: { ["k".repeat(65)]: "v" } },
+      /metadata\.k{65}: metadata keys are at most 64 characters \(this one has 65\)/,
+    ],
   ])("rejects %j", (bad, message) => {
     expect(() => new AutoBatcher({ apiKey: "k", ...(bad as object) })).toThrow(InvalidOptionsError);
     expect(() => new AutoBatcher({ apiKey: "k", ...(bad as object) })).toThrow(message);

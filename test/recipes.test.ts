@@ -32,20 +32,32 @@ describe("recipes", () => {
 
   it("openai-node: three chat calls, one batch", async () => {
     const { result, batches } = await counting(() => openaiNode(fast()));
-    expect(result).toEqual(["echo: Name a prime number.", "echo: What is the capital of France?", "echo: Say hi in Italian."]);
+    expect(result).toEqual([
+      "echo: Name a prime number.",
+      "echo: What is the capital of France?",
+      "echo: Say hi in Italian.",
+    ]);
     expect(batches).toBe(1);
   });
 
   it("Vercel AI SDK: generateText (Responses API) and embed, one batch per endpoint", async () => {
     const { result, batches } = await counting(() => aiSdk(fast()));
-    expect(result.texts).toEqual(["echo: One sentence about tides.", "echo: One sentence about volcanoes.", "echo: One sentence about bees."]);
+    expect(result.texts).toEqual([
+      "echo: One sentence about tides.",
+      "echo: One sentence about volcanoes.",
+      "echo: One sentence about bees.",
+    ]);
     expect(result.dimensions).toBeGreaterThan(0);
     expect(batches).toBe(2);
   });
 
   it("LangChain.js: .batch() and embedDocuments, one batch per endpoint", async () => {
     const { result, batches } = await counting(() => langchain(fast()));
-    expect(result.answers).toEqual(["echo: Name a prime number.", "echo: What is the capital of France?", "echo: Say hi in Italian."]);
+    expect(result.answers).toEqual([
+      "echo: Name a prime number.",
+      "echo: What is the capital of France?",
+      "echo: Say hi in Italian.",
+    ]);
     expect(result.vectors).toBe(2);
     expect(batches).toBe(2);
   });

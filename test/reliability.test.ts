@@ -53,17 +53,24 @@ describe("fault-injection suite", () => {
     const settledPerCall = new Map<string, number>();
     r.client.on("callSettled", (e) => settledPerCall.set(e.customId, (settledPerCall.get(e.customId) ?? 0) + 1));
     const outcomes = await Promise.allSettled(
-      Array.from({ length: CALLS }, (_, i) => r!.client.chat.completions.create(chat(i % 10 === 7 ? `fail ${i} [[status:400]]` : `call ${i}`))),
+      Array.from({ length: CALLS }, (_, i) =>
+        r!.client.chat.completions.create(chat(i % 10 === 7 ? `fail ${i} [[status:400]]` : `call ${i}`)),
+      ),
     );
     let right = 0;
     outcomes.forEach((o, i) => {
       if (i % 10 === 7) {
         if (o.status === "rejected" && o.reason.status === 400) right++;
         else errors.push(o.status === "rejected" ? o.reason : "unexpected success");
-      } else if (o.status === "fulfilled" && o.value.choices[0]!.message.content === `call ${i}`.replace(/^/, "echo: ")) right++;
+      } else if (o.status === "fulfilled" && o.value.choices[0]!.message.content === `call ${i}`.replace(/^/, "echo: "))
+        right++;
       else errors.push(o.status === "rejected" ? o.reason : o.value);
     });
-    await waitFor(() => r!.events.filter((e) => e.type === "batchDone").length === r!.events.filter((e) => e.type === "flush").length, "every batchDone");
+    await waitFor(
+      () =>
+        r!.events.filter((e) => e.type === "batchDone").length === r!.events.filter((e) => e.type === "flush").length,
+      "every batchDone",
+    );
 
     const flushes = r.events.filter((e) => e.type === "flush").length;
     const duplicatedSettlements = [...settledPerCall.values()].filter((n) => n !== 1).length;
@@ -102,22 +109,31 @@ describe("fault-injection suite", () => {
 });
 
 describe("ambiguous answers to upload and create", () => {
-  it.each(["POST /v1/files", "POST /v1/batches"])("a 2xx to %s cut after its headers is retried without a duplicate", async (route) => {
-    r = await rig({ batchSize: 2 });
-    r.emu.faults.add({ route, cutAfterBytes: 10 });
-    const out = await Promise.all([r.client.chat.completions.create(chat("a")), r.client.chat.completions.create(chat("b"))]);
-    expect(out.map((c) => c.choices[0]!.message.content)).toEqual(["echo: a", "echo: b"]);
-    expect(r.emu.counters.faultsInjected).toBe(1);
-    expect(r.emu.counters.batchesCreated).toBe(1);
-    expect(r.emu.counters.filesUploaded).toBe(1);
-  });
+  it.each(["POST /v1/files", "POST /v1/batches"])(
+    "a 2xx to %s cut after its headers is retried without a duplicate",
+    async (route) => {
+      r = await rig({ batchSize: 2 });
+      r.emu.faults.add({ route, cutAfterBytes: 10 });
+      const out = await Promise.all([
+        r.client.chat.completions.create(chat("a")),
+        r.client.chat.completions.create(chat("b")),
+      ]);
+      expect(out.map((c) => c.choices[0]!.message.content)).toEqual(["echo: a", "echo: b"]);
+      expect(r.emu.counters.faultsInjected).toBe(1);
+      expect(r.emu.counters.batchesCreated).toBe(1);
+      expect(r.emu.counters.filesUploaded).toBe(1);
+    },
+  );
 });
 
 describe("not ready is not a failure", () => {
   it("a 404 on a result file while the batch runs is read as 'no lines yet'", async () => {
     r = await rig({ batchSize: 2 });
     r.emu.faults.add({ route: "GET /v1/files/:id/content", status: 404, times: 3 });
-    const out = await Promise.all([r.client.chat.completions.create(chat("a [[latency:30]]")), r.client.chat.completions.create(chat("b [[latency:30]]"))]);
+    const out = await Promise.all([
+      r.client.chat.completions.create(chat("a [[latency:30]]")),
+      r.client.chat.completions.create(chat("b [[latency:30]]")),
+    ]);
     expect(out.map((c) => c.choices[0]!.message.content)).toEqual(["echo: a [[latency:30]]", "echo: b [[latency:30]]"]);
     expect(r.emu.counters.faultsInjected).toBeGreaterThanOrEqual(1);
   });
@@ -157,7 +173,14 @@ describe("deadlines and vanished batches", () => {
 
   it("a batch still running long past its completion window plus grace is given up on", async () => {
     const clock = createClock();
-    r = await rig({ batchSize: 1, completionWindow: "1h", deadlineGraceMs: 60_000, pollIntervalMs: 600_000, clock, batchWindowMs: 0 });
+    r = await rig({
+      batchSize: 1,
+      completionWindow: "1h",
+      deadlineGraceMs: 60_000,
+      pollIntervalMs: 600_000,
+      clock,
+      batchWindowMs: 0,
+    });
     const p = r.client.chat.completions.create(chat("stuck [[latency:600000]]"));
     let err: any;
     p.catch((e: unknown) => (err = e));
@@ -165,7 +188,11 @@ describe("deadlines and vanished batches", () => {
     await waitFor(() => r!.events.some((e) => e.type === "batchSubmitted"), "submission");
     for (let i = 0; i < 8 && !err; i++) {
       await clock.tickAsync(600_000);
-      await waitFor(() => r!.client.stats.runningBatches === 0 || (r!.emu.counters.requests["GET /v1/batches/:id"] ?? 0) > i, "poll", 2_000).catch(() => undefined);
+      await waitFor(
+        () => r!.client.stats.runningBatches === 0 || (r!.emu.counters.requests["GET /v1/batches/:id"] ?? 0) > i,
+        "poll",
+        2_000,
+      ).catch(() => undefined);
       await new Promise((res) => setTimeout(res, 10));
     }
     expect(err).toBeInstanceOf(BatchFailedError);
@@ -178,9 +205,16 @@ describe("bad input from the provider", () => {
   it("a create answer that does not match the batch envelope fails that file's calls clearly; the next file works", async () => {
     r = await rig({ batchSize: 2 });
     r.emu.faults.add({ route: "POST /v1/batches", status: 200, body: { unexpected: true } });
-    const first = await Promise.allSettled([r.client.chat.completions.create(chat("a")), r.client.chat.completions.create(chat("b"))]);
-    for (const o of first) expect((o as PromiseRejectedResult).reason.message).toMatch(/POST \/batches: unexpected response shape: id:/);
-    const ok = await Promise.all([r.client.chat.completions.create(chat("c")), r.client.chat.completions.create(chat("d"))]);
+    const first = await Promise.allSettled([
+      r.client.chat.completions.create(chat("a")),
+      r.client.chat.completions.create(chat("b")),
+    ]);
+    for (const o of first)
+      expect((o as PromiseRejectedResult).reason.message).toMatch(/POST \/batches: unexpected response shape: id:/);
+    const ok = await Promise.all([
+      r.client.chat.completions.create(chat("c")),
+      r.client.chat.completions.create(chat("d")),
+    ]);
     expect(ok.map((c) => c.choices[0]!.message.content)).toEqual(["echo: c", "echo: d"]);
     expect(r.events.find((e) => e.type === "batchSubmitFailed")).toMatchObject({ calls: 2 });
   });
@@ -202,20 +236,49 @@ describe("bad input from the provider", () => {
         customIds = [...req.body.matchAll(/"custom_id":"([^"]+)"/g)].map((m) => m[1]!);
         return json(200, { id: "file-in" })(req, res);
       }
-      if (req.method === "POST" && req.url === "/v1/batches") return json(200, { id: "batch_1", status: "validating" })(req, res);
+      if (req.method === "POST" && req.url === "/v1/batches")
+        return json(200, { id: "batch_1", status: "validating" })(req, res);
       if (req.url === "/v1/batches/batch_1") {
-        return json(200, { id: "batch_1", status: "completed", output_file_id: "file-out", error_file_id: "file-err", request_counts: { total: 3, completed: 3, failed: 0 } })(req, res);
+        return json(200, {
+          id: "batch_1",
+          status: "completed",
+          output_file_id: "file-out",
+          error_file_id: "file-err",
+          request_counts: { total: 3, completed: 3, failed: 0 },
+        })(req, res);
       }
       if (req.url?.startsWith("/v1/files/file-out/content")) {
-        const ok = (id: string) => JSON.stringify({ id: "r", custom_id: id, response: { status_code: 200, request_id: "req_9", body: { id: "c", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: id } }] } }, error: null });
+        const ok = (id: string) =>
+          JSON.stringify({
+            id: "r",
+            custom_id: id,
+            response: {
+              status_code: 200,
+              request_id: "req_9",
+              body: {
+                id: "c",
+                object: "chat.completion",
+                choices: [{ index: 0, message: { role: "assistant", content: id } }],
+              },
+            },
+            error: null,
+          });
         res.writeHead(200, { "content-type": "application/jsonl" });
-        return res.end(`${ok("someone-else")}\n${ok(customIds[0]!)}\n{"custom_id":"${customIds[1]}","response":{"status_co\n\n${ok(customIds[2]!)}`);
+        return res.end(
+          `${ok("someone-else")}\n${ok(customIds[0]!)}\n{"custom_id":"${customIds[1]}","response":{"status_co\n\n${ok(customIds[2]!)}`,
+        );
       }
       if (req.url?.startsWith("/v1/files/file-err/content")) return res.writeHead(200).end("");
       return json(404, { error: { message: "no" } })(req, res);
     };
     const server = await scriptedServer([provider]);
-    const client = new AutoBatcher({ apiKey: KEY, baseURL: server.url, batchSize: 3, pollIntervalMs: 5, onEvent: (e) => e.type === "warning" && warnings.push(e.message) });
+    const client = new AutoBatcher({
+      apiKey: KEY,
+      baseURL: server.url,
+      batchSize: 3,
+      pollIntervalMs: 5,
+      onEvent: (e) => e.type === "warning" && warnings.push(e.message),
+    });
     try {
       const [a, b, c] = await Promise.allSettled([0, 1, 2].map((i) => client.chat.completions.create(chat(`q${i}`))));
       expect((a as PromiseFulfilledResult<any>).value.choices[0].message.content).toBe(customIds[0]);
@@ -237,9 +300,15 @@ describe("bad input from the provider", () => {
         customIds = [...req.body.matchAll(/"custom_id":"([^"]+)"/g)].map((m) => m[1]!);
         return json(200, { id: "file-in" })(req, res);
       }
-      if (req.method === "POST" && req.url === "/v1/batches") return json(200, { id: "batch_big", status: "in_progress" })(req, res);
+      if (req.method === "POST" && req.url === "/v1/batches")
+        return json(200, { id: "batch_big", status: "in_progress" })(req, res);
       if (req.url === "/v1/batches/batch_big") {
-        return json(200, { id: "batch_big", status: "completed", output_file_id: "file-out", request_counts: { total: 2, completed: 2, failed: 0 } })(req, res);
+        return json(200, {
+          id: "batch_big",
+          status: "completed",
+          output_file_id: "file-out",
+          request_counts: { total: 2, completed: 2, failed: 0 },
+        })(req, res);
       }
       if (req.url?.startsWith("/v1/files/file-out/content")) {
         const line = (id: string, content: string) =>
@@ -254,7 +323,10 @@ describe("bad input from the provider", () => {
     const server = await scriptedServer([provider]);
     const client = new AutoBatcher({ apiKey: KEY, baseURL: server.url, batchSize: 2, pollIntervalMs: 5 });
     try {
-      const [a, b] = await Promise.all([client.chat.completions.create(chat("big")), client.chat.completions.create(chat("small"))]);
+      const [a, b] = await Promise.all([
+        client.chat.completions.create(chat("big")),
+        client.chat.completions.create(chat("small")),
+      ]);
       expect(a.choices[0]!.message.content!.length).toBe(big.length);
       expect(b.choices[0]!.message.content).toBe("small");
       expect(client.stats.reads.lines).toBe(2);
@@ -271,10 +343,21 @@ describe("bad input from the provider", () => {
         customId = /"custom_id":"([^"]+)"/.exec(req.body)![1]!;
         return json(200, { id: "file-in" })(req, res);
       }
-      if (req.method === "POST" && req.url === "/v1/batches") return json(200, { id: "b", status: "in_progress" })(req, res);
-      if (req.url === "/v1/batches/b") return json(200, { id: "b", status: "completed", output_file_id: "o", request_counts: { total: 1, completed: 1, failed: 0 } })(req, res);
+      if (req.method === "POST" && req.url === "/v1/batches")
+        return json(200, { id: "b", status: "in_progress" })(req, res);
+      if (req.url === "/v1/batches/b")
+        return json(200, {
+          id: "b",
+          status: "completed",
+          output_file_id: "o",
+          request_counts: { total: 1, completed: 1, failed: 0 },
+        })(req, res);
       if (req.url?.startsWith("/v1/files/o/content")) {
-        return res.writeHead(200).end(`${JSON.stringify({ custom_id: customId, response: { status_code: 200, body: { object: "response", output: [{ type: "message", content: 5 }] } } })}\n`);
+        return res
+          .writeHead(200)
+          .end(
+            `${JSON.stringify({ custom_id: customId, response: { status_code: 200, body: { object: "response", output: [{ type: "message", content: 5 }] } } })}\n`,
+          );
       }
       return json(404, { error: { message: "no" } })(req, res);
     };

@@ -19,7 +19,9 @@ export interface EmulatorProcess {
 
 /** Starts the emulator in a child process (see emulator-host.ts) and waits for the line that carries its URL. */
 export async function startEmulatorProcess(options: EmulatorOptions = {}): Promise<EmulatorProcess> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", HOST, JSON.stringify(options)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", HOST, JSON.stringify(options)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let seen = "";
     const timer = setTimeout(() => reject(new Error(`emulator did not print its URL within 15 s: ${seen}`)), 15_000);
@@ -60,7 +62,10 @@ interface BatchObject {
 }
 
 /** Final sizes of the batches' output and error files, from the emulator's file objects. */
-export async function resultFiles(emu: EmulatorProcess, batchIds: Iterable<string>): Promise<{ ids: string[]; bytes: number }> {
+export async function resultFiles(
+  emu: EmulatorProcess,
+  batchIds: Iterable<string>,
+): Promise<{ ids: string[]; bytes: number }> {
   const ids: string[] = [];
   let bytes = 0;
   for (const batchId of batchIds) {

@@ -20,7 +20,10 @@ export interface Floor {
 
 interface ResultLine {
   custom_id: string;
-  response: { body: { choices: { message: Record<string, unknown> }[] } & Record<string, unknown> } & Record<string, unknown>;
+  response: { body: { choices: { message: Record<string, unknown> }[] } & Record<string, unknown> } & Record<
+    string,
+    unknown
+  >;
 }
 
 /** Result line `i`, built from a real line of the emulator's output with this call's custom_id and echo. */
@@ -30,7 +33,10 @@ function resultLine(template: ResultLine, i: number): string {
   return JSON.stringify({
     ...template,
     custom_id: template.custom_id.replace(/[^-]+$/, i.toString(36)),
-    response: { ...template.response, body: { ...body, choices: [{ ...choice, message: { ...choice.message, content: `echo: ${userText(i)}` } }] } },
+    response: {
+      ...template.response,
+      body: { ...body, choices: [{ ...choice, message: { ...choice.message, content: `echo: ${userText(i)}` } }] },
+    },
   });
 }
 

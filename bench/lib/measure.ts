@@ -40,7 +40,12 @@ export interface Outcome {
  * inputs untimed, so the client's figure must not include the app building its requests either. Counts outcomes
  * instead of keeping `n` promises, so the bench holds no per-call state of its own.
  */
-export async function issue<A>(n: number, make: (i: number) => A, call: (arg: A, i: number) => Promise<unknown>, chunk = 1_000): Promise<Outcome> {
+export async function issue<A>(
+  n: number,
+  make: (i: number) => A,
+  call: (arg: A, i: number) => Promise<unknown>,
+  chunk = 1_000,
+): Promise<Outcome> {
   const out: Outcome = { ok: 0, failed: 0, makeCpuMs: 0 };
   let done!: () => void;
   const all = new Promise<void>((resolve) => (done = resolve));

@@ -3,7 +3,8 @@
 export const MODEL = "bench-model";
 
 const SYSTEM = "You are a careful assistant. Answer in one short paragraph, cite nothing, and keep the tone neutral.";
-const WORDS = "batch queue window poll settle upload cursor line file result model token latency buffer flush scheduler";
+const WORDS =
+  "batch queue window poll settle upload cursor line file result model token latency buffer flush scheduler";
 // Enough words that the whole body, serialised, is about 1,000 bytes.
 const FILLER = Array.from({ length: 200 }, (_, i) => WORDS.split(" ")[(i * 7) % 16]).join(" ");
 const TEXT = FILLER.slice(0, 760);

@@ -10,7 +10,8 @@ export interface Row {
 
 export function table(rows: Row[]): string {
   const lines = ["| Metric | Result | Target | Met |", "| --- | --- | --- | --- |"];
-  for (const r of rows) lines.push(`| ${r.metric} | ${r.value} | ${r.target} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} |`);
+  for (const r of rows)
+    lines.push(`| ${r.metric} | ${r.value} | ${r.target} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} |`);
   return lines.join("\n");
 }
 

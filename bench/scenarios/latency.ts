@@ -14,7 +14,13 @@ const BATCH_SIZE = 1_000;
 // Concurrency as high as the call count, so no line queues behind another: availability is spread by latency alone.
 const emu = await startEmulatorProcess({ latencyMs: [0, SPREAD_MS], concurrency: CALLS, seed: 1 });
 try {
-  const client = new AutoBatcher({ apiKey: "bench", baseURL: emu.url, batchSize: BATCH_SIZE, batchWindowMs: 100, pollIntervalMs: POLL_MS });
+  const client = new AutoBatcher({
+    apiKey: "bench",
+    baseURL: emu.url,
+    batchSize: BATCH_SIZE,
+    batchWindowMs: 100,
+    pollIntervalMs: POLL_MS,
+  });
   const batches: { batchId: string; inputFileId: string }[] = [];
   client.on("batchSubmitted", (e) => batches.push({ batchId: e.batchId, inputFileId: e.inputFileId }));
   const settledAt = new Float64Array(CALLS);
@@ -23,7 +29,8 @@ try {
   const outcome = await issue(CALLS, chatParams, (params, i) =>
     client.chat.completions.create(params).then((r) => {
       settledAt[i] = epochMs();
-      if (!r.choices[0]?.message.content?.startsWith(`echo: Request ${i}.`)) throw new Error(`call ${i} got another call's answer`);
+      if (!r.choices[0]?.message.content?.startsWith(`echo: Request ${i}.`))
+        throw new Error(`call ${i} got another call's answer`);
     }),
   );
   const wallMs = performance.now() - t0;
@@ -60,7 +67,13 @@ try {
     firstError: outcome.firstError,
     measured: delays.length,
     wallMs,
-    latencyMs: { min: delays[0], p50: percentile(delays, 50), p95: percentile(delays, 95), p99: percentile(delays, 99), max: delays.at(-1) },
+    latencyMs: {
+      min: delays[0],
+      p50: percentile(delays, 50),
+      p95: percentile(delays, 95),
+      p99: percentile(delays, 99),
+      max: delays.at(-1),
+    },
     requests: totalRequests(counters),
     requestsByRoute: counters.requests,
     batches: batches.length,

@@ -15,13 +15,20 @@ if (STATE !== "buffered" && STATE !== "inflight") throw new Error(`--state: buff
 const BATCH_SIZE = 10_000;
 const HOUR = 3_600_000;
 
-const emu: EmulatorProcess | undefined = STATE === "inflight" ? await startEmulatorProcess({ latencyMs: HOUR }) : undefined;
+const emu: EmulatorProcess | undefined =
+  STATE === "inflight" ? await startEmulatorProcess({ latencyMs: HOUR }) : undefined;
 try {
   const client =
     STATE === "buffered"
       ? // Nothing is ever sent: the port is a placeholder.
         new AutoBatcher({ apiKey: "bench", baseURL: "http://127.0.0.1:9/v1", batchSize: 50_000, batchWindowMs: HOUR })
-      : new AutoBatcher({ apiKey: "bench", baseURL: emu!.url, batchSize: BATCH_SIZE, batchWindowMs: 1_000, pollIntervalMs: 250 });
+      : new AutoBatcher({
+          apiKey: "bench",
+          baseURL: emu!.url,
+          batchSize: BATCH_SIZE,
+          batchWindowMs: 1_000,
+          pollIntervalMs: 250,
+        });
   const models = STATE === "buffered" ? 4 : 1;
   // Shared handlers: the bench adds only a promise reaction per call, as any awaiting caller would.
   let rejected = 0;
@@ -44,7 +51,8 @@ try {
   }
   if (STATE === "inflight") {
     const expected = Math.ceil(CALLS / BATCH_SIZE);
-    while (client.stats.buffered > 0 || client.stats.submitting > 0 || client.stats.runningBatches < expected) await sleep(100);
+    while (client.stats.buffered > 0 || client.stats.submitting > 0 || client.stats.runningBatches < expected)
+      await sleep(100);
   }
   await settleHeap();
   const after = process.memoryUsage();

@@ -22,7 +22,14 @@ const line = (i: number) =>
         object: "chat.completion",
         created: 1_700_000_000,
         model: "bench-model",
-        choices: [{ index: 0, message: { role: "assistant", content: `echo: ${userText(i)}`, refusal: null }, logprobs: null, finish_reason: "stop" }],
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: `echo: ${userText(i)}`, refusal: null },
+            logprobs: null,
+            finish_reason: "stop",
+          },
+        ],
         usage: { prompt_tokens: 230, completion_tokens: 200, total_tokens: 430 },
       },
     },
@@ -48,4 +55,12 @@ const outcome = await issue(CALLS, chatParams, (params) => {
 });
 const cpu = process.cpuUsage(cpu0);
 const cpuMs = (cpu.user + cpu.system) / 1000 - outcome.makeCpuMs;
-emit({ scenario: "null-client", calls: CALLS, ok: outcome.ok, cpuMs, cpuPer1kMs: cpuMs / (CALLS / 1000), wallMs: performance.now() - t0, lineBytes: Buffer.byteLength(lines[0]!) });
+emit({
+  scenario: "null-client",
+  calls: CALLS,
+  ok: outcome.ok,
+  cpuMs,
+  cpuPer1kMs: cpuMs / (CALLS / 1000),
+  wallMs: performance.now() - t0,
+  lineBytes: Buffer.byteLength(lines[0]!),
+});

@@ -15,14 +15,26 @@ const emu = await startEmulatorProcess();
 try {
   // Warm-up: the client's hot paths get compiled before the clock starts, as in any long-running process; otherwise
   // a 10k run is partly a JIT benchmark and scaling looks better than it is.
-  const warm = new AutoBatcher({ apiKey: "bench", baseURL: emu.url, batchSize: 1_000, batchWindowMs: 50, pollIntervalMs: 50 });
+  const warm = new AutoBatcher({
+    apiKey: "bench",
+    baseURL: emu.url,
+    batchSize: 1_000,
+    batchWindowMs: 50,
+    pollIntervalMs: 50,
+  });
   await issue(WARMUP_CALLS, chatParams, (p) => warm.chat.completions.create(p));
   await warm.close();
   await emu.get("/_emulator/counters", "DELETE");
   await settleHeap();
   const rssBefore = process.memoryUsage().rss;
 
-  const client = new AutoBatcher({ apiKey: "bench", baseURL: emu.url, batchSize: BATCH_SIZE, batchWindowMs: 1_000, pollIntervalMs: POLL_MS });
+  const client = new AutoBatcher({
+    apiKey: "bench",
+    baseURL: emu.url,
+    batchSize: BATCH_SIZE,
+    batchWindowMs: 1_000,
+    pollIntervalMs: POLL_MS,
+  });
   const batchIds: string[] = [];
   client.on("batchSubmitted", (e) => batchIds.push(e.batchId));
   let wrong = 0;

@@ -14,7 +14,9 @@ export async function main(options: BatchingFetchOptions = {}): Promise<{ texts:
   try {
     const topics = ["tides", "volcanoes", "bees"];
     const [texts, vector] = await Promise.all([
-      Promise.all(topics.map((t) => generateText({ model: openai("gpt-4o-mini"), prompt: `One sentence about ${t}.` }))),
+      Promise.all(
+        topics.map((t) => generateText({ model: openai("gpt-4o-mini"), prompt: `One sentence about ${t}.` })),
+      ),
       embed({ model: openai.embedding("text-embedding-3-small"), value: "sunny day at the beach" }),
     ]);
     return { texts: texts.map((r) => r.text), dimensions: vector.embedding.length };

@@ -17,7 +17,9 @@ export async function main(options: BatchingFetchOptions = {}): Promise<string[]
   try {
     const questions = ["Name a prime number.", "What is the capital of France?", "Say hi in Italian."];
     const answers = await Promise.all(
-      questions.map((q) => client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: q }] })),
+      questions.map((q) =>
+        client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: q }] }),
+      ),
     );
     return answers.map((a) => a.choices[0]?.message.content ?? "");
   } finally {

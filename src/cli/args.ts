@@ -7,7 +7,9 @@ export class UsageError extends Error {}
 
 type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
 
-type Flags<O extends FlagSpec> = ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: false; options: O }>>["values"];
+type Flags<O extends FlagSpec> = ReturnType<
+  typeof parseArgs<{ args: string[]; strict: true; allowPositionals: false; options: O }>
+>["values"];
 
 export function parseFlags<const O extends FlagSpec>(argv: string[], options: O): Flags<O> {
   try {
@@ -21,7 +23,8 @@ export function number(flag: string, raw: string, { integer = false, min = 0, ex
   const v = raw.trim() === "" ? NaN : Number(raw);
   if (!Number.isFinite(v)) throw new UsageError(`--${flag}: expected a number, got '${raw}'`);
   if (integer && !Number.isInteger(v)) throw new UsageError(`--${flag}: expected a whole number, got '${raw}'`);
-  if (exclusive ? v <= min : v < min) throw new UsageError(`--${flag}: expected a number ${exclusive ? ">" : ">="} ${min}, got '${raw}'`);
+  if (exclusive ? v <= min : v < min)
+    throw new UsageError(`--${flag}: expected a number ${exclusive ? ">" : ">="} ${min}, got '${raw}'`);
   return v;
 }
 
@@ -32,7 +35,8 @@ export function port(flag: string, raw: string): number {
 }
 
 export function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(raw)) throw new UsageError(`--${flag}: expected one of ${allowed.join(", ")}, got '${raw}'`);
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new UsageError(`--${flag}: expected one of ${allowed.join(", ")}, got '${raw}'`);
   return raw as T;
 }
 

@@ -48,7 +48,8 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   const options: EmulatorOptions = {
     port: values.port === undefined ? 8787 : port("port", values.port),
     host: values.host ?? "127.0.0.1",
-    flavor: values.flavor === undefined ? "doubleword" : oneOf("flavor", values.flavor, ["doubleword", "openai"] as const),
+    flavor:
+      values.flavor === undefined ? "doubleword" : oneOf("flavor", values.flavor, ["doubleword", "openai"] as const),
   };
   if (values["api-key"] !== undefined) options.apiKey = values["api-key"];
   const latency = values["latency-ms"];
@@ -61,17 +62,21 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       options.latencyMs = [min, max];
     } else throw new UsageError(`--latency-ms: expected N or MIN,MAX, got '${latency}'`);
   }
-  if (values["max-stored-bytes"] !== undefined) options.maxStoredBytes = int("max-stored-bytes", values["max-stored-bytes"], 1);
+  if (values["max-stored-bytes"] !== undefined)
+    options.maxStoredBytes = int("max-stored-bytes", values["max-stored-bytes"], 1);
   if (values.seed !== undefined) options.seed = int("seed", values.seed, 0);
   if (values.concurrency !== undefined) options.concurrency = int("concurrency", values.concurrency, 1);
   if (values["validation-ms"] !== undefined) options.validationMs = int("validation-ms", values["validation-ms"], 0);
-  if (values["cursor-param"] !== undefined) options.contentCursorParam = oneOf("cursor-param", values["cursor-param"], ["skip", "offset"] as const);
+  if (values["cursor-param"] !== undefined)
+    options.contentCursorParam = oneOf("cursor-param", values["cursor-param"], ["skip", "offset"] as const);
   const upstreamKey = values["upstream-api-key"] ?? env.AUTOBATCH_UPSTREAM_API_KEY;
   if (values.upstream !== undefined) {
     options.upstream = {
       baseURL: httpURL("upstream", values.upstream),
       ...(upstreamKey ? { apiKey: upstreamKey } : {}),
-      ...(values["upstream-concurrency"] !== undefined ? { concurrency: int("upstream-concurrency", values["upstream-concurrency"], 1) } : {}),
+      ...(values["upstream-concurrency"] !== undefined
+        ? { concurrency: int("upstream-concurrency", values["upstream-concurrency"], 1) }
+        : {}),
     };
   } else if (values["upstream-concurrency"] !== undefined || values["upstream-api-key"] !== undefined) {
     throw new UsageError("--upstream-api-key and --upstream-concurrency need --upstream");

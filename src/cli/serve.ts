@@ -2,7 +2,7 @@
 import { httpURL, number, parseFlags, port, UsageError } from "./args.js";
 import { constants } from "node:os";
 import { DEFAULTS, InvalidOptionsError } from "../options.js";
-import { serve, SERVE_DEFAULTS, type ServeOptions } from "../serve/index.js";
+import { type ServeHandle, type ServeOptions, SERVE_DEFAULTS, serve } from "../serve/index.js";
 import { createLogger } from "../serve/log.js";
 
 const USAGE = `usage: autobatch serve [options]
@@ -98,8 +98,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.metadata = metadata;
   }
   const v = values;
-  if (v["batch-size"] !== undefined) options.batchSize = number("batch-size", v["batch-size"], { integer: true, min: 1 });
-  if (v["max-batch-bytes"] !== undefined) options.maxBatchBytes = number("max-batch-bytes", v["max-batch-bytes"], { integer: true, min: 1 });
+  if (v["batch-size"] !== undefined)
+    options.batchSize = number("batch-size", v["batch-size"], { integer: true, min: 1 });
+  if (v["max-batch-bytes"] !== undefined)
+    options.maxBatchBytes = number("max-batch-bytes", v["max-batch-bytes"], { integer: true, min: 1 });
   if (v["batch-window-ms"] !== undefined) options.batchWindowMs = number("batch-window-ms", v["batch-window-ms"]);
   if (v["poll-interval-ms"] !== undefined) {
     options.pollIntervalMs = number("poll-interval-ms", v["poll-interval-ms"], { exclusive: true });
@@ -109,9 +111,12 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.host = v.host;
   }
   if (v.port !== undefined) options.port = port("port", v.port);
-  if (v["max-body-bytes"] !== undefined) options.maxBodyBytes = number("max-body-bytes", v["max-body-bytes"], { integer: true, min: 1 });
-  if (v["shutdown-timeout-ms"] !== undefined) options.shutdownTimeoutMs = number("shutdown-timeout-ms", v["shutdown-timeout-ms"]);
-  if (v["idempotency-ttl-ms"] !== undefined) options.idempotencyTtlMs = number("idempotency-ttl-ms", v["idempotency-ttl-ms"]);
+  if (v["max-body-bytes"] !== undefined)
+    options.maxBodyBytes = number("max-body-bytes", v["max-body-bytes"], { integer: true, min: 1 });
+  if (v["shutdown-timeout-ms"] !== undefined)
+    options.shutdownTimeoutMs = number("shutdown-timeout-ms", v["shutdown-timeout-ms"]);
+  if (v["idempotency-ttl-ms"] !== undefined)
+    options.idempotencyTtlMs = number("idempotency-ttl-ms", v["idempotency-ttl-ms"]);
   return options;
 }
 
@@ -147,7 +152,7 @@ export const command = {
       console.log(USAGE);
       return 0;
     }
-    let handle;
+    let handle: ServeHandle;
     try {
       handle = await serve(options);
     } catch (err) {
@@ -157,7 +162,9 @@ export const command = {
       }
       const code = (err as { code?: string }).code;
       if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-        console.error(`autobatch serve: cannot listen on ${options.host ?? SERVE_DEFAULTS.host}:${options.port ?? SERVE_DEFAULTS.port}: ${(err as Error).message}`);
+        console.error(
+          `autobatch serve: cannot listen on ${options.host ?? SERVE_DEFAULTS.host}:${options.port ?? SERVE_DEFAULTS.port}: ${(err as Error).message}`,
+        );
         return 1;
       }
       throw err;

@@ -15,12 +15,21 @@ import type { BatchCounts, Events } from "../events.js";
 import { errorFromBody, parseErrorBody } from "../internal/error-body.js";
 import type { RequestSpec, Transport } from "../internal/transport.js";
 import type { FileCursor } from "./results.js";
-import { batchListSchema, batchSchema, fileObjectSchema, readResultLine, type BatchEnvelope, type ResultLine } from "../internal/schemas.js";
+import {
+  batchListSchema,
+  batchSchema,
+  fileObjectSchema,
+  readResultLine,
+  type BatchEnvelope,
+  type ResultLine,
+} from "../internal/schemas.js";
 import { z } from "zod";
 
 /** Metadata key that tags each batch with a client-made key, so a retried create can find a batch it already made. */
 const BATCH_KEY = "autobatch_key";
-const fileListSchema = z.looseObject({ data: z.array(z.looseObject({ id: z.string(), filename: z.string().nullish(), bytes: z.number().nullish() })) });
+const fileListSchema = z.looseObject({
+  data: z.array(z.looseObject({ id: z.string(), filename: z.string().nullish(), bytes: z.number().nullish() })),
+});
 
 export interface BatchSettings {
   completionWindow: string;
@@ -56,7 +65,15 @@ export class Batch {
   /** The JSONL file until it is uploaded. */
   #parts: Buffer[] | undefined;
 
-  constructor(endpoint: Endpoint, model: string, calls: Call[], parts: Buffer[], bytes: number, sink: SettleSink, transport: Transport) {
+  constructor(
+    endpoint: Endpoint,
+    model: string,
+    calls: Call[],
+    parts: Buffer[],
+    bytes: number,
+    sink: SettleSink,
+    transport: Transport,
+  ) {
     this.endpoint = endpoint;
     this.#parts = parts;
     this.model = model;
@@ -103,7 +120,12 @@ export class Batch {
       return true;
     } catch (err) {
       const reason = err instanceof AutoBatchError ? err : new APIConnectionError(String(err));
-      this.#events.emit("batchSubmitFailed", { endpoint: this.endpoint, model: this.model, calls: this.#calls.size, message: reason.message });
+      this.#events.emit("batchSubmitFailed", {
+        endpoint: this.endpoint,
+        model: this.model,
+        calls: this.#calls.size,
+        message: reason.message,
+      });
       for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
       // Every caller left while the create was in flight: the provider may have made the batch all the same.
       if (creating && this.#nobodyWaits.signal.aborted && !stop.aborted) void this.cancelUpstream(stop);
@@ -118,16 +140,28 @@ export class Batch {
   async cancelUpstream(signal?: AbortSignal): Promise<void> {
     try {
       const id = this.id ?? (await this.#findBatch(signal))?.id;
-      if (id) await this.#transport.json({ method: "POST", path: `/batches/${encodeURIComponent(id)}/cancel`, signal }, batchSchema);
+      if (id)
+        await this.#transport.json(
+          { method: "POST", path: `/batches/${encodeURIComponent(id)}/cancel`, signal },
+          batchSchema,
+        );
     } catch (err) {
-      this.#events.emit("warning", { batchId: this.id, message: `could not cancel batch upstream: ${(err as Error).message}` });
+      this.#events.emit("warning", {
+        batchId: this.id,
+        message: `could not cancel batch upstream: ${(err as Error).message}`,
+      });
     }
   }
 
   /** The file is named after the batch key: a retry after an ambiguous failure reuses a file that did arrive. */
   async #upload(signal: AbortSignal): Promise<string> {
     const filename = `autobatch-${this.key}.jsonl`;
-    const upload = { fields: { purpose: "batch" }, filename, contentType: "application/jsonl", parts: this.#parts ?? [] };
+    const upload = {
+      fields: { purpose: "batch" },
+      filename,
+      contentType: "application/jsonl",
+      parts: this.#parts ?? [],
+    };
     const spec = { method: "POST", path: "/files", upload, signal } as const;
     try {
       return await this.#withLookup(
@@ -163,7 +197,10 @@ export class Batch {
 
   async #findFile(filename: string, signal: AbortSignal): Promise<string | undefined> {
     try {
-      const list = await this.#transport.jsonOnce({ method: "GET", path: "/files", query: { purpose: "batch", limit: 100 }, signal }, fileListSchema);
+      const list = await this.#transport.jsonOnce(
+        { method: "GET", path: "/files", query: { purpose: "batch", limit: 100 }, signal },
+        fileListSchema,
+      );
       return list.data.find((f) => f.filename === filename && (f.bytes == null || f.bytes === this.bytes))?.id;
     } catch {
       return undefined;
@@ -182,30 +219,55 @@ export class Batch {
       },
       signal,
     } as const;
-    return this.#withLookup(spec, () => this.#transport.jsonOnce(spec, batchSchema), () => this.#findBatch(signal));
+    return this.#withLookup(
+      spec,
+      () => this.#transport.jsonOnce(spec, batchSchema),
+      () => this.#findBatch(signal),
+    );
   }
 
   /** Newest first: a batch created moments ago by an attempt whose answer was lost is on the first page. */
   async #findBatch(signal?: AbortSignal): Promise<BatchEnvelope | undefined> {
-    const list = await this.#transport.jsonOnce({ method: "GET", path: "/batches", query: { limit: 100 }, signal }, batchListSchema);
+    const list = await this.#transport.jsonOnce(
+      { method: "GET", path: "/batches", query: { limit: 100 }, signal },
+      batchListSchema,
+    );
     return list.data.find((b) => b.metadata?.[BATCH_KEY] === this.key);
   }
 
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
   apply(b: BatchEnvelope): boolean {
-    const counts = { total: b.request_counts?.total ?? 0, completed: b.request_counts?.completed ?? 0, failed: b.request_counts?.failed ?? 0 };
-    const changed = b.status !== this.status || counts.completed !== this.counts.completed || counts.failed !== this.counts.failed || counts.total !== this.counts.total;
+    const counts = {
+      total: b.request_counts?.total ?? 0,
+      completed: b.request_counts?.completed ?? 0,
+      failed: b.request_counts?.failed ?? 0,
+    };
+    const changed =
+      b.status !== this.status ||
+      counts.completed !== this.counts.completed ||
+      counts.failed !== this.counts.failed ||
+      counts.total !== this.counts.total;
     this.status = b.status;
     this.counts = counts;
-    if (b.output_file_id && this.output?.fileId !== b.output_file_id) this.output = { fileId: b.output_file_id, next: 0 };
+    if (b.output_file_id && this.output?.fileId !== b.output_file_id)
+      this.output = { fileId: b.output_file_id, next: 0 };
     if (b.error_file_id && this.error?.fileId !== b.error_file_id) this.error = { fileId: b.error_file_id, next: 0 };
     const errs = b.errors?.data ?? [];
-    if (errs.length) this.batchErrors = errs.map((e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`);
+    if (errs.length)
+      this.batchErrors = errs.map(
+        (e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`,
+      );
     return changed;
   }
 
   progress(): void {
-    this.#events.emit("batchProgress", { batchId: this.id!, status: this.status, counts: this.counts, settled: this.#calls.size - this.#unsettled, calls: this.#calls.size });
+    this.#events.emit("batchProgress", {
+      batchId: this.id!,
+      status: this.status,
+      counts: this.counts,
+      settled: this.#calls.size - this.#unsettled,
+      calls: this.#calls.size,
+    });
   }
 
   /** Settles the call a result line belongs to. A duplicate line is ignored; a line for no call of ours is reported. */
@@ -214,14 +276,21 @@ export class Batch {
     try {
       parsed = JSON.parse(raw);
     } catch {
-      return this.#unreadable(raw, "is not valid JSON");
+      this.#unreadable(raw, "is not valid JSON");
+      return;
     }
     const line = readResultLine(parsed);
-    if (typeof line === "string") return this.#unreadable(raw, `does not match the result line shape (${line})`);
+    if (typeof line === "string") {
+      this.#unreadable(raw, `does not match the result line shape (${line})`);
+      return;
+    }
     const customId = line.custom_id;
     const call = this.#calls.get(customId);
     if (!call) {
-      this.#events.emit("warning", { batchId: this.id, message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored` });
+      this.#events.emit("warning", {
+        batchId: this.id,
+        message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`,
+      });
       return;
     }
     if (call.settled) return;
@@ -229,7 +298,14 @@ export class Batch {
       this.#settleFromLine(call, line);
     } catch (err) {
       // A body that breaks shaping (e.g. a malformed Responses `output`) fails its own call, never the read.
-      this.#settle(call, false, new ResultParseError(`result line for this call could not be used: ${(err as Error).message}`, { customId, batchId: this.id }));
+      this.#settle(
+        call,
+        false,
+        new ResultParseError(`result line for this call could not be used: ${(err as Error).message}`, {
+          customId,
+          batchId: this.id,
+        }),
+      );
     }
   };
 
@@ -238,12 +314,22 @@ export class Batch {
     const ctx = { customId, batchId: this.id, requestID: response?.request_id };
     if (response && response.status_code >= 200 && response.status_code < 300 && !error) {
       const value: unknown = call.raw
-        ? ({ status: response.status_code, body: response.body, requestId: response.request_id, customId, batchId: this.id } satisfies RawResult)
+        ? ({
+            status: response.status_code,
+            body: response.body,
+            requestId: response.request_id,
+            customId,
+            batchId: this.id,
+          } satisfies RawResult)
         : shapeResult(this.endpoint, response.body, call.decodeBase64, response.request_id);
       this.#settle(call, true, value);
     } else if (response) {
       const { error: inner, message } = bodyError(response.body);
-      this.#settle(call, false, APIError.generate(response.status_code, inner, message ?? "the request failed", undefined, ctx));
+      this.#settle(
+        call,
+        false,
+        APIError.generate(response.status_code, inner, message ?? "the request failed", undefined, ctx),
+      );
     } else {
       this.#settle(call, false, lineError(error?.code, error?.message, ctx, this.status));
     }
@@ -254,7 +340,14 @@ export class Batch {
     const call = this.#calls.get(recoverCustomId(text) ?? "");
     const preview = this.#transport.quote(text.slice(0, 200));
     if (call) {
-      this.#settle(call, false, new ResultParseError(`result line for this call ${why}: ${preview}`, { customId: call.customId, batchId: this.id }));
+      this.#settle(
+        call,
+        false,
+        new ResultParseError(`result line for this call ${why}: ${preview}`, {
+          customId: call.customId,
+          batchId: this.id,
+        }),
+      );
     } else {
       this.#events.emit("warning", { batchId: this.id, message: `unattributable result line ${why}: ${preview}` });
     }
@@ -267,9 +360,24 @@ export class Batch {
     const detail = this.batchErrors.length ? `; provider errors: ${this.batchErrors.slice(0, 3).join("; ")}` : "";
     for (const call of this.#calls.values()) {
       if (call.settled) continue;
-      this.#settle(call, false, new BatchFailedError(`Batch ${this.id} ended with status "${this.status}": ${why}${detail}`, { customId: call.customId, batchId: this.id, batchStatus: this.status }));
+      this.#settle(
+        call,
+        false,
+        new BatchFailedError(`Batch ${this.id} ended with status "${this.status}": ${why}${detail}`, {
+          customId: call.customId,
+          batchId: this.id,
+          batchStatus: this.status,
+        }),
+      );
     }
-    this.#events.emit("batchDone", { batchId: this.id!, status: this.status, counts: this.counts, succeeded: this.#succeeded, failed: this.#failed, calls: this.#calls.size });
+    this.#events.emit("batchDone", {
+      batchId: this.id!,
+      status: this.status,
+      counts: this.counts,
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+      calls: this.#calls.size,
+    });
   }
 
   /** Releases one caller (its signal aborted) without stopping the batch. */
@@ -307,8 +415,10 @@ function isAmbiguous(err: unknown): boolean {
 }
 
 function submitError(reason: AutoBatchError, customId: string): AutoBatchError {
-  if (reason instanceof APIConnectionError) return new (reason.constructor as typeof APIConnectionError)(reason.message, { customId, cause: reason });
-  if (reason instanceof APIError) return APIError.generate(reason.status, reason.error, reason.message, reason.headers, { customId, cause: reason });
+  if (reason instanceof APIConnectionError)
+    return new (reason.constructor as typeof APIConnectionError)(reason.message, { customId, cause: reason });
+  if (reason instanceof APIError)
+    return APIError.generate(reason.status, reason.error, reason.message, reason.headers, { customId, cause: reason });
   return new BatchFailedError(`could not submit the batch: ${reason.message}`, { customId, cause: reason });
 }
 
@@ -323,7 +433,12 @@ function bodyError(body: unknown): { error?: ProviderError; message?: string } {
  * An error-file line with no HTTP response. Doubleword puts a JSON-encoded FailureReason in `message`
  * ({type, details: {status, body}}); OpenAI a plain `{code, message}` (e.g. batch_expired).
  */
-function lineError(code: string | null | undefined, message: string | null | undefined, ctx: { customId: string; batchId?: string }, batchStatus: string): AutoBatchError {
+function lineError(
+  code: string | null | undefined,
+  message: string | null | undefined,
+  ctx: { customId: string; batchId?: string },
+  batchStatus: string,
+): AutoBatchError {
   let reason: { type?: string; details?: { status?: number; body?: unknown; error?: string } } | undefined;
   try {
     const parsed = message ? (JSON.parse(message) as unknown) : undefined;
@@ -333,9 +448,18 @@ function lineError(code: string | null | undefined, message: string | null | und
   }
   if (!reason) {
     if (code === "batch_expired" || code === "batch_cancelled") {
-      return new BatchFailedError(`${code}: ${message ?? "the batch ended before this request ran"}`, { ...ctx, batchStatus });
+      return new BatchFailedError(`${code}: ${message ?? "the batch ended before this request ran"}`, {
+        ...ctx,
+        batchStatus,
+      });
     }
-    return APIError.generate(undefined, { message: message ?? "the request failed", code: code ?? null }, undefined, undefined, ctx);
+    return APIError.generate(
+      undefined,
+      { message: message ?? "the request failed", code: code ?? null },
+      undefined,
+      undefined,
+      ctx,
+    );
   }
   const d = reason.details ?? {};
   if (typeof d.status === "number") {

@@ -69,7 +69,17 @@ export class CallBuffer {
       p = undefined;
     }
     if (!p) {
-      p = { endpoint: call.endpoint, model: call.model, calls: [], chunks: [], current: undefined, used: 0, bytes: 0, live: 0, timer: undefined };
+      p = {
+        endpoint: call.endpoint,
+        model: call.model,
+        calls: [],
+        chunks: [],
+        current: undefined,
+        used: 0,
+        bytes: 0,
+        live: 0,
+        timer: undefined,
+      };
       this.#partitions.set(key, p);
       const partition = p;
       p.timer = this.#clock.setTimeout(() => {

@@ -56,7 +56,12 @@ export function settle(call: Call, sink: SettleSink, ok: boolean, value: unknown
   const events = sink.events;
   if (events.wants("callSettled")) {
     const status = ok ? undefined : (value as { status?: number }).status;
-    events.emit("callSettled", { customId: call.customId, batchId: call.batchId, ok, ...(status !== undefined && { status }) });
+    events.emit("callSettled", {
+      customId: call.customId,
+      batchId: call.batchId,
+      ok,
+      ...(status !== undefined && { status }),
+    });
   }
   return true;
 }

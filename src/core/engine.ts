@@ -87,7 +87,10 @@ export class Engine {
       this.#queue,
       this.#transport,
       this.#clock,
-      { pollIntervalMs: this.options.pollIntervalMs, deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs },
+      {
+        pollIntervalMs: this.options.pollIntervalMs,
+        deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs,
+      },
       this.#stop.signal,
     );
   }
@@ -111,7 +114,7 @@ export class Engine {
     if (this.#closed) return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
     const signal = options?.signal ?? undefined;
     if (signal?.aborted) return P.reject(new APIUserAbortError());
-    let prepared;
+    let prepared: ReturnType<typeof prepareBody>;
     try {
       prepared = prepareBody(endpoint, params, options?.raw);
     } catch (err) {
@@ -121,7 +124,11 @@ export class Engine {
     const head = lineHead(customId, endpoint);
     const bytes = Buffer.byteLength(head) + Buffer.byteLength(prepared.json) + LINE_TAIL.length;
     if (bytes > this.options.maxBatchBytes) {
-      return P.reject(new InvalidParamsError(`request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`));
+      return P.reject(
+        new InvalidParamsError(
+          `request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`,
+        ),
+      );
     }
     const call: Call = {
       customId,
@@ -155,7 +162,13 @@ export class Engine {
   }
 
   #onFlush(f: Flushed): void {
-    this.events.emit("flush", { endpoint: f.endpoint, model: f.model, calls: f.calls.length, bytes: f.bytes, reason: f.reason });
+    this.events.emit("flush", {
+      endpoint: f.endpoint,
+      model: f.model,
+      calls: f.calls.length,
+      bytes: f.bytes,
+      reason: f.reason,
+    });
     const batch = new Batch(f.endpoint, f.model, f.calls, f.parts, f.bytes, this.#sink, this.#transport);
     this.#submitting.add(batch);
     const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
@@ -192,7 +205,11 @@ export class Engine {
   async close(options: CloseOptions = {}): Promise<void> {
     this.#closed = true;
     if (options.cancel) {
-      const closed = (call: Call) => new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", { customId: call.customId, batchId: call.batchId });
+      const closed = (call: Call) =>
+        new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", {
+          customId: call.customId,
+          batchId: call.batchId,
+        });
       for (const call of this.#buffer.drain()) settle(call, this.#sink, false, closed(call));
       this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
       const running = [...this.#tracker.batches];

@@ -77,7 +77,9 @@ export async function readNewLines(
   cut ||= promised !== undefined && promised > lines;
   cursor.next = start + (promised === undefined ? lines : Math.min(promised, lines));
   if (cut) {
-    throw new APIConnectionError(`GET /files/${cursor.fileId}/content: response ended after ${lines} complete lines (of ${promised ?? "?"}); resuming at line ${cursor.next}`);
+    throw new APIConnectionError(
+      `GET /files/${cursor.fileId}/content: response ended after ${lines} complete lines (of ${promised ?? "?"}); resuming at line ${cursor.next}`,
+    );
   }
   const flag = res.headers.get("x-incomplete")?.toLowerCase();
   return { incomplete: flag === "true" ? true : flag === "false" ? false : undefined, lines };

@@ -7,7 +7,7 @@ import type { Clock } from "../internal/clock.js";
 import { APIError, NotFoundError } from "../errors.js";
 import type { Transport } from "../internal/transport.js";
 import { readNewLines, type FileCursor, type ReadStats } from "./results.js";
-import { batchSchema, TERMINAL_STATUSES } from "../internal/schemas.js";
+import { type BatchEnvelope, batchSchema, TERMINAL_STATUSES } from "../internal/schemas.js";
 
 /** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
  *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
@@ -105,9 +105,12 @@ export class Tracker {
   }
 
   async #poll(batch: Batch): Promise<void> {
-    let envelope;
+    let envelope: BatchEnvelope;
     try {
-      envelope = await this.#transport.json({ method: "GET", path: `/batches/${encodeURIComponent(batch.id!)}`, signal: this.#signal }, batchSchema);
+      envelope = await this.#transport.json(
+        { method: "GET", path: `/batches/${encodeURIComponent(batch.id!)}`, signal: this.#signal },
+        batchSchema,
+      );
     } catch (err) {
       if (this.#signal.aborted) return;
       if (err instanceof NotFoundError) return this.#giveUp(batch, "the batch no longer exists upstream (404)");

@@ -21,7 +21,12 @@ const MAX_BODY = 1024 * 1024;
 
 const notFound = () => json(404, { error: "unknown admin route" });
 
-export async function adminReply(ctx: AdminContext, req: IncomingMessage, path: string, query: URLSearchParams): Promise<Reply> {
+export async function adminReply(
+  ctx: AdminContext,
+  req: IncomingMessage,
+  path: string,
+  query: URLSearchParams,
+): Promise<Reply> {
   const parts = path.split("/").filter(Boolean).slice(1);
   const route = `${req.method} ${parts.map((p, i) => (i === 1 && parts[0] !== "counters" ? ":id" : p)).join("/")}`;
   try {
@@ -36,7 +41,11 @@ export async function adminReply(ctx: AdminContext, req: IncomingMessage, path: 
       case "GET faults":
         return json(200, { data: ctx.faults.list() });
       case "POST faults": {
-        const body = await readJson(req, MAX_BODY, (problem) => new FaultError(problem === "too_large" ? "body too large" : "body is not JSON"));
+        const body = await readJson(
+          req,
+          MAX_BODY,
+          (problem) => new FaultError(problem === "too_large" ? "body too large" : "body is not JSON"),
+        );
         const specs = (Array.isArray(body) ? body : [body]) as FaultSpec[];
         // Validate all before adding any, so a bad list changes nothing.
         const ids: string[] = [];

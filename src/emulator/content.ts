@@ -29,7 +29,11 @@ function count(ctx: ContentContext, fileId: string, lines: number, bytes: number
 }
 
 /** Streams `lines[from..to)` (or the listed indexes), each followed by "\n", in bounded chunks. */
-function streamLines(ctx: ContentContext, file: FileRecord, indexes: Iterable<number>): (out: BodyWriter) => Promise<void> {
+function streamLines(
+  ctx: ContentContext,
+  file: FileRecord,
+  indexes: Iterable<number>,
+): (out: BodyWriter) => Promise<void> {
   return async (out) => {
     let buf = "";
     let lines = 0;
@@ -54,7 +58,12 @@ function* range(from: number, to: number): Generator<number> {
   for (let i = from; i < to; i++) yield i;
 }
 
-export function contentReply(ctx: ContentContext, file: FileRecord, batch: BatchRecord | undefined, query: URLSearchParams): Reply {
+export function contentReply(
+  ctx: ContentContext,
+  file: FileRecord,
+  batch: BatchRecord | undefined,
+  query: URLSearchParams,
+): Reply {
   if (ctx.flavor === "openai") {
     return {
       status: 200,

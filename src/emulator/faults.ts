@@ -41,10 +41,14 @@ export class Faults implements FaultController {
   add(spec: FaultSpec): string {
     const parsed = faultSchema.safeParse(spec);
     if (!parsed.success) {
-      throw new FaultError(`invalid fault spec: ${parsed.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ")}`);
+      throw new FaultError(
+        `invalid fault spec: ${parsed.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ")}`,
+      );
     }
     if (spec.route !== "*" && !this.routeKeys.includes(spec.route)) {
-      throw new FaultError(`invalid fault spec: unknown route key '${spec.route}' (known: ${this.routeKeys.join(", ")}, *)`);
+      throw new FaultError(
+        `invalid fault spec: unknown route key '${spec.route}' (known: ${this.routeKeys.join(", ")}, *)`,
+      );
     }
     const faultId = `fault_${this.#next++}`;
     this.#faults.push({ faultId, spec: parsed.data as FaultSpec, seen: 0, fired: 0 });

@@ -47,17 +47,27 @@ function isLoopback(host: string): boolean {
 
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0) throw new RangeError(`startEmulator: ${name} must be a non-negative number`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new RangeError(`startEmulator: ${name} must be a non-negative number`);
   return value;
 }
 
 function newCounters(): EmulatorCounters {
-  return { requests: {}, batchesCreated: 0, filesUploaded: 0, bytesServed: {}, linesServed: {}, linesExecuted: 0, faultsInjected: 0 };
+  return {
+    requests: {},
+    batchesCreated: 0,
+    filesUploaded: 0,
+    bytesServed: {},
+    linesServed: {},
+    linesExecuted: 0,
+    faultsInjected: 0,
+  };
 }
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const flavor = options.flavor ?? "doubleword";
-  if (flavor !== "doubleword" && flavor !== "openai") throw new RangeError(`startEmulator: unknown flavor '${String(flavor)}'`);
+  if (flavor !== "doubleword" && flavor !== "openai")
+    throw new RangeError(`startEmulator: unknown flavor '${String(flavor)}'`);
   const host = options.host ?? "127.0.0.1";
   const cursorParam = options.contentCursorParam ?? "skip";
   const now = options.now ?? Date.now;
@@ -67,7 +77,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   }
   const upstream = options.upstream ? new Upstream(options.upstream) : undefined;
   const concurrency = upstream ? (options.upstream?.concurrency ?? 8) : (options.concurrency ?? 64);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError("startEmulator: concurrency must be a positive integer");
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new RangeError("startEmulator: concurrency must be a positive integer");
 
   const counters = newCounters();
   const store = new Store(positive("maxStoredBytes", options.maxStoredBytes, GiB));
@@ -79,7 +90,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     validationMs: positive("validationMs", options.validationMs, 0),
     maxLines: options.maxLines ?? 50_000,
     now,
-    latency: latencySampler(typeof latency === "number" ? positive("latencyMs", latency, 0) : latency, options.seed ?? Math.floor(Math.random() * 2 ** 32)),
+    latency: latencySampler(
+      typeof latency === "number" ? positive("latencyMs", latency, 0) : latency,
+      options.seed ?? Math.floor(Math.random() * 2 ** 32),
+    ),
     ...(upstream ? { upstream } : {}),
   });
   const faults = new Faults(ROUTES.map((r) => r.key));

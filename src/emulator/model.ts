@@ -46,7 +46,9 @@ function partsText(content: unknown): string {
   if (typeof content === "string") return content;
   if (Array.isArray(content)) {
     return content
-      .map((p) => (p && typeof p === "object" && typeof (p as Json).text === "string" ? ((p as Json).text as string) : ""))
+      .map((p) =>
+        p && typeof p === "object" && typeof (p as Json).text === "string" ? ((p as Json).text as string) : "",
+      )
       .filter(Boolean)
       .join("\n");
   }
@@ -134,8 +136,7 @@ function vector(text: string, dimensions: number): number[] {
 
 function embeddings(body: Json): Json {
   const raw = body.input;
-  const inputs: unknown[] =
-    Array.isArray(raw) && raw.length > 0 && typeof raw[0] !== "number" ? raw : [raw];
+  const inputs: unknown[] = Array.isArray(raw) && raw.length > 0 && typeof raw[0] !== "number" ? raw : [raw];
   const dims = typeof body.dimensions === "number" && body.dimensions > 0 ? Math.min(body.dimensions, 4096) : 8;
   let promptTokens = 0;
   const data = inputs.map((input, index) => {
@@ -146,7 +147,12 @@ function embeddings(body: Json): Json {
       body.encoding_format === "base64" ? Buffer.from(new Float32Array(v).buffer).toString("base64") : v;
     return { object: "embedding", index, embedding };
   });
-  return { object: "list", data, model: body.model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } };
+  return {
+    object: "list",
+    data,
+    model: body.model,
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  };
 }
 
 function responseInputText(input: unknown): string {
@@ -245,6 +251,10 @@ export function builtinModel(url: string, body: Json, bodyText: string, created:
     case "/v1/messages":
       return { kind: "ok", status: 200, body: messages(body, key) };
     default:
-      return { kind: "http", status: 404, body: errorBody(404, `The emulator's built-in model does not implement ${url}`) };
+      return {
+        kind: "http",
+        status: 404,
+        body: errorBody(404, `The emulator's built-in model does not implement ${url}`),
+      };
   }
 }

@@ -112,10 +112,15 @@ export function batchObject(flavor: Flavor, b: BatchRecord, nowSec: number): Rec
   return o;
 }
 
-export function listObject(flavor: Flavor, data: Array<Record<string, unknown>>, hasMore: boolean): Record<string, unknown> {
+export function listObject(
+  flavor: Flavor,
+  data: Array<Record<string, unknown>>,
+  hasMore: boolean,
+): Record<string, unknown> {
   const first = data[0]?.id;
   const last = data[data.length - 1]?.id;
-  if (flavor === "openai") return { object: "list", data, first_id: first ?? null, last_id: last ?? null, has_more: hasMore };
+  if (flavor === "openai")
+    return { object: "list", data, first_id: first ?? null, last_id: last ?? null, has_more: hasMore };
   return data.length
     ? { object: "list", data, first_id: first, last_id: last, has_more: hasMore }
     : { object: "list", data, has_more: false };

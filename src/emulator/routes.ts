@@ -36,7 +36,14 @@ const MULTIPART_OVERHEAD = 10 * 1024;
 const MAX_FIELD_BYTES = 64 * 1024;
 const MAX_JSON_BODY = 1024 * 1024;
 const DEFAULT_FILE_TTL = 30 * 24 * 3600;
-const DW_RESERVED = new Set(["created_by_email", "context_name", "context_type", "request_source", "created_by", "dw_user_agent"]);
+const DW_RESERVED = new Set([
+  "created_by_email",
+  "context_name",
+  "context_type",
+  "request_source",
+  "created_by",
+  "dw_user_agent",
+]);
 const OPENAI_PURPOSES = ["batch", "assistants", "fine-tune", "vision", "user_data", "evals"];
 
 const nowSec = (ctx: RouteContext) => Math.floor(ctx.now() / 1000);
@@ -91,7 +98,12 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
   const parser = new MultipartParser(boundary, {
     start(part) {
       if (part.name === "file" && part.filename !== undefined && !upload.file) {
-        const file = { filename: part.filename || "upload.jsonl", lines: [] as string[], customIds: [] as string[], bytes: 0 };
+        const file = {
+          filename: part.filename || "upload.jsonl",
+          lines: [] as string[],
+          customIds: [] as string[],
+          bytes: 0,
+        };
         upload.file = file;
         splitter = new LineSplitter((line, offset) => {
           if (isBlank(line)) return;
@@ -158,8 +170,16 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
   const openai = ctx.flavor === "openai";
   const purpose = upload.fields.get("purpose");
   if (openai) {
-    if (purpose === undefined) throw new ApiError(400, "Missing required parameter: 'purpose'.", { param: "purpose", code: "missing_required_parameter" });
-    if (!OPENAI_PURPOSES.includes(purpose)) throw new ApiError(400, `Invalid value for 'purpose': '${purpose}'.`, { param: "purpose", code: "invalid_value" });
+    if (purpose === undefined)
+      throw new ApiError(400, "Missing required parameter: 'purpose'.", {
+        param: "purpose",
+        code: "missing_required_parameter",
+      });
+    if (!OPENAI_PURPOSES.includes(purpose))
+      throw new ApiError(400, `Invalid value for 'purpose': '${purpose}'.`, {
+        param: "purpose",
+        code: "invalid_value",
+      });
   }
   const file = upload.file;
   if (!file) {
@@ -170,7 +190,10 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
   if (!openai) {
     if (file.lines.length === 0) throw new ApiError(400, "File contains no valid request templates");
     if (ctx.maxLines !== undefined && file.lines.length > ctx.maxLines) {
-      throw new ApiError(400, `File contains ${file.lines.length} requests, which exceeds the maximum of ${ctx.maxLines}`);
+      throw new ApiError(
+        400,
+        `File contains ${file.lines.length} requests, which exceeds the maximum of ${ctx.maxLines}`,
+      );
     }
   }
   const createdAt = nowSec(ctx);
@@ -179,7 +202,9 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
   if (seconds !== undefined) {
     ttl = Number(seconds);
     if (!Number.isInteger(ttl) || (openai && (ttl < 3600 || ttl > 2_592_000))) {
-      throw new ApiError(400, `Invalid value for 'expires_after[seconds]': '${seconds}'.`, { param: "expires_after.seconds" });
+      throw new ApiError(400, `Invalid value for 'expires_after[seconds]': '${seconds}'.`, {
+        param: "expires_after.seconds",
+      });
     }
   }
   const record: FileRecord = {
@@ -199,12 +224,23 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
   return json(openai ? 200 : 201, fileObject(ctx.flavor, record));
 }
 
-function pageParams(ctx: RouteContext, query: URLSearchParams, max: number, dflt: number): { limit: number; after?: string } {
+function pageParams(
+  ctx: RouteContext,
+  query: URLSearchParams,
+  max: number,
+  dflt: number,
+): { limit: number; after?: string } {
   const raw = query.get("limit");
   let limit = dflt;
   if (raw !== null) {
     if (!/^[+-]?\d+$/.test(raw.trim())) {
-      throw new ApiError(400, ctx.flavor === "openai" ? `Invalid 'limit': '${raw}'.` : "Failed to deserialize query string: limit: invalid digit found in string", { param: "limit" });
+      throw new ApiError(
+        400,
+        ctx.flavor === "openai"
+          ? `Invalid 'limit': '${raw}'.`
+          : "Failed to deserialize query string: limit: invalid digit found in string",
+        { param: "limit" },
+      );
     }
     limit = Math.min(max, Math.max(1, Number(raw)));
   }
@@ -213,7 +249,12 @@ function pageParams(ctx: RouteContext, query: URLSearchParams, max: number, dflt
 }
 
 /** One page after the cursor; a malformed Doubleword cursor is ignored, an unknown one ends the list. */
-function page<T extends { id: string }>(ctx: RouteContext, items: T[], limit: number, after?: string): { data: T[]; hasMore: boolean } {
+function page<T extends { id: string }>(
+  ctx: RouteContext,
+  items: T[],
+  limit: number,
+  after?: string,
+): { data: T[]; hasMore: boolean } {
   let start = 0;
   if (after !== undefined && !(ctx.flavor === "doubleword" && !UUID.test(after))) {
     const i = items.findIndex((x) => x.id === after);
@@ -235,7 +276,14 @@ async function listFiles(ctx: RouteContext, { query }: RouteRequest): Promise<Re
   const files = [...ctx.store.files.values()].filter((f) => !f.hidden && (!purpose || f.purpose === purpose));
   if (order === "desc") files.reverse();
   const { data, hasMore } = page(ctx, files, limit, after);
-  return json(200, listObject(ctx.flavor, data.map((f) => fileObject(ctx.flavor, f)), hasMore));
+  return json(
+    200,
+    listObject(
+      ctx.flavor,
+      data.map((f) => fileObject(ctx.flavor, f)),
+      hasMore,
+    ),
+  );
 }
 
 async function getFile(ctx: RouteContext, { id }: RouteRequest): Promise<Reply> {
@@ -275,7 +323,12 @@ async function readJsonBody(ctx: RouteContext, req: IncomingMessage): Promise<un
   }
   return readJson(req, MAX_JSON_BODY, (problem, detail) => {
     if (problem === "too_large") return new ApiError(413, `Request body exceeds ${MAX_JSON_BODY} bytes`);
-    return new ApiError(400, ctx.flavor === "openai" ? "We could not parse the JSON body of your request." : `Failed to parse the request body as JSON: ${detail}`);
+    return new ApiError(
+      400,
+      ctx.flavor === "openai"
+        ? "We could not parse the JSON body of your request."
+        : `Failed to parse the request body as JSON: ${detail}`,
+    );
   });
 }
 
@@ -294,22 +347,42 @@ function parseCreate(ctx: RouteContext, raw: unknown): CreateBatch {
   const openai = ctx.flavor === "openai";
   // Doubleword answers shape errors as axum JSON rejections: 422 text.
   const shapeError = (message: string, param: string) =>
-    openai ? new ApiError(400, message, { param }) : new ApiError(422, `Failed to deserialize the JSON body into the target type: ${message}`);
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw shapeError("invalid type: expected an object", "body");
+    openai
+      ? new ApiError(400, message, { param })
+      : new ApiError(422, `Failed to deserialize the JSON body into the target type: ${message}`);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw shapeError("invalid type: expected an object", "body");
   const o = raw as Record<string, unknown>;
   for (const key of ["input_file_id", "endpoint", "completion_window"]) {
-    if (o[key] === undefined) throw shapeError(openai ? `Missing required parameter: '${key}'.` : `missing field \`${key}\``, key);
-    if (typeof o[key] !== "string") throw shapeError(openai ? `Invalid type for '${key}': expected a string.` : `${key}: invalid type, expected a string`, key);
+    if (o[key] === undefined)
+      throw shapeError(openai ? `Missing required parameter: '${key}'.` : `missing field \`${key}\``, key);
+    if (typeof o[key] !== "string")
+      throw shapeError(
+        openai ? `Invalid type for '${key}': expected a string.` : `${key}: invalid type, expected a string`,
+        key,
+      );
   }
   let metadata: Record<string, string> | null = null;
   if (o.metadata !== undefined && o.metadata !== null) {
-    if (typeof o.metadata !== "object" || Array.isArray(o.metadata)) throw shapeError(openai ? "Invalid type for 'metadata': expected an object." : "metadata: invalid type, expected a map", "metadata");
+    if (typeof o.metadata !== "object" || Array.isArray(o.metadata))
+      throw shapeError(
+        openai ? "Invalid type for 'metadata': expected an object." : "metadata: invalid type, expected a map",
+        "metadata",
+      );
     const entries = Object.entries(o.metadata as Record<string, unknown>);
     for (const [k, v] of entries) {
-      if (typeof v !== "string") throw shapeError(openai ? `Invalid type for 'metadata.${k}': expected a string.` : `metadata.${k}: invalid type, expected a string`, "metadata");
-      if (openai && (k.length > 64 || v.length > 512)) throw new ApiError(400, "Metadata keys are limited to 64 characters and values to 512.", { param: "metadata" });
+      if (typeof v !== "string")
+        throw shapeError(
+          openai
+            ? `Invalid type for 'metadata.${k}': expected a string.`
+            : `metadata.${k}: invalid type, expected a string`,
+          "metadata",
+        );
+      if (openai && (k.length > 64 || v.length > 512))
+        throw new ApiError(400, "Metadata keys are limited to 64 characters and values to 512.", { param: "metadata" });
     }
-    if (openai && entries.length > 16) throw new ApiError(400, "Metadata may hold at most 16 key-value pairs.", { param: "metadata" });
+    if (openai && entries.length > 16)
+      throw new ApiError(400, "Metadata may hold at most 16 key-value pairs.", { param: "metadata" });
     metadata = Object.fromEntries(
       openai
         ? entries
@@ -333,12 +406,19 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
   const endpoints = openai ? OPENAI_URLS : DW_URLS;
   if (!endpoints.includes(params.endpoint)) {
     throw openai
-      ? new ApiError(400, `Invalid value for 'endpoint': '${params.endpoint}'. Supported: ${endpoints.join(", ")}.`, { param: "endpoint", code: "invalid_value" })
+      ? new ApiError(400, `Invalid value for 'endpoint': '${params.endpoint}'. Supported: ${endpoints.join(", ")}.`, {
+          param: "endpoint",
+          code: "invalid_value",
+        })
       : new ApiError(400, `Unsupported endpoint '${params.endpoint}'. Supported: ${endpoints.join(", ")}`);
   }
   if (!ctx.completionWindows.includes(params.completion_window)) {
     throw openai
-      ? new ApiError(400, `Invalid value for 'completion_window': '${params.completion_window}'. Supported: ${ctx.completionWindows.join(", ")}.`, { param: "completion_window", code: "invalid_value" })
+      ? new ApiError(
+          400,
+          `Invalid value for 'completion_window': '${params.completion_window}'. Supported: ${ctx.completionWindows.join(", ")}.`,
+          { param: "completion_window", code: "invalid_value" },
+        )
       : new ApiError(400, `Unsupported completion_window. Allowed values: ${ctx.completionWindows.join(", ")}`);
   }
   let input: FileRecord;
@@ -349,7 +429,9 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     throw err;
   }
   if (input.kind !== "input" || input.purpose !== "batch") {
-    throw new ApiError(400, `File ${input.id} is not a batch input file (purpose '${input.purpose}')`, { param: "input_file_id" });
+    throw new ApiError(400, `File ${input.id} is not a batch input file (purpose '${input.purpose}')`, {
+      param: "input_file_id",
+    });
   }
   const createdAt = nowSec(ctx);
   const id = newBatchId(ctx.flavor);
@@ -419,7 +501,14 @@ async function listBatches(ctx: RouteContext, { query }: RouteRequest): Promise<
   const { data, hasMore } = page(ctx, batches, limit, after);
   const now = nowSec(ctx);
   for (const b of data) ctx.runner.checkExpiry(b);
-  return json(200, listObject(ctx.flavor, data.map((b) => batchObject(ctx.flavor, b, now)), hasMore));
+  return json(
+    200,
+    listObject(
+      ctx.flavor,
+      data.map((b) => batchObject(ctx.flavor, b, now)),
+      hasMore,
+    ),
+  );
 }
 
 async function cancelBatch(ctx: RouteContext, { id }: RouteRequest): Promise<Reply> {

@@ -27,7 +27,6 @@ interface LineRequest {
   body: Record<string, unknown>;
 }
 
-
 export class Runner {
   readonly #ctx: RunnerContext;
   #active = 0;
@@ -128,7 +127,11 @@ export class Runner {
     if (signal.aborted) return;
     let outcome: Outcome;
     if (markers.status !== undefined && (markers.status < 200 || markers.status >= 300)) {
-      outcome = { kind: "http", status: markers.status, body: errorBody(markers.status, `Emulated failure (HTTP ${markers.status})`) };
+      outcome = {
+        kind: "http",
+        status: markers.status,
+        body: errorBody(markers.status, `Emulated failure (HTTP ${markers.status})`),
+      };
     } else if (this.#ctx.upstream) {
       outcome = await this.#ctx.upstream.execute(req.url, bodyText, signal);
     } else {
@@ -148,7 +151,9 @@ export class Runner {
     if (markers.drop) return;
     const line = JSON.stringify(this.#resultLine(customId, outcome));
     // Truncated right after the custom_id: invalid JSON that still names the line.
-    const text = markers.malformed ? line.slice(0, line.indexOf(JSON.stringify(customId)) + JSON.stringify(customId).length + 3) : line;
+    const text = markers.malformed
+      ? line.slice(0, line.indexOf(JSON.stringify(customId)) + JSON.stringify(customId).length + 3)
+      : line;
     const fileId = ok ? b.outputFileId : b.errorFileId;
     for (let i = markers.duplicate ? 2 : 1; i > 0; i--) this.#ctx.store.appendLine(fileId, customId, text);
   }
@@ -158,11 +163,21 @@ export class Runner {
     const id = newLineId(this.#ctx.flavor);
     const requestId = openai ? `req_${id.slice(-32)}` : null;
     if (outcome.kind === "ok") {
-      return { id, custom_id: customId, response: { status_code: outcome.status, request_id: requestId, body: outcome.body }, error: null };
+      return {
+        id,
+        custom_id: customId,
+        response: { status_code: outcome.status, request_id: requestId, body: outcome.body },
+        error: null,
+      };
     }
     if (openai) {
       if (outcome.kind === "network") {
-        return { id, custom_id: customId, response: null, error: { code: "upstream_connection_error", message: outcome.message } };
+        return {
+          id,
+          custom_id: customId,
+          response: null,
+          error: { code: "upstream_connection_error", message: outcome.message },
+        };
       }
       let body: unknown = outcome.body;
       try {
@@ -170,7 +185,12 @@ export class Runner {
       } catch {
         // Non-JSON upstream bodies stay strings.
       }
-      return { id, custom_id: customId, response: { status_code: outcome.status, request_id: requestId, body }, error: null };
+      return {
+        id,
+        custom_id: customId,
+        response: { status_code: outcome.status, request_id: requestId, body },
+        error: null,
+      };
     }
     // Doubleword: the failure reason is serialised JSON inside `message`, the upstream body a string inside that.
     const reason =
@@ -281,7 +301,10 @@ export class Runner {
           id: newLineId("openai"),
           custom_id: customId,
           response: null,
-          error: { code: "batch_expired", message: "This request could not be executed before the completion window expired." },
+          error: {
+            code: "batch_expired",
+            message: "This request could not be executed before the completion window expired.",
+          },
         };
         this.#ctx.store.appendLine(b.errorFileId, customId, JSON.stringify(line));
         b.failed++;

@@ -22,7 +22,9 @@ export interface ServerContext {
 function faultReply(ctx: ServerContext, fault: StatusFault): Reply {
   const headers = Object.fromEntries(Object.entries(fault.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
   if (fault.body !== undefined) {
-    return typeof fault.body === "string" ? text(fault.status, fault.body, headers) : json(fault.status, fault.body, headers);
+    return typeof fault.body === "string"
+      ? text(fault.status, fault.body, headers)
+      : json(fault.status, fault.body, headers);
   }
   const base = errorReply(ctx.routes.flavor, new ApiError(fault.status, `Injected fault: HTTP ${fault.status}`));
   return { ...base, headers: { ...base.headers, ...headers } };
@@ -94,7 +96,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const method = req.method ?? "GET";
 
   if (path === "/_emulator" || path.startsWith("/_emulator/")) {
-    if (!ctx.adminOpen) return send(res, json(403, { error: "admin routes need an apiKey on a non-loopback host" }), undefined);
+    if (!ctx.adminOpen)
+      return send(res, json(403, { error: "admin routes need an apiKey on a non-loopback host" }), undefined);
     if (!ctx.authorized(req.headers.authorization)) return send(res, json(401, { error: "unauthorized" }), undefined);
     return send(res, await adminReply(ctx.admin, req, path, url.searchParams), undefined);
   }
@@ -116,7 +119,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 
   const fault = ctx.faults.take(key, match.id);
   if (fault) counters.faultsInjected++;
-  if (fault && "delayMs" in fault) await sleep(fault.delayMs, undefined, { signal: ctx.closing }).catch(() => undefined);
+  if (fault && "delayMs" in fault)
+    await sleep(fault.delayMs, undefined, { signal: ctx.closing }).catch(() => undefined);
   if (fault && !("afterHandler" in fault && fault.afterHandler)) {
     if ("reset" in fault) {
       req.socket.destroy();
@@ -136,7 +140,10 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     reply =
       err instanceof ApiError
         ? errorReply(flavor, err)
-        : errorReply(flavor, new ApiError(500, `Internal emulator error: ${err instanceof Error ? err.message : String(err)}`));
+        : errorReply(
+            flavor,
+            new ApiError(500, `Internal emulator error: ${err instanceof Error ? err.message : String(err)}`),
+          );
   }
 
   if (fault && "afterHandler" in fault && fault.afterHandler) {

@@ -91,7 +91,8 @@ function typeName(v: unknown): string {
 
 /** Validates one non-blank Doubleword input line (N = its 1-based index among non-blank lines); returns its custom_id. */
 export function validateDwLine(text: string, n: number, byteLength: number): string {
-  if (byteLength > MAX_LINE_BYTES) throw new ApiError(400, `Line ${n}: Request body exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
+  if (byteLength > MAX_LINE_BYTES)
+    throw new ApiError(400, `Line ${n}: Request body exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -99,7 +100,10 @@ export function validateDwLine(text: string, n: number, byteLength: number): str
     throw new ApiError(400, `Invalid JSON on line ${n}: ${(err as Error).message}`);
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new ApiError(400, `Invalid JSON on line ${n}: invalid type: ${typeName(v)}, expected struct OpenAIBatchRequest`);
+    throw new ApiError(
+      400,
+      `Invalid JSON on line ${n}: invalid type: ${typeName(v)}, expected struct OpenAIBatchRequest`,
+    );
   }
   const o = v as Record<string, unknown>;
   for (const field of ["custom_id", "method", "url", "body"]) {
@@ -150,7 +154,10 @@ export function validateOpenAiLines(
   maxLines: number,
 ): { errors: BatchError[]; model?: string; customIds: string[] } {
   if (lines.length === 0) {
-    return { errors: [{ code: "empty_file", message: "The batch input file is empty.", param: null, line: null }], customIds: [] };
+    return {
+      errors: [{ code: "empty_file", message: "The batch input file is empty.", param: null, line: null }],
+      customIds: [],
+    };
   }
   if (lines.length > maxLines) {
     return {
@@ -184,8 +191,19 @@ export function validateOpenAiLines(
       return;
     }
     const body = o.body as Record<string, unknown> | undefined;
-    if (typeof o.custom_id !== "string" || typeof o.url !== "string" || typeof body !== "object" || body === null || Array.isArray(body)) {
-      push("invalid_json_line", "The line is missing one of the required fields custom_id, method, url, body.", null, line);
+    if (
+      typeof o.custom_id !== "string" ||
+      typeof o.url !== "string" ||
+      typeof body !== "object" ||
+      body === null ||
+      Array.isArray(body)
+    ) {
+      push(
+        "invalid_json_line",
+        "The line is missing one of the required fields custom_id, method, url, body.",
+        null,
+        line,
+      );
       return;
     }
     if (typeof o.method !== "string" || o.method !== "POST") {
@@ -208,7 +226,12 @@ export function validateOpenAiLines(
     }
     if (model === undefined) model = body.model;
     else if (body.model !== model) {
-      push("model_mismatch", `The model '${body.model}' differs from '${model}'; a batch may use only one model.`, "body.model", line);
+      push(
+        "model_mismatch",
+        `The model '${body.model}' differs from '${model}'; a batch may use only one model.`,
+        "body.model",
+        line,
+      );
     }
   });
   return model === undefined ? { errors, customIds } : { errors, model, customIds };

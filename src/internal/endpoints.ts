@@ -21,7 +21,8 @@ const envelopes: Record<Endpoint, EnvelopeCheck> = {
     return undefined;
   },
   "/v1/embeddings": (p) => {
-    if (typeof p.input !== "string" && !Array.isArray(p.input)) return ["input", "input is required (a string or an array)"];
+    if (typeof p.input !== "string" && !Array.isArray(p.input))
+      return ["input", "input is required (a string or an array)"];
     if (Array.isArray(p.input) && !p.input.length) return ["input", "input must not be empty"];
     if (p.encoding_format !== undefined && p.encoding_format !== "float" && p.encoding_format !== "base64") {
       return ["encoding_format", 'encoding_format must be "float" or "base64"'];
@@ -48,7 +49,9 @@ export interface PreparedBody {
  */
 export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false): PreparedBody {
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
-    throw new InvalidParamsError(`params must be an object (got ${params === null ? "null" : Array.isArray(params) ? "an array" : typeof params})`);
+    throw new InvalidParamsError(
+      `params must be an object (got ${params === null ? "null" : Array.isArray(params) ? "an array" : typeof params})`,
+    );
   }
   const p = params as Record<string, unknown>;
   if (p.stream === true) throw new InvalidParamsError(STREAM_MESSAGE, "stream");
@@ -76,11 +79,22 @@ export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false): 
 }
 
 /** Shapes a successful result body as openai-node would return it. */
-export function shapeResult(endpoint: Endpoint, body: unknown, decodeBase64: boolean, requestId: string | null | undefined): unknown {
+export function shapeResult(
+  endpoint: Endpoint,
+  body: unknown,
+  decodeBase64: boolean,
+  requestId: string | null | undefined,
+): unknown {
   if (typeof body !== "object" || body === null) return body;
   if (endpoint === "/v1/embeddings" && decodeBase64) decodeEmbeddings(body as { data?: unknown });
   if (endpoint === "/v1/responses") addOutputText(body as ResponseLike);
-  if (requestId) Object.defineProperty(body, "_request_id", { value: requestId, enumerable: false, writable: true, configurable: true });
+  if (requestId)
+    Object.defineProperty(body, "_request_id", {
+      value: requestId,
+      enumerable: false,
+      writable: true,
+      configurable: true,
+    });
   return body;
 }
 
@@ -105,7 +119,8 @@ function addOutputText(body: ResponseLike): void {
   const texts: string[] = [];
   for (const item of Array.isArray(body.output) ? body.output : []) {
     if (item?.type !== "message" || !Array.isArray(item.content)) continue;
-    for (const part of item.content) if (part?.type === "output_text" && typeof part.text === "string") texts.push(part.text);
+    for (const part of item.content)
+      if (part?.type === "output_text" && typeof part.text === "string") texts.push(part.text);
   }
   body.output_text = texts.join("");
 }

@@ -21,9 +21,15 @@ export function errorFromBody(body: unknown): { error: ProviderError } | undefin
     return { error: { ...e, message: typeof e.message === "string" ? e.message : JSON.stringify(e) } };
   }
   if (typeof p.error === "string") {
-    return { error: { message: typeof p.message === "string" ? p.message : p.error, code: p.error, type: p.error, param: null } };
+    return {
+      error: {
+        message: typeof p.message === "string" ? p.message : p.error,
+        code: p.error,
+        type: p.error,
+        param: null,
+      },
+    };
   }
   if (typeof p.message === "string") return { error: { message: p.message } };
   return undefined;
 }
-

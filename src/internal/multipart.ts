@@ -24,11 +24,14 @@ export function multipart(upload: FileUpload): { body: Buffer[]; length: number;
   const first = Buffer.from(head);
   const last = Buffer.from(`\r\n--${boundary}--\r\n`);
   const body = [first, ...upload.parts, last];
-  return { body, length: body.reduce((n, b) => n + b.length, 0), contentType: `multipart/form-data; boundary=${boundary}` };
+  return {
+    body,
+    length: body.reduce((n, b) => n + b.length, 0),
+    contentType: `multipart/form-data; boundary=${boundary}`,
+  };
 }
 
 /** As the HTML spec encodes names in multipart headers: a quote or line break cannot end the header early. */
 function escapeName(name: string): string {
   return name.replace(/\r\n|\r|\n/g, "%0D%0A").replace(/"/g, "%22");
 }
-

@@ -12,7 +12,12 @@ export interface RetryBudget {
 }
 
 /** Runs `attempt` until it succeeds, fails for good, runs out of attempts or deadline, or `signal` aborts. */
-export async function withRetry<T>(clock: Clock, budget: RetryBudget, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+export async function withRetry<T>(
+  clock: Clock,
+  budget: RetryBudget,
+  signal: AbortSignal | undefined,
+  attempt: () => Promise<T>,
+): Promise<T> {
   const deadline = clock.Date.now() + budget.retryDeadlineMs;
   for (let retry = 0; ; retry++) {
     try {
@@ -57,4 +62,3 @@ function retryAfter(headers: Headers | undefined, now: number): number | undefin
 function backoff(retry: number): number {
   return Math.min(500 * 2 ** retry, 8_000) * (1 - Math.random() * 0.25);
 }
-

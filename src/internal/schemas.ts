@@ -24,7 +24,11 @@ export const batchSchema = z.looseObject({
   request_counts: batchCountsSchema.nullish(),
   metadata: z.record(z.string(), z.unknown()).nullish(),
   errors: z
-    .looseObject({ data: z.array(z.looseObject({ code: z.string().nullish(), message: z.string().nullish(), line: z.number().nullish() })).nullish() })
+    .looseObject({
+      data: z
+        .array(z.looseObject({ code: z.string().nullish(), message: z.string().nullish(), line: z.number().nullish() }))
+        .nullish(),
+    })
     .nullish(),
 });
 export type BatchEnvelope = z.infer<typeof batchSchema>;
@@ -52,7 +56,8 @@ export function readResultLine(v: unknown): ResultLine | string {
   if (response != null) {
     if (!isObject(response)) return "response is not an object";
     if (!Number.isInteger(response.status_code)) return "response.status_code is not an integer";
-    if (response.request_id != null && typeof response.request_id !== "string") return "response.request_id is not a string";
+    if (response.request_id != null && typeof response.request_id !== "string")
+      return "response.request_id is not a string";
   }
   if (error != null) {
     if (!isObject(error)) return "error is not an object";

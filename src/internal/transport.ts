@@ -10,7 +10,12 @@ import { withRetry } from "./retry.js";
 import { APIConnectionError, APIConnectionTimeoutError, APIError, AutoBatchError } from "../errors.js";
 import type { ResolvedOptions } from "../options.js";
 
-const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT", "ETIMEDOUT"]);
+const TIMEOUT_CODES = new Set([
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "ETIMEDOUT",
+]);
 /** Error messages quote at most this much of a provider's body. */
 const MAX_QUOTED_BODY = 1_000;
 
@@ -45,7 +50,8 @@ export class Transport {
     this.#o = options;
     this.#clock = clock;
     this.#ownsDispatcher = !options.dispatcher;
-    this.#dispatcher = options.dispatcher ?? new Agent({ keepAliveTimeout: 4_000, connections: options.maxConcurrency * 2 });
+    this.#dispatcher =
+      options.dispatcher ?? new Agent({ keepAliveTimeout: 4_000, connections: options.maxConcurrency * 2 });
     const base = new URL(options.baseURL);
     this.#origin = base.origin;
     this.#basePath = base.pathname.replace(/\/+$/, "");
@@ -75,11 +81,19 @@ export class Transport {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: response is not JSON: ${this.quote(text)}`);
+      throw new APIError(
+        res.statusCode,
+        undefined,
+        `${spec.method} ${spec.path}: response is not JSON: ${this.quote(text)}`,
+      );
     }
     const checked = schema.safeParse(parsed);
     if (!checked.success) {
-      throw new APIError(res.statusCode, undefined, `${spec.method} ${spec.path}: unexpected response shape: ${checked.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")}`);
+      throw new APIError(
+        res.statusCode,
+        undefined,
+        `${spec.method} ${spec.path}: unexpected response shape: ${checked.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")}`,
+      );
     }
     return checked.data;
   }
@@ -133,7 +147,8 @@ export class Transport {
 
   /** Builds the request URL from baseURL and a relative path; anything else is a programming error. */
   url(spec: Pick<RequestSpec, "path" | "query">): URL {
-    if (!spec.path.startsWith("/") || spec.path.startsWith("//")) throw new TypeError(`not a relative path: ${spec.path}`);
+    if (!spec.path.startsWith("/") || spec.path.startsWith("//"))
+      throw new TypeError(`not a relative path: ${spec.path}`);
     const url = new URL(this.#basePath + spec.path, this.#origin);
     if (url.origin !== this.#origin) throw new TypeError(`refusing to send credentials to ${url.origin}`);
     for (const [k, v] of Object.entries(spec.query ?? {})) url.searchParams.set(k, String(v));
@@ -141,9 +156,12 @@ export class Transport {
   }
 
   connectionError(spec: RequestSpec, err: unknown): AutoBatchError {
-    if (spec.signal?.aborted) return new AutoBatchError(`${spec.method} ${spec.path}: aborted`, { cause: spec.signal.reason });
+    if (spec.signal?.aborted)
+      return new AutoBatchError(`${spec.method} ${spec.path}: aborted`, { cause: spec.signal.reason });
     const code = (err as { code?: string }).code ?? "";
-    const msg = this.redact(`${spec.method} ${spec.path}: ${(err as Error).message ?? String(err)}${code ? ` (${code})` : ""}`);
+    const msg = this.redact(
+      `${spec.method} ${spec.path}: ${(err as Error).message ?? String(err)}${code ? ` (${code})` : ""}`,
+    );
     return TIMEOUT_CODES.has(code) ? new APIConnectionTimeoutError(msg) : new APIConnectionError(msg);
   }
 
@@ -183,4 +201,3 @@ export function toHeaders(raw: Dispatcher.ResponseData["headers"]): Headers {
   }
   return h;
 }
-

@@ -12,20 +12,46 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   if (type !== undefined) {
     const media = type.split(";", 1)[0]!.trim().toLowerCase();
     if (media !== "application/json" && !media.endsWith("+json")) {
-      throw new HttpError(415, { message: `Content-Type must be application/json (got ${JSON.stringify(type.slice(0, 100))}).`, code: "unsupported_media_type" }, { retry: false });
+      throw new HttpError(
+        415,
+        {
+          message: `Content-Type must be application/json (got ${JSON.stringify(type.slice(0, 100))}).`,
+          code: "unsupported_media_type",
+        },
+        { retry: false },
+      );
     }
   }
   const encoding = req.headers["content-encoding"];
   if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
-    throw new HttpError(415, { message: `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send the body uncompressed.`, code: "unsupported_media_type" }, { retry: false });
+    throw new HttpError(
+      415,
+      {
+        message: `Content-Encoding ${JSON.stringify(encoding.slice(0, 50))} is not supported; send the body uncompressed.`,
+        code: "unsupported_media_type",
+      },
+      { retry: false },
+    );
   }
   const parsed = await readJson(req, maxBytes, (problem, detail) =>
     problem === "too_large"
-      ? new HttpError(413, { message: `The request body is larger than the limit of ${maxBytes} bytes.`, code: "request_too_large" }, { retry: false })
-      : new HttpError(400, { message: `We could not parse the JSON body of your request: ${detail}`, code: "invalid_json" }, { retry: false }),
+      ? new HttpError(
+          413,
+          { message: `The request body is larger than the limit of ${maxBytes} bytes.`, code: "request_too_large" },
+          { retry: false },
+        )
+      : new HttpError(
+          400,
+          { message: `We could not parse the JSON body of your request: ${detail}`, code: "invalid_json" },
+          { retry: false },
+        ),
   );
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new HttpError(400, { message: "The request body must be a JSON object.", code: "invalid_json" }, { retry: false });
+    throw new HttpError(
+      400,
+      { message: "The request body must be a JSON object.", code: "invalid_json" },
+      { retry: false },
+    );
   }
   return parsed as JsonObject;
 }

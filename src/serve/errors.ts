@@ -27,10 +27,20 @@ export class HttpError extends Error {
   readonly body: ErrorBody;
   readonly headers: Record<string, string>;
 
-  constructor(status: number, error: Partial<ErrorBody> & { message: string }, options: { retry?: boolean; headers?: Record<string, string> } = {}) {
+  constructor(
+    status: number,
+    error: Partial<ErrorBody> & { message: string },
+    options: { retry?: boolean; headers?: Record<string, string> } = {},
+  ) {
     super(error.message);
     this.status = status;
-    this.body = { ...error, message: error.message, type: error.type ?? typeFor(status), param: error.param ?? null, code: error.code ?? null };
+    this.body = {
+      ...error,
+      message: error.message,
+      type: error.type ?? typeFor(status),
+      param: error.param ?? null,
+      code: error.code ?? null,
+    };
     this.headers = { ...options.headers, ...(options.retry === false && { "x-should-retry": "false" }) };
   }
 }
@@ -48,32 +58,60 @@ const STILL_RUNNING = new Set(["validating", "in_progress", "finalizing", "cance
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof InvalidParamsError) {
-    return new HttpError(400, { message: err.message, param: err.param ?? null, code: "invalid_params" }, { retry: false });
+    return new HttpError(
+      400,
+      { message: err.message, param: err.param ?? null, code: "invalid_params" },
+      { retry: false },
+    );
   }
   if (err instanceof BatchFailedError) {
     const status = err.batchStatus === "expired" || STILL_RUNNING.has(err.batchStatus ?? "") ? 504 : 502;
-    return new HttpError(status, { message: err.message, type: "server_error", code: `batch_${err.batchStatus ?? "failed"}` }, { retry: false });
+    return new HttpError(
+      status,
+      { message: err.message, type: "server_error", code: `batch_${err.batchStatus ?? "failed"}` },
+      { retry: false },
+    );
   }
   if (err instanceof ResultParseError) {
     // The line ran (and was billed); a retry would run it again for the same unreadable kind of answer.
-    return new HttpError(502, { message: err.message, type: "server_error", code: "unreadable_result" }, { retry: false });
+    return new HttpError(
+      502,
+      { message: err.message, type: "server_error", code: "unreadable_result" },
+      { retry: false },
+    );
   }
   if (err instanceof ClientClosedError) {
-    return new HttpError(503, { message: `the proxy is shutting down: ${err.message}`, type: "server_error", code: "shutting_down" });
+    return new HttpError(503, {
+      message: `the proxy is shutting down: ${err.message}`,
+      type: "server_error",
+      code: "shutting_down",
+    });
   }
-  if (err instanceof APIConnectionTimeoutError) return new HttpError(504, { message: err.message, code: "upstream_timeout" });
-  if (err instanceof APIConnectionError) return new HttpError(502, { message: err.message, code: "upstream_connection_error" });
+  if (err instanceof APIConnectionTimeoutError)
+    return new HttpError(504, { message: err.message, code: "upstream_timeout" });
+  if (err instanceof APIConnectionError)
+    return new HttpError(502, { message: err.message, code: "upstream_connection_error" });
   if (err instanceof APIError && err.status !== undefined) {
     // A per-call failure: the line's own status and the provider's own error object, untouched.
     return new HttpError(clientErrorStatus(err.status), providerError(err.error, err.message));
   }
-  if (err instanceof APIError) return new HttpError(502, { ...providerError(err.error, err.message), type: "server_error" });
-  return new HttpError(500, { message: `internal error: ${err instanceof Error ? err.message : String(err)}`, code: "internal_error" });
+  if (err instanceof APIError)
+    return new HttpError(502, { ...providerError(err.error, err.message), type: "server_error" });
+  return new HttpError(500, {
+    message: `internal error: ${err instanceof Error ? err.message : String(err)}`,
+    code: "internal_error",
+  });
 }
 
 function providerError(error: ProviderError | undefined, fallback: string): Partial<ErrorBody> & { message: string } {
   if (!error) return { message: fallback };
-  return { ...error, message: error.message ?? fallback, type: error.type ?? undefined, param: error.param ?? null, code: error.code ?? null };
+  return {
+    ...error,
+    message: error.message ?? fallback,
+    type: error.type ?? undefined,
+    param: error.param ?? null,
+    code: error.code ?? null,
+  };
 }
 
 /**

@@ -53,17 +53,30 @@ export class IdempotencyCache<T> {
    */
   attach(key: string, fingerprint: string, start: (signal: AbortSignal) => Promise<T>): Attached<T> {
     if (key.length > MAX_KEY_LENGTH) {
-      throw new HttpError(400, { message: `Idempotency-Key is longer than ${MAX_KEY_LENGTH} characters.`, param: "Idempotency-Key", code: "invalid_idempotency_key" }, { retry: false });
+      throw new HttpError(
+        400,
+        {
+          message: `Idempotency-Key is longer than ${MAX_KEY_LENGTH} characters.`,
+          param: "Idempotency-Key",
+          code: "invalid_idempotency_key",
+        },
+        { retry: false },
+      );
     }
     this.#sweep();
     let entry = this.#entries.get(key);
     const reused = entry !== undefined;
     if (entry && entry.fingerprint !== fingerprint) {
-      throw new HttpError(422, {
-        message: "This Idempotency-Key was already used with a different request body; use a new key for a new request.",
-        param: "Idempotency-Key",
-        code: "idempotency_key_reused",
-      }, { retry: false });
+      throw new HttpError(
+        422,
+        {
+          message:
+            "This Idempotency-Key was already used with a different request body; use a new key for a new request.",
+          param: "Idempotency-Key",
+          code: "idempotency_key_reused",
+        },
+        { retry: false },
+      );
     }
     if (!entry) entry = this.#start(key, fingerprint, start);
     entry.waiters++;
@@ -86,7 +99,14 @@ export class IdempotencyCache<T> {
 
   #start(key: string, fingerprint: string, start: (signal: AbortSignal) => Promise<T>): Entry<T> {
     const controller = new AbortController();
-    const entry: Entry<T> = { fingerprint, result: start(controller.signal), controller, waiters: 0, settled: false, expiresAt: Infinity };
+    const entry: Entry<T> = {
+      fingerprint,
+      result: start(controller.signal),
+      controller,
+      waiters: 0,
+      settled: false,
+      expiresAt: Infinity,
+    };
     this.#entries.set(key, entry);
     const settled = (keep: boolean) => {
       entry.settled = true;

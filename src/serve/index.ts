@@ -29,7 +29,12 @@ const PORT_RANGE = "port must be a whole number from 0 to 65535";
 const serveOptionsSchema = z.strictObject({
   ...optionsSchema.shape,
   /** Port to listen on; 0 picks a free one. Default 8080. */
-  port: z.number({ error: PORT_RANGE }).int(PORT_RANGE).min(0, PORT_RANGE).max(65535, PORT_RANGE).default(SERVE_DEFAULTS.port),
+  port: z
+    .number({ error: PORT_RANGE })
+    .int(PORT_RANGE)
+    .min(0, PORT_RANGE)
+    .max(65535, PORT_RANGE)
+    .default(SERVE_DEFAULTS.port),
   /** Interface to bind. Default "127.0.0.1" (loopback only). */
   host: z.string({ error: "host must be a string" }).min(1, "host must not be empty").default(SERVE_DEFAULTS.host),
   /** When set, clients must send `Authorization: Bearer <authToken>` (GET /health excepted). */
@@ -76,11 +81,17 @@ export interface ServeHandle {
 const CLOSE_GRACE_MS = 1_000;
 
 export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
-  const { port, host, authToken, maxBodyBytes, shutdownTimeoutMs, idempotencyTtlMs, idempotencyMaxKeys, log: sink, ...engineOptions } = parseOptions(
-    serveOptionsSchema,
-    options,
-    "Invalid serve options",
-  );
+  const {
+    port,
+    host,
+    authToken,
+    maxBodyBytes,
+    shutdownTimeoutMs,
+    idempotencyTtlMs,
+    idempotencyMaxKeys,
+    log: sink,
+    ...engineOptions
+  } = parseOptions(serveOptionsSchema, options, "Invalid serve options");
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
   logEngineEvents(log, engine.events);
@@ -144,7 +155,9 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
         await engine.close({ cancel: true });
       }
       // Answers just settled are still being written: give them a moment, then cut every connection left.
-      const answered = Promise.all([...ctx.inflight].map((res) => new Promise((resolve) => res.once("close", resolve))));
+      const answered = Promise.all(
+        [...ctx.inflight].map((res) => new Promise((resolve) => res.once("close", resolve))),
+      );
       await within(answered, CLOSE_GRACE_MS);
       server.closeAllConnections();
       await serverClosed;

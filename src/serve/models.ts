@@ -12,12 +12,18 @@ export interface PassthroughReply {
   body: string;
 }
 
-export async function passthroughModels(transport: Transport, path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<PassthroughReply> {
+export async function passthroughModels(
+  transport: Transport,
+  path: string,
+  query?: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<PassthroughReply> {
   const spec: RequestSpec = { method: "GET", path, query, signal };
   // Checked on the resolved URL too, so no `..` or encoded form of it can reach another route on this key.
   const models = `${transport.basePath}/models`;
   const resolved = path === "/models" || path.startsWith("/models/") ? transport.url(spec).pathname : undefined;
-  if (resolved !== models && !resolved?.startsWith(`${models}/`)) throw new TypeError(`not a path below /models: ${path}`);
+  if (resolved !== models && !resolved?.startsWith(`${models}/`))
+    throw new TypeError(`not a path below /models: ${path}`);
   const res = await transport.send(spec, true);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -26,12 +32,20 @@ export async function passthroughModels(transport: Transport, path: string, quer
       size += chunk.length;
       if (size > MAX_MODELS_BODY) {
         res.body.destroy();
-        throw new APIError(undefined, undefined, `GET ${path}: the provider's answer is larger than ${MAX_MODELS_BODY} bytes`);
+        throw new APIError(
+          undefined,
+          undefined,
+          `GET ${path}: the provider's answer is larger than ${MAX_MODELS_BODY} bytes`,
+        );
       }
       chunks.push(chunk);
     }
   } catch (err) {
     throw err instanceof APIError ? err : transport.connectionError(spec, err);
   }
-  return { status: res.statusCode, headers: toHeaders(res.headers), body: transport.redact(Buffer.concat(chunks, size).toString("utf8")) };
+  return {
+    status: res.statusCode,
+    headers: toHeaders(res.headers),
+    body: transport.redact(Buffer.concat(chunks, size).toString("utf8")),
+  };
 }

@@ -34,12 +34,18 @@ export function route(method: string, url: string): Route | HttpError {
     const query = Object.fromEntries(new URLSearchParams(q < 0 ? "" : url.slice(q + 1).split("#", 1)[0]));
     return { kind: "models", path: modelPath, query };
   }
-  if (path === "/health") return method === "GET" || method === "HEAD" ? { kind: "health" } : notAllowed(method, path, "GET, HEAD");
-  const hint = BATCHED[`/v1${path}`] || path === "/models" ? ` (did you mean /v1${path}? The base URL must end in /v1)` : "";
-  return new HttpError(404, {
-    message: `Unknown route: ${method} ${path}${hint}. This proxy serves POST /v1/chat/completions, POST /v1/embeddings, POST /v1/responses, GET /v1/models and GET /health.`,
-    code: "unknown_url",
-  }, { retry: false });
+  if (path === "/health")
+    return method === "GET" || method === "HEAD" ? { kind: "health" } : notAllowed(method, path, "GET, HEAD");
+  const hint =
+    BATCHED[`/v1${path}`] || path === "/models" ? ` (did you mean /v1${path}? The base URL must end in /v1)` : "";
+  return new HttpError(
+    404,
+    {
+      message: `Unknown route: ${method} ${path}${hint}. This proxy serves POST /v1/chat/completions, POST /v1/embeddings, POST /v1/responses, GET /v1/models and GET /health.`,
+      code: "unknown_url",
+    },
+    { retry: false },
+  );
 }
 
 /**
@@ -68,9 +74,17 @@ function modelsPath(rest: string): string | HttpError {
 }
 
 function badModelPath(why: string): HttpError {
-  return new HttpError(400, { message: `Invalid model path under /v1/models: ${why}.`, code: "invalid_path" }, { retry: false });
+  return new HttpError(
+    400,
+    { message: `Invalid model path under /v1/models: ${why}.`, code: "invalid_path" },
+    { retry: false },
+  );
 }
 
 function notAllowed(method: string, path: string, allow: string): HttpError {
-  return new HttpError(405, { message: `Method ${method} is not allowed on ${path}; use ${allow}.`, code: "method_not_allowed" }, { retry: false, headers: { allow } });
+  return new HttpError(
+    405,
+    { message: `Method ${method} is not allowed on ${path}; use ${allow}.`, code: "method_not_allowed" },
+    { retry: false, headers: { allow } },
+  );
 }

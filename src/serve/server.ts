@@ -11,7 +11,7 @@ import { AutoBatchError } from "../errors.js";
 import { passthroughModels } from "./models.js";
 import { readJsonBody } from "./body.js";
 import { HttpError, toHttpError } from "./errors.js";
-import { IdempotencyCache, type Attached } from "./idempotency.js";
+import type { IdempotencyCache, Attached } from "./idempotency.js";
 import type { Logger } from "./log.js";
 import { route } from "./routes.js";
 import { chatCompletionToSSE, responseToSSE } from "./sse.js";
@@ -39,7 +39,13 @@ export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: 
     ctx.inflight.add(res);
     res.once("close", () => {
       ctx.inflight.delete(res);
-      const fields = { method: req.method, path: req.url?.split("?", 1)[0], status: res.statusCode, ms: Math.round(performance.now() - started), ...trace };
+      const fields = {
+        method: req.method,
+        path: req.url?.split("?", 1)[0],
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+        ...trace,
+      };
       if (!res.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
       else ctx.log(res.statusCode >= 500 ? "error" : "info", "request", fields);
     });
@@ -47,16 +53,27 @@ export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: 
   };
 }
 
-async function handle(ctx: HandlerContext, authorized: (header: string | undefined) => boolean, req: IncomingMessage, res: ServerResponse, trace: Trace): Promise<void> {
+async function handle(
+  ctx: HandlerContext,
+  authorized: (header: string | undefined) => boolean,
+  req: IncomingMessage,
+  res: ServerResponse,
+  trace: Trace,
+): Promise<void> {
   const method = req.method ?? "GET";
   const url = req.url ?? "/";
   const r = route(method, url);
   if (!(r instanceof HttpError) && r.kind === "health") return health(ctx, res, method);
   if (!authorized(header(req, "authorization"))) {
-    throw new HttpError(401, {
-      message: "Missing or invalid bearer token: this proxy requires `Authorization: Bearer <token>` with its --auth-token.",
-      code: "invalid_api_key",
-    }, { retry: false, headers: { "www-authenticate": 'Bearer realm="autobatch"' } });
+    throw new HttpError(
+      401,
+      {
+        message:
+          "Missing or invalid bearer token: this proxy requires `Authorization: Bearer <token>` with its --auth-token.",
+        code: "invalid_api_key",
+      },
+      { retry: false, headers: { "www-authenticate": 'Bearer realm="autobatch"' } },
+    );
   }
   if (r instanceof HttpError) throw r;
   if (r.kind === "models") {
@@ -71,7 +88,13 @@ async function handle(ctx: HandlerContext, authorized: (header: string | undefin
   return batched(ctx, r.endpoint, req, res, trace);
 }
 
-async function batched(ctx: HandlerContext, endpoint: Endpoint, req: IncomingMessage, res: ServerResponse, trace: Trace): Promise<void> {
+async function batched(
+  ctx: HandlerContext,
+  endpoint: Endpoint,
+  req: IncomingMessage,
+  res: ServerResponse,
+  trace: Trace,
+): Promise<void> {
   const body = await readJsonBody(req, ctx.maxBodyBytes);
   if (res.destroyed) return;
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
@@ -79,11 +102,14 @@ async function batched(ctx: HandlerContext, endpoint: Endpoint, req: IncomingMes
   const wantsStream = stream === true;
   const includeUsage = wantsStream && isObject(streamOptions) && streamOptions.include_usage === true;
   trace.stream = wantsStream;
-  const start = (signal: AbortSignal) => ctx.engine.submit(endpoint, params, { signal, raw: true }) as Promise<RawResult>;
+  const start = (signal: AbortSignal) =>
+    ctx.engine.submit(endpoint, params, { signal, raw: true }) as Promise<RawResult>;
   const key = header(req, "idempotency-key");
   let call: Attached<RawResult>;
   if (key !== undefined) {
-    const fingerprint = createHash("sha256").update(`${endpoint}\n${JSON.stringify(params)}`).digest("base64url");
+    const fingerprint = createHash("sha256")
+      .update(`${endpoint}\n${JSON.stringify(params)}`)
+      .digest("base64url");
     call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint, start);
     trace.idempotencyKey = true;
     trace.replayed = call.reused;
@@ -109,17 +135,34 @@ async function batched(ctx: HandlerContext, endpoint: Endpoint, req: IncomingMes
   if (result.requestId) headers["x-request-id"] = result.requestId;
   if (call.reused) headers["idempotent-replayed"] = "true";
   if (!wantsStream) {
-    res.writeHead(result.status, withClosing(ctx, { ...headers, "content-type": "application/json" })).end(JSON.stringify(result.body));
+    res
+      .writeHead(result.status, withClosing(ctx, { ...headers, "content-type": "application/json" }))
+      .end(JSON.stringify(result.body));
     return;
   }
-  const sse = endpoint === "/v1/responses" ? responseToSSE(result.body) : chatCompletionToSSE(result.body, { includeUsage });
-  res.writeHead(200, withClosing(ctx, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" })).end(sse);
+  const sse =
+    endpoint === "/v1/responses" ? responseToSSE(result.body) : chatCompletionToSSE(result.body, { includeUsage });
+  res
+    .writeHead(
+      200,
+      withClosing(ctx, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" }),
+    )
+    .end(sse);
 }
 
 function health(ctx: HandlerContext, res: ServerResponse, method: string): void {
   const { buffered, submitting, runningBatches, pending, batchesCreated } = ctx.engine.stats;
-  const body = JSON.stringify({ status: ctx.closing ? "closing" : "ok", buffered, submitting, runningBatches, pending, batchesCreated });
-  res.writeHead(ctx.closing ? 503 : 200, withClosing(ctx, { "content-type": "application/json" })).end(method === "HEAD" ? undefined : body);
+  const body = JSON.stringify({
+    status: ctx.closing ? "closing" : "ok",
+    buffered,
+    submitting,
+    runningBatches,
+    pending,
+    batchesCreated,
+  });
+  res
+    .writeHead(ctx.closing ? 503 : 200, withClosing(ctx, { "content-type": "application/json" }))
+    .end(method === "HEAD" ? undefined : body);
 }
 
 /** Answers `err`; never throws (it runs in the handler's last `.catch`), cutting the connection if it cannot write. */
@@ -155,7 +198,6 @@ function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
-
 
 /** Constant-time comparison of the presented bearer token with the configured one. */
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

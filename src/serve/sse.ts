@@ -22,7 +22,8 @@ export function chatCompletionToSSE(completion: unknown, options: ChatStreamOpti
   const base: Json = { id: c.id, object: "chat.completion.chunk", created: c.created, model: c.model };
   for (const key of ["system_fingerprint", "service_tier"]) if (c[key] !== undefined) base[key] = c[key];
   const out: string[] = [];
-  const chunk = (choice: Json) => out.push(frame({ ...base, choices: [choice], ...(options.includeUsage && { usage: null }) }));
+  const chunk = (choice: Json) =>
+    out.push(frame({ ...base, choices: [choice], ...(options.includeUsage && { usage: null }) }));
   const choices = Array.isArray(c.choices) ? c.choices.filter(isObject) : [];
   for (const [position, choice] of choices.entries()) {
     const index = typeof choice.index === "number" ? choice.index : position;
@@ -56,7 +57,8 @@ function messageDeltas(message: Json): Json[] {
   if (isObject(audio)) deltas.push({ audio });
   if (isObject(function_call)) deltas.push({ function_call });
   if (Array.isArray(tool_calls)) {
-    for (const [index, call] of tool_calls.entries()) if (isObject(call)) deltas.push({ tool_calls: [{ index, ...call }] });
+    for (const [index, call] of tool_calls.entries())
+      if (isObject(call)) deltas.push({ tool_calls: [{ index, ...call }] });
   }
   return deltas;
 }
@@ -83,13 +85,19 @@ export function responseToSSE(response: unknown): string {
     const at = { output_index: outputIndex, item_id: item.id };
     if (item.type === "message") {
       const parts = Array.isArray(item.content) ? item.content.filter(isObject) : [];
-      emit("response.output_item.added", { output_index: outputIndex, item: { ...item, status: "in_progress", content: [] } });
+      emit("response.output_item.added", {
+        output_index: outputIndex,
+        item: { ...item, status: "in_progress", content: [] },
+      });
       for (const [contentIndex, part] of parts.entries()) {
         const where = { ...at, content_index: contentIndex };
         if (part.type === "output_text") {
           const text = typeof part.text === "string" ? part.text : "";
           const logprobs = Array.isArray(part.logprobs) ? part.logprobs : [];
-          emit("response.content_part.added", { ...where, part: { ...part, text: "", ...(part.logprobs !== undefined && { logprobs: [] }) } });
+          emit("response.content_part.added", {
+            ...where,
+            part: { ...part, text: "", ...(part.logprobs !== undefined && { logprobs: [] }) },
+          });
           if (text) emit("response.output_text.delta", { ...where, delta: text, logprobs });
           emit("response.output_text.done", { ...where, text, logprobs });
         } else if (part.type === "refusal") {
@@ -104,7 +112,10 @@ export function responseToSSE(response: unknown): string {
       }
     } else if (item.type === "function_call") {
       const args = typeof item.arguments === "string" ? item.arguments : "";
-      emit("response.output_item.added", { output_index: outputIndex, item: { ...item, status: "in_progress", arguments: "" } });
+      emit("response.output_item.added", {
+        output_index: outputIndex,
+        item: { ...item, status: "in_progress", arguments: "" },
+      });
       if (args) emit("response.function_call_arguments.delta", { ...at, delta: args });
       emit("response.function_call_arguments.done", { ...at, name: item.name, arguments: args });
     } else {

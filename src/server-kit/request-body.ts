@@ -19,7 +19,11 @@ export type JsonBodyProblem = "too_large" | "invalid_json";
  * Content-Length or by bytes read) the rest is still read and dropped before refusing: a client still sending when
  * the connection closes may never see the answer.
  */
-export async function readJson(req: IncomingMessage, maxBytes: number, refuse: (problem: JsonBodyProblem, detail: string) => Error): Promise<unknown> {
+export async function readJson(
+  req: IncomingMessage,
+  maxBytes: number,
+  refuse: (problem: JsonBodyProblem, detail: string) => Error,
+): Promise<unknown> {
   const declared = Number(req.headers["content-length"]);
   const chunks: Buffer[] = [];
   let size = Number.isFinite(declared) && declared > maxBytes ? declared : 0;

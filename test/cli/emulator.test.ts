@@ -23,7 +23,30 @@ describe("parseEmulatorArgs", () => {
 
   it("parses every flag", () => {
     const opts = parseEmulatorArgs(
-      ["--port", "0", "--flavor", "openai", "--api-key", "k", "--latency-ms", "5,20", "--seed", "7", "--concurrency", "3", "--validation-ms", "10", "--cursor-param", "offset", "--upstream", "http://127.0.0.1:8000/v1", "--upstream-concurrency", "4", "--max-stored-bytes", "2048"],
+      [
+        "--port",
+        "0",
+        "--flavor",
+        "openai",
+        "--api-key",
+        "k",
+        "--latency-ms",
+        "5,20",
+        "--seed",
+        "7",
+        "--concurrency",
+        "3",
+        "--validation-ms",
+        "10",
+        "--cursor-param",
+        "offset",
+        "--upstream",
+        "http://127.0.0.1:8000/v1",
+        "--upstream-concurrency",
+        "4",
+        "--max-stored-bytes",
+        "2048",
+      ],
       { AUTOBATCH_UPSTREAM_API_KEY: "from-env" },
     );
     expect(opts).toEqual({
@@ -72,9 +95,13 @@ describe("command", () => {
 
   it("serves in a child process, never prints the key, and exits 0 on SIGTERM", async () => {
     const cli = fileURLToPath(new URL("../../src/cli/index.ts", import.meta.url));
-    const child = spawn(process.execPath, ["--import", "tsx", cli, "emulator", "--port", "0", "--flavor", "openai", "--api-key", "sk-hidden"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", cli, "emulator", "--port", "0", "--flavor", "openai", "--api-key", "sk-hidden"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     try {
       let out = "";
       child.stdout.setEncoding("utf8");

@@ -57,7 +57,16 @@ describe("autobatch serve", () => {
     expect(((await res.body.json()) as any).choices[0].message.content).toBe("echo: from the cli");
     p.child.kill("SIGTERM");
     expect(await p.exited).toBe(0);
-    expect(p.lines.map((l) => l.event)).toEqual(expect.arrayContaining(["batch.submitted", "batch.done", "request", "serve.signal", "serve.closing", "serve.closed"]));
+    expect(p.lines.map((l) => l.event)).toEqual(
+      expect.arrayContaining([
+        "batch.submitted",
+        "batch.done",
+        "request",
+        "serve.signal",
+        "serve.closing",
+        "serve.closed",
+      ]),
+    );
     expect(JSON.stringify(p.lines) + p.stderr()).not.toContain(KEY);
   });
 

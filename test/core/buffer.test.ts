@@ -8,7 +8,17 @@ import { LINE_TAIL } from "../../src/internal/jsonl.js";
 let seq = 0;
 const lines = new Map<Call, string>();
 function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completions"): Call {
-  const c: Call = { customId: `c${seq++}`, endpoint, model, bytes, decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
+  const c: Call = {
+    customId: `c${seq++}`,
+    endpoint,
+    model,
+    bytes,
+    decodeBase64: false,
+    raw: false,
+    settled: false,
+    resolve() {},
+    reject() {},
+  };
   lines.set(c, `${c.customId};`.padEnd(bytes - LINE_TAIL.length, "x") + LINE_TAIL);
   return c;
 }
@@ -17,14 +27,23 @@ const fileOf = (f: Flushed) => Buffer.concat(f.parts).toString();
 function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number }> = {}) {
   const clock = createClock();
   const flushes: Flushed[] = [];
-  const raw = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) => flushes.push(f));
+  const raw = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) =>
+    flushes.push(f),
+  );
   // The buffer writes head, body, then LINE_TAIL: split the test line accordingly.
   const add = (c: Call) => {
     const line = lines.get(c)!;
     const cut = Math.floor((line.length - LINE_TAIL.length) / 2);
     raw.add(c, line.slice(0, cut), line.slice(cut, -LINE_TAIL.length));
   };
-  const buffer = { add, remove: (c: Call) => raw.remove(c), flushAll: raw.flushAll.bind(raw), get size() { return raw.size; } };
+  const buffer = {
+    add,
+    remove: (c: Call) => raw.remove(c),
+    flushAll: raw.flushAll.bind(raw),
+    get size() {
+      return raw.size;
+    },
+  };
   return { clock, flushes, buffer };
 }
 
@@ -36,7 +55,12 @@ describe("CallBuffer", () => {
     expect(flushes).toHaveLength(1);
     expect(flushes[0]).toMatchObject({ reason: "size", model: "m", bytes: 30 });
     expect(flushes[0]!.calls).toEqual(calls.slice(0, 3));
-    expect(fileOf(flushes[0]!)).toBe(calls.slice(0, 3).map((c) => lines.get(c)).join(""));
+    expect(fileOf(flushes[0]!)).toBe(
+      calls
+        .slice(0, 3)
+        .map((c) => lines.get(c))
+        .join(""),
+    );
     expect(buffer.size).toBe(1);
   });
 
@@ -123,7 +147,17 @@ describe("CallBuffer", () => {
 
   it("encodes multi-byte characters by their UTF-8 size", () => {
     const { buffer, flushes } = setup();
-    const c: Call = { customId: "u", endpoint: "/v1/chat/completions", model: "m", bytes: Buffer.byteLength(`héllo→${LINE_TAIL}`), decodeBase64: false, raw: false, settled: false, resolve() {}, reject() {} };
+    const c: Call = {
+      customId: "u",
+      endpoint: "/v1/chat/completions",
+      model: "m",
+      bytes: Buffer.byteLength(`héllo→${LINE_TAIL}`),
+      decodeBase64: false,
+      raw: false,
+      settled: false,
+      resolve() {},
+      reject() {},
+    };
     lines.set(c, `héllo→${LINE_TAIL}`);
     buffer.add(c);
     buffer.flushAll("close");

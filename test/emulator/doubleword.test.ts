@@ -64,15 +64,31 @@ describe("doubleword uploads", () => {
 
   const bad: Array<[string, string, RegExp]> = [
     ["invalid JSON", jsonl([chatLine("a", "x")]) + "{nope\n", /^Invalid JSON on line 2: /],
-    ["a missing field", jsonl([{ method: "POST", url: "/v1/chat/completions", body: { model: "m" } }]), /^Invalid JSON on line 1: missing field `custom_id`$/],
-    ["a mistyped field", jsonl([{ custom_id: 5, method: "POST", url: "/v1/chat/completions", body: { model: "m" } }]), /^Invalid JSON on line 1: invalid type: integer `5`, expected a string$/],
+    [
+      "a missing field",
+      jsonl([{ method: "POST", url: "/v1/chat/completions", body: { model: "m" } }]),
+      /^Invalid JSON on line 1: missing field `custom_id`$/,
+    ],
+    [
+      "a mistyped field",
+      jsonl([{ custom_id: 5, method: "POST", url: "/v1/chat/completions", body: { model: "m" } }]),
+      /^Invalid JSON on line 1: invalid type: integer `5`, expected a string$/,
+    ],
     ["a long custom_id", jsonl([chatLine("x".repeat(65), "a")]), /^Line 1: custom_id exceeds/],
     ["a custom_id that is not header-safe", jsonl([chatLine("bad\u0001id", "a")]), /^Line 1: custom_id contains/],
     ["a non-POST method", jsonl([{ ...chatLine("a", "x"), method: "GET" }]), /^Line 1: Unsupported HTTP method 'GET'/],
-    ["an unknown url", jsonl([{ ...chatLine("a", "x"), url: "/v1/nope" }]), /^Line 1: Unsupported URL path '\/v1\/nope'/],
+    [
+      "an unknown url",
+      jsonl([{ ...chatLine("a", "x"), url: "/v1/nope" }]),
+      /^Line 1: Unsupported URL path '\/v1\/nope'/,
+    ],
     ["a missing model", jsonl([{ ...chatLine("a", "x"), body: { messages: [] } }]), /^Line 1: Missing 'model' field/],
     // Blank lines are not counted: the bad line is the 2nd non-blank one.
-    ["a bad line after blank lines", `\n\n${JSON.stringify(chatLine("a", "x"))}\n\n\n{"custom_id":"b"}\n`, /^Invalid JSON on line 2: missing field `method`$/],
+    [
+      "a bad line after blank lines",
+      `\n\n${JSON.stringify(chatLine("a", "x"))}\n\n\n{"custom_id":"b"}\n`,
+      /^Invalid JSON on line 2: missing field `method`$/,
+    ],
     ["an empty file", "\n  \n", /^File contains no valid request templates$/],
   ];
   it.each(bad)("rejects %s with a 400 text error", async (_name, content, message) => {
@@ -83,7 +99,10 @@ describe("doubleword uploads", () => {
   });
 
   it("rejects invalid UTF-8, a wrong purpose, a missing file part and a non-multipart body", async () => {
-    const utf8 = await upload(emu, Buffer.concat([Buffer.from(JSON.stringify(chatLine("a", "x")) + "\n"), Buffer.from([0xff, 0xfe, 0x0a])]));
+    const utf8 = await upload(
+      emu,
+      Buffer.concat([Buffer.from(JSON.stringify(chatLine("a", "x")) + "\n"), Buffer.from([0xff, 0xfe, 0x0a])]),
+    );
     expect(utf8.status).toBe(400);
     expect(utf8.text).toMatch(/invalid UTF-8 on\/near line 2 at byte offset \d+/);
 
@@ -119,7 +138,10 @@ describe("doubleword uploads", () => {
         jsonl(lines(2)) +
         `\r\n--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}--\r\n`,
     );
-    const res = await call(emu, "POST", "/files", { headers: { "content-type": `multipart/form-data; boundary="${boundary}"` }, body });
+    const res = await call(emu, "POST", "/files", {
+      headers: { "content-type": `multipart/form-data; boundary="${boundary}"` },
+      body,
+    });
     expect(res.status).toBe(201);
     expect(res.json()).toMatchObject({ filename: "x.jsonl", bytes: Buffer.byteLength(jsonl(lines(2))) });
   });
@@ -133,14 +155,18 @@ describe("doubleword uploads", () => {
       expect(res.text).toBe("File exceeds the maximum allowed size of 2000 bytes");
       // Chunked (no Content-Length): detected while streaming.
       const boundary = "B";
-      const body = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${big}\r\n--${boundary}--\r\n`);
+      const body = Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${big}\r\n--${boundary}--\r\n`,
+      );
       const { request } = await import("undici");
       const streamed = await request(`${small.url}/files`, {
         method: "POST",
         headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
-        body: Readable.from((function* () {
-          for (let i = 0; i < body.length; i += 500) yield body.subarray(i, i + 500);
-        })()),
+        body: Readable.from(
+          (function* () {
+            for (let i = 0; i < body.length; i += 500) yield body.subarray(i, i + 500);
+          })(),
+        ),
       });
       expect(streamed.statusCode).toBe(413);
       await streamed.body.text();
@@ -212,14 +238,29 @@ describe("doubleword batches", () => {
 
   const invalid: Array<[string, Record<string, unknown> | string, number, RegExp, Record<string, string>?]> = [
     ["an unsupported endpoint", { endpoint: "/v1/moderations" }, 400, /^Unsupported endpoint '\/v1\/moderations'/],
-    ["an unsupported window", { completion_window: "7d" }, 400, /^Unsupported completion_window\. Allowed values: 24h, 1h$/],
+    [
+      "an unsupported window",
+      { completion_window: "7d" },
+      400,
+      /^Unsupported completion_window\. Allowed values: 24h, 1h$/,
+    ],
     ["a malformed file id", { input_file_id: "file-abc" }, 400, /^Invalid file ID format$/],
-    ["an unknown file id", { input_file_id: "00000000-0000-4000-8000-000000000000" }, 404, /^File with ID 00000000-0000-4000-8000-000000000000 not found$/],
+    [
+      "an unknown file id",
+      { input_file_id: "00000000-0000-4000-8000-000000000000" },
+      404,
+      /^File with ID 00000000-0000-4000-8000-000000000000 not found$/,
+    ],
     ["a missing field", { endpoint: undefined }, 422, /missing field `endpoint`/],
     ["a non-string metadata value", { metadata: { n: 1 } }, 422, /metadata\.n: invalid type/],
     ["a non-JSON body", "{not json", 400, /^Failed to parse the request body as JSON/],
     ["a missing content type", "{}", 415, /Content-Type: application\/json/, { "content-type": "" }],
-    ["a body over 1 MiB", JSON.stringify({ pad: "x".repeat(1024 * 1024) }), 413, /^Request body exceeds 1048576 bytes$/],
+    [
+      "a body over 1 MiB",
+      JSON.stringify({ pad: "x".repeat(1024 * 1024) }),
+      413,
+      /^Request body exceeds 1048576 bytes$/,
+    ],
   ];
   it.each(invalid)("rejects %s", async (_name, patch, status, message, headers) => {
     const file = (await upload(emu, jsonl(lines(1)))).json();
@@ -235,8 +276,14 @@ describe("doubleword batches", () => {
   it("answers 400 for malformed ids and 404 for unknown ones, in plain text", async () => {
     expect(await call(emu, "GET", "/batches/batch_1")).toMatchObject({ status: 400, text: "Invalid batch ID format" });
     const unknown = "11111111-1111-4111-8111-111111111111";
-    expect(await call(emu, "GET", `/batches/${unknown}`)).toMatchObject({ status: 404, text: `Batch with ID ${unknown} not found` });
-    expect(await call(emu, "GET", `/files/${unknown}/content`)).toMatchObject({ status: 404, text: `File with ID ${unknown} not found` });
+    expect(await call(emu, "GET", `/batches/${unknown}`)).toMatchObject({
+      status: 404,
+      text: `Batch with ID ${unknown} not found`,
+    });
+    expect(await call(emu, "GET", `/files/${unknown}/content`)).toMatchObject({
+      status: 404,
+      text: `File with ID ${unknown} not found`,
+    });
     expect(await call(emu, "DELETE", "/files/nope")).toMatchObject({ status: 400, text: "Invalid file ID format" });
     const route = await call(emu, "GET", "/v1/nothing-here");
     expect(route.status).toBe(404);
@@ -360,7 +407,10 @@ describe("doubleword content protocol", () => {
 
   it("filters input files by custom_id with search too", async () => {
     expect(parseLines((await content("?search=C3", batch.input_file_id)).text).map((l) => l.custom_id)).toEqual(["c3"]);
-    expect(parseLines((await content("?search=c&skip=3", batch.input_file_id)).text).map((l) => l.custom_id)).toEqual(["c3", "c4"]);
+    expect(parseLines((await content("?search=c&skip=3", batch.input_file_id)).text).map((l) => l.custom_id)).toEqual([
+      "c3",
+      "c4",
+    ]);
   });
 
   it("clamps limit to 101 lines", async () => {
@@ -416,7 +466,9 @@ describe("doubleword ordering and progress", () => {
     expect(parseLines(first.text)[0].custom_id).toBe("fast");
 
     await waitFor(emu, b.id, ["completed"]);
-    const order = parseLines((await call(emu, "GET", `/files/${b.output_file_id}/content`)).text).map((l) => l.custom_id);
+    const order = parseLines((await call(emu, "GET", `/files/${b.output_file_id}/content`)).text).map(
+      (l) => l.custom_id,
+    );
     expect(order).toEqual(["fast", "mid", "slow"]);
     const times = order.map((id) => emu.lineAvailableAt(id)!);
     expect(times.every((t) => typeof t === "number")).toBe(true);
@@ -438,8 +490,14 @@ describe("doubleword ordering and progress", () => {
 
 describe("doubleword cancel and delete", () => {
   it("cancels a running batch at once; cancelled lines appear nowhere", async () => {
-    const b = await startBatch(emu, [chatLine("quick", "q [[latency:1]]"), ...Array.from({ length: 4 }, (_, i) => chatLine(`long${i}`, "l [[latency:5000]]"))]);
-    await until(async () => ((await getBatch(emu, b.id)).request_counts.completed === 1 ? true : undefined), "first completion");
+    const b = await startBatch(emu, [
+      chatLine("quick", "q [[latency:1]]"),
+      ...Array.from({ length: 4 }, (_, i) => chatLine(`long${i}`, "l [[latency:5000]]")),
+    ]);
+    await until(
+      async () => ((await getBatch(emu, b.id)).request_counts.completed === 1 ? true : undefined),
+      "first completion",
+    );
     const res = await call(emu, "POST", `/batches/${b.id}/cancel`);
     expect(res.status).toBe(200);
     const cancelled = res.json();
@@ -523,6 +581,8 @@ describe("doubleword auth", () => {
     expect((await call(locked, "GET", "/batches", { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
     expect((await call(locked, "GET", "/batches", { headers: { authorization: "Bearer sk-test" } })).status).toBe(200);
     expect((await call(locked, "GET", "/_emulator/counters")).status).toBe(401);
-    expect((await call(locked, "GET", "/_emulator/counters", { headers: { authorization: "Bearer sk-test" } })).status).toBe(200);
+    expect(
+      (await call(locked, "GET", "/_emulator/counters", { headers: { authorization: "Bearer sk-test" } })).status,
+    ).toBe(200);
   });
 });

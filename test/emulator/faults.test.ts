@@ -2,12 +2,23 @@
 import { get } from "node:http";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { call, chatLine, createBatch, jsonl, parseLines, startBatch, upload, waitFor } from "../helpers/emulator-client.js";
+import {
+  call,
+  chatLine,
+  createBatch,
+  jsonl,
+  parseLines,
+  startBatch,
+  upload,
+  waitFor,
+} from "../helpers/emulator-client.js";
 
 const lines = (n: number, prefix = "r") => Array.from({ length: n }, (_, i) => chatLine(`${prefix}${i}`, `hello ${i}`));
 
 /** Reads a response with node:http so a cut body is observable byte for byte. */
-function rawGet(url: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; error: boolean }> {
+function rawGet(
+  url: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; error: boolean }> {
   return new Promise((resolve) => {
     get(url, (res) => {
       const chunks: Buffer[] = [];
@@ -15,7 +26,14 @@ function rawGet(url: string): Promise<{ status: number; headers: Record<string, 
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("error", () => (error = true));
       res.on("aborted", () => (error = true));
-      res.on("close", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), error: error || !res.complete }));
+      res.on("close", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks),
+          error: error || !res.complete,
+        }),
+      );
     }).on("error", () => resolve({ status: 0, headers: {}, body: Buffer.alloc(0), error: true }));
   });
 }
@@ -144,7 +162,12 @@ describe("admin routes", () => {
       await call(own, "GET", "/nope");
       const counters = (await call(own, "GET", "/_emulator/counters")).json();
       expect(counters).toMatchObject({ batchesCreated: 1, filesUploaded: 1, linesExecuted: 2, faultsInjected: 0 });
-      expect(counters.requests).toMatchObject({ "POST /v1/files": 1, "POST /v1/batches": 1, "GET /v1/files/:id/content": 1, unmatched: 1 });
+      expect(counters.requests).toMatchObject({
+        "POST /v1/files": 1,
+        "POST /v1/batches": 1,
+        "GET /v1/files/:id/content": 1,
+        unmatched: 1,
+      });
       expect(counters.requests["GET /v1/batches/:id"]).toBeGreaterThanOrEqual(1);
       expect(counters.bytesServed[b.output_file_id]).toBe(Buffer.byteLength(content.text));
       expect(counters.linesServed[b.output_file_id]).toBe(1);
@@ -159,7 +182,10 @@ describe("admin routes", () => {
 
   it("manages faults across processes", async () => {
     const added = await call(emu, "POST", "/_emulator/faults", {
-      json: [{ route: "GET /v1/files", status: 429, headers: { "retry-after": "0" } }, { route: "GET /v1/batches", status: 503, times: null }],
+      json: [
+        { route: "GET /v1/files", status: 429, headers: { "retry-after": "0" } },
+        { route: "GET /v1/batches", status: 503, times: null },
+      ],
     });
     expect(added.status).toBe(201);
     const ids = added.json().ids as string[];
@@ -168,7 +194,12 @@ describe("admin routes", () => {
     expect((await call(emu, "GET", "/files")).status).toBe(429);
     expect((await call(emu, "DELETE", `/_emulator/faults/${ids[1]}`)).json()).toEqual({ removed: true });
     expect((await call(emu, "GET", "/batches")).status).toBe(200);
-    const bad = await call(emu, "POST", "/_emulator/faults", { json: [{ route: "GET /v1/files", status: 500 }, { route: "x", reset: true }] });
+    const bad = await call(emu, "POST", "/_emulator/faults", {
+      json: [
+        { route: "GET /v1/files", status: 500 },
+        { route: "x", reset: true },
+      ],
+    });
     expect(bad.status).toBe(400);
     expect(bad.json().error).toMatch(/unknown route key/);
     expect((await call(emu, "GET", "/_emulator/faults")).json().data).toEqual([]);
@@ -178,7 +209,9 @@ describe("admin routes", () => {
     const notJson = await call(emu, "POST", "/_emulator/faults", { body: "nope" });
     expect(notJson.status).toBe(400);
     expect(notJson.json()).toEqual({ error: "body is not JSON" });
-    const huge = await call(emu, "POST", "/_emulator/faults", { json: { route: "*", reset: true, pad: "x".repeat(1024 * 1024) } });
+    const huge = await call(emu, "POST", "/_emulator/faults", {
+      json: { route: "*", reset: true, pad: "x".repeat(1024 * 1024) },
+    });
     expect(huge.status).toBe(400);
     expect(huge.json()).toEqual({ error: "body too large" });
     expect(emu.faults.list()).toEqual([]);
@@ -193,7 +226,10 @@ describe("admin routes", () => {
     expect(some.missing).toBeNull();
     const all = (await call(emu, "GET", "/_emulator/lines")).json();
     expect(all["avail-1"]).toBeTypeOf("number");
-    expect((await call(emu, "GET", "/_emulator/info")).json()).toEqual({ flavor: "doubleword", contentCursorParam: "skip" });
+    expect((await call(emu, "GET", "/_emulator/info")).json()).toEqual({
+      flavor: "doubleword",
+      contentCursorParam: "skip",
+    });
     expect((await call(emu, "GET", "/_emulator/nothing")).status).toBe(404);
 
     const oai = await startEmulator({ flavor: "openai" });

@@ -32,7 +32,13 @@ describe("built-in model", () => {
       { role: "user", content: [{ type: "text", text: "second" }] },
     ];
     const body = byId((await run(emu, [line])).out).c1.response.body;
-    expect(body).toMatchObject({ object: "chat.completion", model: "m", choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content: "echo: second", refusal: null } }] });
+    expect(body).toMatchObject({
+      object: "chat.completion",
+      model: "m",
+      choices: [
+        { index: 0, finish_reason: "stop", message: { role: "assistant", content: "echo: second", refusal: null } },
+      ],
+    });
     expect(body.id).toMatch(/^chatcmpl-/);
     expect(body.usage.total_tokens).toBe(body.usage.prompt_tokens + body.usage.completion_tokens);
   });
@@ -46,13 +52,33 @@ describe("built-in model", () => {
     expect(choice.finish_reason).toBe("tool_calls");
     expect(choice.message.content).toBeNull();
     expect(choice.message.tool_calls[0]).toMatchObject({ type: "function", function: { name: "get_weather" } });
-    expect(JSON.parse(choice.message.tool_calls[0].function.arguments)).toEqual({ prompt: "weather? [[tool:get_weather]]" });
+    expect(JSON.parse(choice.message.tool_calls[0].function.arguments)).toEqual({
+      prompt: "weather? [[tool:get_weather]]",
+    });
     expect(got.t2.response.body.choices[0].finish_reason).toBe("stop");
   });
 
   it("answers embeddings deterministically, as floats or little-endian float32 base64", async () => {
-    const line = (id: string, extra: Record<string, unknown>) => ({ custom_id: id, method: "POST", url: "/v1/embeddings", body: { model: "e", input: ["alpha", "beta"], ...extra } });
-    const got = byId((await run(emu, [line("f", {}), line("f2", {}), line("b", { encoding_format: "base64" }), line("d", { dimensions: 4, input: "alpha" })], "/v1/embeddings")).out);
+    const line = (id: string, extra: Record<string, unknown>) => ({
+      custom_id: id,
+      method: "POST",
+      url: "/v1/embeddings",
+      body: { model: "e", input: ["alpha", "beta"], ...extra },
+    });
+    const got = byId(
+      (
+        await run(
+          emu,
+          [
+            line("f", {}),
+            line("f2", {}),
+            line("b", { encoding_format: "base64" }),
+            line("d", { dimensions: 4, input: "alpha" }),
+          ],
+          "/v1/embeddings",
+        )
+      ).out,
+    );
     const floats = got.f.response.body;
     expect(floats).toMatchObject({ object: "list", model: "e", usage: { prompt_tokens: 2, total_tokens: 2 } });
     expect(floats.data.map((d: { index: number }) => d.index)).toEqual([0, 1]);
@@ -69,14 +95,26 @@ describe("built-in model", () => {
     const lines = [
       { custom_id: "r", method: "POST", url: "/v1/responses", body: { model: "m", input: "tell me" } },
       { custom_id: "c", method: "POST", url: "/v1/completions", body: { model: "m", prompt: "once" } },
-      { custom_id: "a", method: "POST", url: "/v1/messages", body: { model: "m", max_tokens: 5, messages: [{ role: "user", content: "hey" }] } },
+      {
+        custom_id: "a",
+        method: "POST",
+        url: "/v1/messages",
+        body: { model: "m", max_tokens: 5, messages: [{ role: "user", content: "hey" }] },
+      },
     ];
     const got = byId((await run(emu, lines, "/v1/responses")).out);
     const resp = got.r.response.body;
     expect(resp).toMatchObject({
       object: "response",
       status: "completed",
-      output: [{ type: "message", role: "assistant", status: "completed", content: [{ type: "output_text", text: "echo: tell me", annotations: [] }] }],
+      output: [
+        {
+          type: "message",
+          role: "assistant",
+          status: "completed",
+          content: [{ type: "output_text", text: "echo: tell me", annotations: [] }],
+        },
+      ],
     });
     expect(resp.id).toMatch(/^resp_/);
     expect("output_text" in resp).toBe(false);
@@ -111,7 +149,10 @@ describe("markers", () => {
     const oai = await startEmulator({ flavor: "openai" });
     try {
       const { err } = await run(oai, [chatLine("a", "[[status:429]]"), chatLine("b", "fine")]);
-      expect(byId(err).a).toMatchObject({ error: null, response: { status_code: 429, body: { error: { code: "rate_limit_exceeded" } } } });
+      expect(byId(err).a).toMatchObject({
+        error: null,
+        response: { status_code: 429, body: { error: { code: "rate_limit_exceeded" } } },
+      });
     } finally {
       await oai.close();
     }
@@ -120,7 +161,10 @@ describe("markers", () => {
   it("draws random latency from a seeded range", async () => {
     const seeded = await startEmulator({ latencyMs: [1, 15], seed: 42 });
     try {
-      const { batch } = await run(seeded, Array.from({ length: 6 }, (_, i) => chatLine(`s${i}`, "x")));
+      const { batch } = await run(
+        seeded,
+        Array.from({ length: 6 }, (_, i) => chatLine(`s${i}`, "x")),
+      );
       expect(batch.request_counts.completed).toBe(6);
     } finally {
       await seeded.close();
@@ -147,10 +191,20 @@ describe("upstream mode", () => {
       inFlight--;
       const text = JSON.stringify(body.messages?.[0]?.content ?? "");
       if (text.includes("upstream-fail")) {
-        res.writeHead(422, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "bad input", type: "invalid_request_error", param: null, code: null } }));
+        res
+          .writeHead(422, { "content-type": "application/json" })
+          .end(
+            JSON.stringify({ error: { message: "bad input", type: "invalid_request_error", param: null, code: null } }),
+          );
         return;
       }
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: "up-1", object: "chat.completion", choices: [{ message: { role: "assistant", content: `upstream says ${text}` } }] }));
+      res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          id: "up-1",
+          object: "chat.completion",
+          choices: [{ message: { role: "assistant", content: `upstream says ${text}` } }],
+        }),
+      );
     });
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
     upstreamURL = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`;
@@ -158,12 +212,23 @@ describe("upstream mode", () => {
   afterAll(() => new Promise<void>((r) => upstream.close(() => r())));
 
   it("sends each line to the upstream with its own key, bounded by upstream.concurrency", async () => {
-    const proxy = await startEmulator({ apiKey: "emulator-key", upstream: { baseURL: upstreamURL + "/", apiKey: "upstream-key", concurrency: 2 } });
+    const proxy = await startEmulator({
+      apiKey: "emulator-key",
+      upstream: { baseURL: upstreamURL + "/", apiKey: "upstream-key", concurrency: 2 },
+    });
     try {
-      const lines = [...Array.from({ length: 6 }, (_, i) => chatLine(`u${i}`, `q${i}`)), chatLine("bad", "upstream-fail")];
+      const lines = [
+        ...Array.from({ length: 6 }, (_, i) => chatLine(`u${i}`, `q${i}`)),
+        chatLine("bad", "upstream-fail"),
+      ];
       const auth = { authorization: "Bearer emulator-key" };
       const file = (await upload(proxy, jsonl(lines), { headers: auth })).json();
-      const b = (await call(proxy, "POST", "/batches", { headers: auth, json: { input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" } })).json();
+      const b = (
+        await call(proxy, "POST", "/batches", {
+          headers: auth,
+          json: { input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" },
+        })
+      ).json();
       const done = await until(async () => {
         const cur = (await call(proxy, "GET", `/batches/${b.id}`, { headers: auth })).json();
         return cur.status === "completed" ? cur : undefined;

@@ -3,7 +3,18 @@
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { call, chatLine, createBatch, getBatch, jsonl, parseLines, startBatch, until, upload, waitFor } from "../helpers/emulator-client.js";
+import {
+  call,
+  chatLine,
+  createBatch,
+  getBatch,
+  jsonl,
+  parseLines,
+  startBatch,
+  until,
+  upload,
+  waitFor,
+} from "../helpers/emulator-client.js";
 
 const lines = (n: number, prefix = "r") => Array.from({ length: n }, (_, i) => chatLine(`${prefix}${i}`, `hello ${i}`));
 
@@ -30,7 +41,14 @@ describe("openai files and errors", () => {
     expect(noPurpose.json().error).toMatchObject({ type: "invalid_request_error", param: "purpose" });
     const missing = await call(emu, "GET", "/batches/batch_nope");
     expect(missing.status).toBe(404);
-    expect(missing.json()).toEqual({ error: { message: "No such Batch object: batch_nope", type: "invalid_request_error", param: "batch_id", code: null } });
+    expect(missing.json()).toEqual({
+      error: {
+        message: "No such Batch object: batch_nope",
+        type: "invalid_request_error",
+        param: "batch_id",
+        code: null,
+      },
+    });
     const route = await call(emu, "DELETE", "/batches/x");
     expect(route.status).toBe(404);
     expect(route.json().error.message).toMatch(/Unknown route/);
@@ -43,7 +61,9 @@ describe("openai files and errors", () => {
     const unknownFile = await createBatch(emu, "file-missing");
     expect(unknownFile.status).toBe(404);
     expect(unknownFile.json().error.param).toBe("input_file_id");
-    const metadata = await createBatch(emu, file.id, { metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"])) });
+    const metadata = await createBatch(emu, file.id, {
+      metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"])),
+    });
     expect(metadata.json().error.param).toBe("metadata");
   });
 });
@@ -66,7 +86,11 @@ describe("openai batches", () => {
       metadata: { job: "a" },
     });
     const done = await waitFor(emu, b.id, ["completed"]);
-    expect(done).toMatchObject({ model: "m", error_file_id: null, request_counts: { total: 3, completed: 3, failed: 0 } });
+    expect(done).toMatchObject({
+      model: "m",
+      error_file_id: null,
+      request_counts: { total: 3, completed: 3, failed: 0 },
+    });
     expect(done.finalizing_at).toBeTypeOf("number");
     expect(done.usage.total_tokens).toBeGreaterThan(0);
     const content = await call(emu, "GET", `/files/${done.output_file_id}/content`);
@@ -75,7 +99,10 @@ describe("openai batches", () => {
     const out = parseLines(content.text);
     expect(out.map((l) => l.custom_id).sort()).toEqual(["r0", "r1", "r2"]);
     expect(out[0].response.request_id).toMatch(/^req_/);
-    expect((await call(emu, "GET", `/files/${done.output_file_id}`)).json()).toMatchObject({ purpose: "batch_output", filename: `${b.id}_output.jsonl` });
+    expect((await call(emu, "GET", `/files/${done.output_file_id}`)).json()).toMatchObject({
+      purpose: "batch_output",
+      filename: `${b.id}_output.jsonl`,
+    });
   });
 
   it("keeps result files hidden until the batch is finished", async () => {
@@ -107,7 +134,12 @@ describe("openai batches", () => {
   const invalid: Array<[string, unknown[], string, number | null, { maxLines?: number }?]> = [
     ["invalid_json_line", [chatLine("a", "x"), "{oops"], "invalid_json_line", 2],
     ["duplicate_custom_id", [chatLine("a", "x"), chatLine("a", "y")], "duplicate_custom_id", 2],
-    ["url_mismatch", [chatLine("a", "x"), { custom_id: "b", method: "POST", url: "/v1/embeddings", body: { model: "m", input: "x" } }], "url_mismatch", 2],
+    [
+      "url_mismatch",
+      [chatLine("a", "x"), { custom_id: "b", method: "POST", url: "/v1/embeddings", body: { model: "m", input: "x" } }],
+      "url_mismatch",
+      2,
+    ],
     ["model_mismatch", [chatLine("a", "x", "m1"), chatLine("b", "y", "m2")], "model_mismatch", 2],
     ["empty_file", ["", " "], "empty_file", null],
     ["too_many_tasks", lines(4), "too_many_tasks", null, { maxLines: 3 }],
@@ -132,8 +164,15 @@ describe("openai batches", () => {
   it("cancels: cancelling, then cancelled with the partial results", async () => {
     const small = await startEmulator({ flavor: "openai", concurrency: 2 });
     try {
-      const queued = lines(50, "queued").map((l) => ({ ...l, body: { ...l.body, messages: [{ role: "user", content: "[[latency:30]]" }] } }));
-      const b = await startBatch(small, [chatLine("done", "x [[latency:1]]"), chatLine("inflight", "y [[latency:20]]"), ...queued]);
+      const queued = lines(50, "queued").map((l) => ({
+        ...l,
+        body: { ...l.body, messages: [{ role: "user", content: "[[latency:30]]" }] },
+      }));
+      const b = await startBatch(small, [
+        chatLine("done", "x [[latency:1]]"),
+        chatLine("inflight", "y [[latency:20]]"),
+        ...queued,
+      ]);
       await until(async () => (small.lineAvailableAt("done") ? true : undefined), "first line");
       const res = (await call(small, "POST", `/batches/${b.id}/cancel`)).json();
       expect(res.status).toBe("cancelling");
@@ -142,7 +181,9 @@ describe("openai batches", () => {
       const done = await waitFor(small, b.id, ["cancelled"]);
       expect(done.cancelled_at).toBeTypeOf("number");
       // In-flight lines finish; queued ones never run.
-      const out = parseLines((await call(small, "GET", `/files/${done.output_file_id}/content`)).text).map((l) => l.custom_id);
+      const out = parseLines((await call(small, "GET", `/files/${done.output_file_id}/content`)).text).map(
+        (l) => l.custom_id,
+      );
       expect(out).toEqual(expect.arrayContaining(["done", "inflight"]));
       expect(out.length).toBe(done.request_counts.completed);
       expect(out.length).toBeLessThanOrEqual(4);
@@ -174,8 +215,15 @@ describe("openai expiry", () => {
     let clock = Date.UTC(2030, 0, 1);
     const timed = await startEmulator({ flavor: "openai", now: () => clock });
     try {
-      const b = await startBatch(timed, [chatLine("fast", "x"), chatLine("slow1", "y [[latency:5000]]"), chatLine("slow2", "z [[latency:5000]]")]);
-      await until(async () => ((await getBatch(timed, b.id)).request_counts.completed === 1 ? true : undefined), "fast line");
+      const b = await startBatch(timed, [
+        chatLine("fast", "x"),
+        chatLine("slow1", "y [[latency:5000]]"),
+        chatLine("slow2", "z [[latency:5000]]"),
+      ]);
+      await until(
+        async () => ((await getBatch(timed, b.id)).request_counts.completed === 1 ? true : undefined),
+        "fast line",
+      );
       expect((await getBatch(timed, b.id)).status).toBe("in_progress");
       clock += 24 * 3600 * 1000;
       const expired = await getBatch(timed, b.id);
@@ -200,47 +248,62 @@ describe("openai expiry", () => {
     const expired = await getBatch(emu, b.id);
     expect(expired.status).toBe("expired");
     expect(expired.output_file_id).toBeNull();
-    expect(parseLines((await call(emu, "GET", `/files/${expired.error_file_id}/content`)).text)[0].error.code).toBe("batch_expired");
+    expect(parseLines((await call(emu, "GET", `/files/${expired.error_file_id}/content`)).text)[0].error.code).toBe(
+      "batch_expired",
+    );
     expect(() => emu.expireNow("batch_unknown")).toThrow(/unknown batch/);
   });
 });
 
 describe("the official openai client", () => {
-  it.each(["openai", "doubleword"] as const)("uploads, creates, retrieves, lists, cancels and downloads (%s flavor)", async (flavor) => {
-    const server = await startEmulator({ flavor, apiKey: "sk-emulator" });
-    try {
-      const client = new OpenAI({ apiKey: "sk-emulator", baseURL: server.url, maxRetries: 0 });
-      const file = await client.files.create({ file: await toFile(Buffer.from(jsonl(lines(3, "sdk"))), "sdk.jsonl"), purpose: "batch" });
-      expect(file.purpose).toBe("batch");
-      const batch = await client.batches.create({
-        input_file_id: file.id,
-        endpoint: "/v1/chat/completions",
-        completion_window: "24h",
-        metadata: { run: "sdk" },
-      });
-      expect(batch.status).toBe("validating");
-      const done = await until(async () => {
-        const cur = await client.batches.retrieve(batch.id);
-        return cur.status === "completed" ? cur : undefined;
-      }, "sdk batch");
-      const page = await client.batches.list({ limit: 10 });
-      expect(page.data.map((b) => b.id)).toContain(batch.id);
-      expect(page.data.find((b) => b.id === batch.id)?.metadata).toMatchObject({ run: "sdk" });
-      const text = await (await client.files.content(done.output_file_id!)).text();
-      const out = parseLines(text);
-      expect(out.map((l) => l.custom_id).sort()).toEqual(["sdk0", "sdk1", "sdk2"]);
-      expect(out.find((l) => l.custom_id === "sdk1")!.response.body.choices[0].message.content).toBe("echo: hello 1");
+  it.each(["openai", "doubleword"] as const)(
+    "uploads, creates, retrieves, lists, cancels and downloads (%s flavor)",
+    async (flavor) => {
+      const server = await startEmulator({ flavor, apiKey: "sk-emulator" });
+      try {
+        const client = new OpenAI({ apiKey: "sk-emulator", baseURL: server.url, maxRetries: 0 });
+        const file = await client.files.create({
+          file: await toFile(Buffer.from(jsonl(lines(3, "sdk"))), "sdk.jsonl"),
+          purpose: "batch",
+        });
+        expect(file.purpose).toBe("batch");
+        const batch = await client.batches.create({
+          input_file_id: file.id,
+          endpoint: "/v1/chat/completions",
+          completion_window: "24h",
+          metadata: { run: "sdk" },
+        });
+        expect(batch.status).toBe("validating");
+        const done = await until(async () => {
+          const cur = await client.batches.retrieve(batch.id);
+          return cur.status === "completed" ? cur : undefined;
+        }, "sdk batch");
+        const page = await client.batches.list({ limit: 10 });
+        expect(page.data.map((b) => b.id)).toContain(batch.id);
+        expect(page.data.find((b) => b.id === batch.id)?.metadata).toMatchObject({ run: "sdk" });
+        const text = await (await client.files.content(done.output_file_id!)).text();
+        const out = parseLines(text);
+        expect(out.map((l) => l.custom_id).sort()).toEqual(["sdk0", "sdk1", "sdk2"]);
+        expect(out.find((l) => l.custom_id === "sdk1")!.response.body.choices[0].message.content).toBe("echo: hello 1");
 
-      const slow = await client.batches.create({
-        input_file_id: (await client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("s", "[[latency:5000]]")])), "s.jsonl"), purpose: "batch" })).id,
-        endpoint: "/v1/chat/completions",
-        completion_window: "24h",
-      });
-      const cancelled = await client.batches.cancel(slow.id);
-      expect(["cancelling", "cancelled"]).toContain(cancelled.status);
-      await expect(client.batches.retrieve(flavor === "openai" ? "batch_missing" : "00000000-0000-4000-8000-000000000000")).rejects.toMatchObject({ status: 404 });
-    } finally {
-      await server.close();
-    }
-  });
+        const slow = await client.batches.create({
+          input_file_id: (
+            await client.files.create({
+              file: await toFile(Buffer.from(jsonl([chatLine("s", "[[latency:5000]]")])), "s.jsonl"),
+              purpose: "batch",
+            })
+          ).id,
+          endpoint: "/v1/chat/completions",
+          completion_window: "24h",
+        });
+        const cancelled = await client.batches.cancel(slow.id);
+        expect(["cancelling", "cancelled"]).toContain(cancelled.status);
+        await expect(
+          client.batches.retrieve(flavor === "openai" ? "batch_missing" : "00000000-0000-4000-8000-000000000000"),
+        ).rejects.toMatchObject({ status: 404 });
+      } finally {
+        await server.close();
+      }
+    },
+  );
 });

@@ -60,7 +60,10 @@ export async function emuPost(emu: Emulator, path: string): Promise<unknown> {
   return res.body.json();
 }
 
-export const chat = (content: string, model = "test-model") => ({ model, messages: [{ role: "user" as const, content }] });
+export const chat = (content: string, model = "test-model") => ({
+  model,
+  messages: [{ role: "user" as const, content }],
+});
 
 /** Rejection value of a promise that must reject. */
 export async function rejection(p: Promise<unknown>): Promise<any> {

@@ -42,7 +42,12 @@ export async function call(
 export type Line = { custom_id: string; method: string; url: string; body: Record<string, unknown> };
 
 export function chatLine(customId: string, text: string, model = "m"): Line {
-  return { custom_id: customId, method: "POST", url: "/v1/chat/completions", body: { model, messages: [{ role: "user", content: text }] } };
+  return {
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model, messages: [{ role: "user", content: text }] },
+  };
 }
 
 export function jsonl(lines: unknown[]): string {
@@ -57,7 +62,11 @@ export async function upload(
 ): Promise<Res> {
   const form = new FormData();
   if (opts.purpose !== null) form.append("purpose", opts.purpose ?? "batch");
-  form.append("file", new Blob([typeof content === "string" ? content : new Uint8Array(content)]), opts.filename ?? "input.jsonl");
+  form.append(
+    "file",
+    new Blob([typeof content === "string" ? content : new Uint8Array(content)]),
+    opts.filename ?? "input.jsonl",
+  );
   const res = await fetch(`${emu.url}/files`, { method: "POST", body: form, headers: opts.headers ?? {} });
   const text = await res.text();
   return { status: res.status, headers: Object.fromEntries(res.headers), text, json: <T>() => JSON.parse(text) as T };
@@ -70,7 +79,11 @@ export async function createBatch(emu: Emulator, fileId: string, extra: Record<s
 }
 
 /** Uploads lines and creates a batch; returns the created batch object. */
-export async function startBatch(emu: Emulator, lines: unknown[], extra: Record<string, unknown> = {}): Promise<Record<string, any>> {
+export async function startBatch(
+  emu: Emulator,
+  lines: unknown[],
+  extra: Record<string, unknown> = {},
+): Promise<Record<string, any>> {
   const up = await upload(emu, jsonl(lines));
   if (up.status >= 300) throw new Error(`upload failed: ${up.status} ${up.text}`);
   const created = await createBatch(emu, up.json().id as string, extra);
@@ -79,7 +92,11 @@ export async function startBatch(emu: Emulator, lines: unknown[], extra: Record<
 }
 
 /** Polls `fn` until it returns a value other than undefined; bounded in attempts and time. */
-export async function until<T>(fn: () => Promise<T | undefined>, what = "condition", { attempts = 400, intervalMs = 5 } = {}): Promise<T> {
+export async function until<T>(
+  fn: () => Promise<T | undefined>,
+  what = "condition",
+  { attempts = 400, intervalMs = 5 } = {},
+): Promise<T> {
   for (let i = 0; i < attempts; i++) {
     const value = await fn();
     if (value !== undefined) return value;
@@ -94,10 +111,13 @@ export async function getBatch(emu: Emulator, id: string): Promise<Record<string
 
 /** Waits until the batch reaches one of `statuses`. */
 export async function waitFor(emu: Emulator, id: string, statuses: string[]): Promise<Record<string, any>> {
-  return until(async () => {
-    const b = await getBatch(emu, id);
-    return statuses.includes(b.status as string) ? b : undefined;
-  }, `batch ${id} to reach ${statuses.join("|")}`);
+  return until(
+    async () => {
+      const b = await getBatch(emu, id);
+      return statuses.includes(b.status as string) ? b : undefined;
+    },
+    `batch ${id} to reach ${statuses.join("|")}`,
+  );
 }
 
 export function parseLines(text: string): Array<Record<string, any>> {

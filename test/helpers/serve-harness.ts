@@ -12,7 +12,10 @@ export interface Harness {
 
 export const UPSTREAM_KEY = "sk-upstream-secret-0123456789";
 
-export async function startHarness(options: Partial<ServeOptions> = {}, emulatorOptions: EmulatorOptions = {}): Promise<Harness> {
+export async function startHarness(
+  options: Partial<ServeOptions> = {},
+  emulatorOptions: EmulatorOptions = {},
+): Promise<Harness> {
   const emulator = await startEmulator({ port: 0, ...emulatorOptions });
   const logs: LogEntry[] = [];
   const proxy = await serve({

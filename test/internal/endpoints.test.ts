@@ -4,7 +4,9 @@ import { InvalidParamsError } from "../../src/errors.js";
 
 describe("prepareBody", () => {
   it("rejects stream: true with an explanation", () => {
-    expect(() => prepareBody("/v1/chat/completions", { model: "m", messages: [{}], stream: true })).toThrow(/stream: true is not supported: a Batch API returns each result whole/);
+    expect(() => prepareBody("/v1/chat/completions", { model: "m", messages: [{}], stream: true })).toThrow(
+      /stream: true is not supported: a Batch API returns each result whole/,
+    );
   });
 
   it.each([
@@ -16,7 +18,12 @@ describe("prepareBody", () => {
     ["/v1/chat/completions", { model: "", messages: [{}] }, /model must not be empty/, "model"],
     ["/v1/embeddings", { model: "m" }, /input: input is required/, "input"],
     ["/v1/embeddings", { model: "m", input: [] }, /input: input must not be empty/, "input"],
-    ["/v1/embeddings", { model: "m", input: "x", encoding_format: "hex" }, /encoding_format must be "float" or "base64"/, "encoding_format"],
+    [
+      "/v1/embeddings",
+      { model: "m", input: "x", encoding_format: "hex" },
+      /encoding_format must be "float" or "base64"/,
+      "encoding_format",
+    ],
     ["/v1/responses", { input: "x" }, /model: model is required/, "model"],
   ] as const)("%s rejects %j", (endpoint, params, message, param) => {
     let error: unknown;
@@ -35,7 +42,9 @@ describe("prepareBody", () => {
     const circular: Record<string, unknown> = { model: "m", messages: [{}] };
     circular.self = circular;
     expect(() => prepareBody("/v1/chat/completions", circular)).toThrow(/cannot be serialised to JSON/);
-    expect(() => prepareBody("/v1/chat/completions", { model: "m", messages: [{}], n: 1n })).toThrow(/cannot be serialised/);
+    expect(() => prepareBody("/v1/chat/completions", { model: "m", messages: [{}], n: 1n })).toThrow(
+      /cannot be serialised/,
+    );
   });
 
   it("drops stream: false and stream_options, never mutating the caller's object", () => {
@@ -48,7 +57,9 @@ describe("prepareBody", () => {
   it("asks for base64 embeddings when the caller did not choose, as openai-node does", () => {
     expect(prepareBody("/v1/embeddings", { model: "m", input: "x" })).toMatchObject({ decodeBase64: true });
     expect(JSON.parse(prepareBody("/v1/embeddings", { model: "m", input: "x" }).json).encoding_format).toBe("base64");
-    expect(prepareBody("/v1/embeddings", { model: "m", input: "x", encoding_format: "float" }).decodeBase64).toBe(false);
+    expect(prepareBody("/v1/embeddings", { model: "m", input: "x", encoding_format: "float" }).decodeBase64).toBe(
+      false,
+    );
   });
 });
 
@@ -56,14 +67,23 @@ describe("shapeResult", () => {
   it("decodes base64 embeddings to numbers", () => {
     const floats = new Float32Array([0.5, -1.25, 3]);
     const body = { data: [{ embedding: Buffer.from(floats.buffer).toString("base64") }] };
-    expect((shapeResult("/v1/embeddings", body, true, null) as typeof body).data[0]!.embedding).toEqual([0.5, -1.25, 3]);
+    expect((shapeResult("/v1/embeddings", body, true, null) as typeof body).data[0]!.embedding).toEqual([
+      0.5, -1.25, 3,
+    ]);
   });
 
   it("adds output_text to responses and a non-enumerable _request_id", () => {
     const body = {
       output: [
         { type: "reasoning" },
-        { type: "message", content: [{ type: "output_text", text: "Hello" }, { type: "refusal" }, { type: "output_text", text: " world" }] },
+        {
+          type: "message",
+          content: [
+            { type: "output_text", text: "Hello" },
+            { type: "refusal" },
+            { type: "output_text", text: " world" },
+          ],
+        },
       ],
     };
     const shaped = shapeResult("/v1/responses", body, false, "req_1") as { output_text: string; _request_id: string };

@@ -5,7 +5,9 @@ import { LINE_TAIL, lineHead, LineSplitter } from "../../src/internal/jsonl.js";
 function collect(chunks: (string | Buffer)[], failAfter?: number): { lines: string[]; rest?: string } {
   const splitter = new LineSplitter();
   const lines: string[] = [];
-  chunks.slice(0, failAfter).forEach((c) => splitter.push(Buffer.isBuffer(c) ? c : Buffer.from(c), (l) => lines.push(l)));
+  chunks
+    .slice(0, failAfter)
+    .forEach((c) => splitter.push(Buffer.isBuffer(c) ? c : Buffer.from(c), (l) => lines.push(l)));
   return { lines, rest: splitter.rest() };
 }
 
@@ -13,7 +15,12 @@ describe("lineHead", () => {
   it("with the body and LINE_TAIL, makes one JSON line with custom_id, method, url and body, newline-terminated", () => {
     const line = lineHead('id-"1"', "/v1/chat/completions") + '{"model":"m"}' + LINE_TAIL;
     expect(line.endsWith("\n")).toBe(true);
-    expect(JSON.parse(line)).toEqual({ custom_id: 'id-"1"', method: "POST", url: "/v1/chat/completions", body: { model: "m" } });
+    expect(JSON.parse(line)).toEqual({
+      custom_id: 'id-"1"',
+      method: "POST",
+      url: "/v1/chat/completions",
+      body: { model: "m" },
+    });
   });
 });
 

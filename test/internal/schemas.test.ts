@@ -3,7 +3,12 @@ import { readResultLine } from "../../src/internal/schemas.js";
 
 describe("readResultLine", () => {
   it("accepts OpenAI's and Doubleword's line shapes, bodies untouched", () => {
-    const openai = { id: "batch_req_1", custom_id: "a", response: { status_code: 200, request_id: "req_1", body: { x: [1] } }, error: null };
+    const openai = {
+      id: "batch_req_1",
+      custom_id: "a",
+      response: { status_code: 200, request_id: "req_1", body: { x: [1] } },
+      error: null,
+    };
     expect(readResultLine(openai)).toBe(openai);
     const doubleword = { custom_id: "b", error: { code: null, message: '{"type":"NetworkError"}' } };
     expect(readResultLine(doubleword)).toBe(doubleword);

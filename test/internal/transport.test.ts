@@ -5,7 +5,14 @@ import { retryDelay } from "../../src/internal/retry.js";
 import { Transport } from "../../src/internal/transport.js";
 import { resolveOptions } from "../../src/options.js";
 import { realClock } from "../../src/internal/clock.js";
-import { APIConnectionError, APIError, BadRequestError, InternalServerError, NotFoundError, RateLimitError } from "../../src/errors.js";
+import {
+  APIConnectionError,
+  APIError,
+  BadRequestError,
+  InternalServerError,
+  NotFoundError,
+  RateLimitError,
+} from "../../src/errors.js";
 import { json, reset, scriptedServer, text } from "../helpers/server.js";
 
 const KEY = "sk-test-secret-key-123";
@@ -50,13 +57,18 @@ describe("Transport", () => {
     expect((err as APIError).message).toBe("400 POST /files: Line 3: Missing 'model' field");
     expect(server.seen).toHaveLength(1);
     await close!();
-    ({ server, t } = await transportFor([json(503, { error: { message: "no" } }, { "x-should-retry": "false", "retry-after": "0" })]));
+    ({ server, t } = await transportFor([
+      json(503, { error: { message: "no" } }, { "x-should-retry": "false", "retry-after": "0" }),
+    ]));
     await expect(t.json({ method: "GET", path: "/a" }, ok)).rejects.toBeInstanceOf(InternalServerError);
     expect(server.seen).toHaveLength(1);
   });
 
   it("stops after maxRetries", async () => {
-    const { server, t } = await transportFor([json(500, { error: { message: "boom", type: "server_error" } }, { "retry-after": "0" })], { maxRetries: 2 });
+    const { server, t } = await transportFor(
+      [json(500, { error: { message: "boom", type: "server_error" } }, { "retry-after": "0" })],
+      { maxRetries: 2 },
+    );
     const err = (await t.json({ method: "GET", path: "/a" }, ok).catch((e: unknown) => e)) as APIError;
     expect(err).toBeInstanceOf(InternalServerError);
     expect(err.message).toBe("500 boom");
@@ -65,22 +77,35 @@ describe("Transport", () => {
   });
 
   it("gives up when the retry-after would pass the retry deadline", async () => {
-    const { server, t } = await transportFor([json(429, { error: { message: "later" } }, { "retry-after": "3600" })], { retryDeadlineMs: 1_000 });
+    const { server, t } = await transportFor([json(429, { error: { message: "later" } }, { "retry-after": "3600" })], {
+      retryDeadlineMs: 1_000,
+    });
     await expect(t.json({ method: "GET", path: "/a" }, ok)).rejects.toBeInstanceOf(RateLimitError);
     expect(server.seen).toHaveLength(1);
   });
 
   it("sends the key, organization, project and default headers to the base URL only", async () => {
-    const { server, t } = await transportFor([json(200, { ok: true })], { organization: "org", project: "proj", defaultHeaders: { "x-extra": "1" } });
+    const { server, t } = await transportFor([json(200, { ok: true })], {
+      organization: "org",
+      project: "proj",
+      defaultHeaders: { "x-extra": "1" },
+    });
     await t.json({ method: "GET", path: "/a", query: { skip: 3 } }, ok);
     expect(server.seen[0]!.url).toBe("/v1/a?skip=3");
-    expect(server.seen[0]!.headers).toMatchObject({ authorization: `Bearer ${KEY}`, "openai-organization": "org", "openai-project": "proj", "x-extra": "1" });
+    expect(server.seen[0]!.headers).toMatchObject({
+      authorization: `Bearer ${KEY}`,
+      "openai-organization": "org",
+      "openai-project": "proj",
+      "x-extra": "1",
+    });
     expect(() => t.url({ path: "//evil.example/x" })).toThrow(/not a relative path/);
     expect(() => t.url({ path: "http://evil.example/x" })).toThrow(/not a relative path/);
   });
 
   it("does not follow a redirect to another origin", async () => {
-    const { server, t } = await transportFor([(_req, res) => res.writeHead(302, { location: "http://127.0.0.2:1/steal" }).end()]);
+    const { server, t } = await transportFor([
+      (_req, res) => res.writeHead(302, { location: "http://127.0.0.2:1/steal" }).end(),
+    ]);
     const err = (await t.json({ method: "GET", path: "/a" }, ok).catch((e: unknown) => e)) as APIError;
     expect(err).toBeInstanceOf(APIError);
     expect(err.status).toBe(302);
@@ -96,7 +121,10 @@ describe("Transport", () => {
   });
 
   it("redacts the key from a 2xx non-JSON body and before truncating, so no part of it survives a cut", async () => {
-    const { t } = await transportFor([text(200, `<html>proxy saw Bearer ${KEY}</html>`), text(500, `${"x".repeat(995)}${KEY}`)], { maxRetries: 0 });
+    const { t } = await transportFor(
+      [text(200, `<html>proxy saw Bearer ${KEY}</html>`), text(500, `${"x".repeat(995)}${KEY}`)],
+      { maxRetries: 0 },
+    );
     const first = (await t.json({ method: "GET", path: "/a" }, ok).catch((e: unknown) => e)) as Error;
     expect(first.message).toContain("proxy saw Bearer [redacted]");
     const second = (await t.json({ method: "GET", path: "/a" }, ok).catch((e: unknown) => e)) as Error;
@@ -110,15 +138,25 @@ describe("Transport", () => {
   });
 
   it("uploads a file as multipart/form-data from its parts, and sends the same bytes again on a retry", async () => {
-    const { server, t } = await transportFor([json(503, { error: { message: "busy" } }, { "retry-after": "0" }), json(200, { ok: true })]);
+    const { server, t } = await transportFor([
+      json(503, { error: { message: "busy" } }, { "retry-after": "0" }),
+      json(200, { ok: true }),
+    ]);
     const parts = [Buffer.from('{"a":"é"}\n{"b"'), Buffer.from(":2}\n")];
-    const upload = { fields: { purpose: "batch" }, filename: 'odd"name\r\n.jsonl', contentType: "application/jsonl", parts };
+    const upload = {
+      fields: { purpose: "batch" },
+      filename: 'odd"name\r\n.jsonl',
+      contentType: "application/jsonl",
+      parts,
+    };
     await expect(t.json({ method: "POST", path: "/files", upload }, ok)).resolves.toEqual({ ok: true });
     expect(server.seen).toHaveLength(2);
     for (const sent of server.seen) {
       expect(Number(sent.headers["content-length"])).toBe(Buffer.byteLength(sent.body));
       // Parsed by a standard multipart reader, as a provider would.
-      const form = await new Response(sent.body, { headers: { "content-type": sent.headers["content-type"]! } }).formData();
+      const form = await new Response(sent.body, {
+        headers: { "content-type": sent.headers["content-type"]! },
+      }).formData();
       expect(form.get("purpose")).toBe("batch");
       const file = form.get("file") as File;
       expect(file.name).toBe(upload.filename);
@@ -128,7 +166,10 @@ describe("Transport", () => {
   });
 
   it("maps a refused connection to APIConnectionError", async () => {
-    const t = new Transport(resolveOptions({ apiKey: KEY, baseURL: "http://127.0.0.1:1/v1", maxRetries: 0 }), realClock);
+    const t = new Transport(
+      resolveOptions({ apiKey: KEY, baseURL: "http://127.0.0.1:1/v1", maxRetries: 0 }),
+      realClock,
+    );
     await expect(t.json({ method: "GET", path: "/a" }, ok)).rejects.toBeInstanceOf(APIConnectionError);
     await t.close();
   });
@@ -136,18 +177,28 @@ describe("Transport", () => {
 
 describe("error bodies", () => {
   it("reads OpenAI, Doubleword JSON and plain-text shapes", () => {
-    expect(parseErrorBody('{"error":{"message":"m","type":"t","param":"p","code":"c"}}').error).toMatchObject({ message: "m", type: "t", param: "p", code: "c" });
-    expect(parseErrorBody('{"error":"too_many_requests","message":"wait","retry_after_seconds":30}').error).toMatchObject({ message: "wait", code: "too_many_requests" });
+    expect(parseErrorBody('{"error":{"message":"m","type":"t","param":"p","code":"c"}}').error).toMatchObject({
+      message: "m",
+      type: "t",
+      param: "p",
+      code: "c",
+    });
+    expect(
+      parseErrorBody('{"error":"too_many_requests","message":"wait","retry_after_seconds":30}').error,
+    ).toMatchObject({ message: "wait", code: "too_many_requests" });
     expect(parseErrorBody("File with ID x not found")).toEqual({ message: "File with ID x not found" });
   });
 
   it("retry delays follow headers, then backoff; final statuses give none", () => {
-    const err = (status: number, headers: Record<string, string> = {}) => new APIError(status, undefined, "x", new Headers(headers));
+    const err = (status: number, headers: Record<string, string> = {}) =>
+      new APIError(status, undefined, "x", new Headers(headers));
     expect(retryDelay(err(429, { "retry-after": "2" }), 0)).toBe(2_000);
     expect(retryDelay(err(429, { "retry-after-ms": "150" }), 0)).toBe(150);
     const date = new Date(Date.now() + 10_000).toUTCString();
     expect(retryDelay(err(503, { "retry-after": date }), 0)).toBeGreaterThan(5_000);
-    expect(retryDelay(err(503, { "retry-after": "Thu, 01 Jan 2026 00:00:30 GMT" }), 0, Date.parse("2026-01-01T00:00:00Z"))).toBe(30_000);
+    expect(
+      retryDelay(err(503, { "retry-after": "Thu, 01 Jan 2026 00:00:30 GMT" }), 0, Date.parse("2026-01-01T00:00:00Z")),
+    ).toBe(30_000);
     expect(retryDelay(err(400), 0)).toBeUndefined();
     expect(retryDelay(err(400, { "x-should-retry": "true" }), 0)).toBeGreaterThan(0);
     expect(retryDelay(err(404), 0)).toBeUndefined();

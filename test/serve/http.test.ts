@@ -7,7 +7,13 @@ import { startHarness, until, UPSTREAM_KEY, type Harness } from "../helpers/serv
 const chatBody = (content: string) => JSON.stringify({ model: "m", messages: [{ role: "user", content }] });
 const JSON_HEADERS = { "content-type": "application/json" };
 
-async function post(base: string, path: string, body: string, headers: Record<string, string> = JSON_HEADERS, signal?: AbortSignal) {
+async function post(
+  base: string,
+  path: string,
+  body: string,
+  headers: Record<string, string> = JSON_HEADERS,
+  signal?: AbortSignal,
+) {
   const res = await request(`${base}${path}`, { method: "POST", headers, body, signal });
   return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as any };
 }
@@ -22,14 +28,21 @@ describe("routing and request checks", () => {
   it("answers invalid JSON with 400 in OpenAI's error shape", async () => {
     const r = await post(h.proxy.url, "/v1/chat/completions", "{not json");
     expect(r.status).toBe(400);
-    expect(r.body.error).toMatchObject({ type: "invalid_request_error", code: "invalid_json", param: null, message: expect.stringContaining("JSON") });
+    expect(r.body.error).toMatchObject({
+      type: "invalid_request_error",
+      code: "invalid_json",
+      param: null,
+      message: expect.stringContaining("JSON"),
+    });
     expect(r.headers["x-should-retry"]).toBe("false");
     const arr = await post(h.proxy.url, "/v1/chat/completions", "[1,2]");
     expect(arr.status).toBe(400);
   });
 
   it("answers a non-JSON content type with 415", async () => {
-    const r = await post(h.proxy.url, "/v1/chat/completions", "model=m", { "content-type": "application/x-www-form-urlencoded" });
+    const r = await post(h.proxy.url, "/v1/chat/completions", "model=m", {
+      "content-type": "application/x-www-form-urlencoded",
+    });
     expect(r.status).toBe(415);
     expect(r.body.error.code).toBe("unsupported_media_type");
   });
@@ -67,7 +80,11 @@ describe("routing and request checks", () => {
     async function* chunked() {
       for (let i = 0; i < 5; i++) yield Buffer.from("x".repeat(1_000));
     }
-    const res = await request(`${h.proxy.url}/v1/chat/completions`, { method: "POST", headers: JSON_HEADERS, body: chunked() as never });
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: JSON_HEADERS,
+      body: chunked() as never,
+    });
     expect(res.statusCode).toBe(413);
     await res.body.dump();
   });
@@ -80,7 +97,13 @@ describe("routing and request checks", () => {
 
   it("logs startup settings without the key", () => {
     const start = h.logs.find((l) => l.event === "serve.listening");
-    expect(start).toMatchObject({ level: "info", url: h.proxy.url, batchWindowMs: 10, maxBodyBytes: 2_000, auth: false });
+    expect(start).toMatchObject({
+      level: "info",
+      url: h.proxy.url,
+      batchWindowMs: 10,
+      maxBodyBytes: 2_000,
+      auth: false,
+    });
     expect(JSON.stringify(h.logs)).not.toContain(UPSTREAM_KEY);
     expect(h.logs.some((l) => l.event === "request" && l.status === 413)).toBe(true);
   });
@@ -102,7 +125,16 @@ describe("batch-level failures", () => {
 
   it("answers 504 when the batch expires before the call ran", async () => {
     const pending = post(h.proxy.url, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
-    await until(() => h.logs.some((l) => l.event === "batch.submitted" && l.calls === 1 && !h.logs.some((d) => d.event === "batch.done" && d.batchId === l.batchId)), "batch submitted");
+    await until(
+      () =>
+        h.logs.some(
+          (l) =>
+            l.event === "batch.submitted" &&
+            l.calls === 1 &&
+            !h.logs.some((d) => d.event === "batch.done" && d.batchId === l.batchId),
+        ),
+      "batch submitted",
+    );
     const submitted = h.logs.filter((l) => l.event === "batch.submitted").at(-1)!;
     h.emulator.expireNow(submitted.batchId as string);
     const r = await pending;
@@ -116,7 +148,9 @@ describe("auth token", () => {
   let h: Harness;
   let upstream: Awaited<ReturnType<typeof scriptedServer>>;
   beforeAll(async () => {
-    upstream = await scriptedServer([json(200, { object: "list", data: [{ id: "m", object: "model", created: 0, owned_by: "x" }] })]);
+    upstream = await scriptedServer([
+      json(200, { object: "list", data: [{ id: "m", object: "model", created: 0, owned_by: "x" }] }),
+    ]);
     h = await startHarness({ authToken: "proxy-token", baseURL: upstream.url });
   });
   afterAll(async () => {
@@ -150,8 +184,19 @@ describe("GET /v1/models passthrough", () => {
   let upstream: Awaited<ReturnType<typeof scriptedServer>>;
   beforeAll(async () => {
     upstream = await scriptedServer([
-      json(200, { object: "list", data: [{ id: "m", object: "model", created: 0, owned_by: "x" }] }, { "x-request-id": "req_1" }),
-      json(401, { error: { message: `Incorrect API key provided: ${UPSTREAM_KEY}`, type: "invalid_request_error", param: null, code: "invalid_api_key" } }),
+      json(
+        200,
+        { object: "list", data: [{ id: "m", object: "model", created: 0, owned_by: "x" }] },
+        { "x-request-id": "req_1" },
+      ),
+      json(401, {
+        error: {
+          message: `Incorrect API key provided: ${UPSTREAM_KEY}`,
+          type: "invalid_request_error",
+          param: null,
+          code: "invalid_api_key",
+        },
+      }),
     ]);
     h = await startHarness({ baseURL: upstream.url });
   });
@@ -190,7 +235,9 @@ describe("client disconnects and Idempotency-Key", () => {
   it("releases the call of a client that disconnects before its result: nothing is uploaded", async () => {
     h = await startHarness({ batchWindowMs: 60_000 });
     const controller = new AbortController();
-    const pending = post(h.proxy.url, "/v1/chat/completions", chatBody("gone"), JSON_HEADERS, controller.signal).catch((e: unknown) => e);
+    const pending = post(h.proxy.url, "/v1/chat/completions", chatBody("gone"), JSON_HEADERS, controller.signal).catch(
+      (e: unknown) => e,
+    );
     await until(() => h!.proxy.stats.buffered === 1, "call buffered");
     controller.abort();
     await pending;
@@ -227,7 +274,9 @@ describe("client disconnects and Idempotency-Key", () => {
     h = await startHarness({ batchWindowMs: 60_000, idempotencyTtlMs: 20 });
     const headers = { ...JSON_HEADERS, "idempotency-key": "k-2" };
     const controller = new AbortController();
-    const first = post(h.proxy.url, "/v1/chat/completions", chatBody("shared"), headers, controller.signal).catch((e: unknown) => e);
+    const first = post(h.proxy.url, "/v1/chat/completions", chatBody("shared"), headers, controller.signal).catch(
+      (e: unknown) => e,
+    );
     await until(() => h!.proxy.stats.buffered === 1, "call buffered");
     const second = post(h.proxy.url, "/v1/chat/completions", chatBody("shared"), headers);
     await until(() => h!.logs.some((l) => l.event === "request.deduplicated"), "second attached");
@@ -248,7 +297,9 @@ describe("client disconnects and Idempotency-Key", () => {
     h = await startHarness({ batchWindowMs: 60_000, idempotencyTtlMs: 60_000 });
     const headers = { ...JSON_HEADERS, "idempotency-key": "k-3" };
     const controller = new AbortController();
-    const first = post(h.proxy.url, "/v1/chat/completions", chatBody("retried"), headers, controller.signal).catch((e: unknown) => e);
+    const first = post(h.proxy.url, "/v1/chat/completions", chatBody("retried"), headers, controller.signal).catch(
+      (e: unknown) => e,
+    );
     await until(() => h!.proxy.stats.buffered === 1, "call buffered");
     controller.abort();
     await first;
@@ -266,7 +317,13 @@ describe("client disconnects and Idempotency-Key", () => {
   it("releases a keyed call whose clients are gone once the TTL passes without a retry", async () => {
     h = await startHarness({ batchWindowMs: 60_000, idempotencyTtlMs: 20 });
     const controller = new AbortController();
-    const first = post(h.proxy.url, "/v1/chat/completions", chatBody("abandoned"), { ...JSON_HEADERS, "idempotency-key": "k-4" }, controller.signal).catch((e: unknown) => e);
+    const first = post(
+      h.proxy.url,
+      "/v1/chat/completions",
+      chatBody("abandoned"),
+      { ...JSON_HEADERS, "idempotency-key": "k-4" },
+      controller.signal,
+    ).catch((e: unknown) => e);
     await until(() => h!.proxy.stats.buffered === 1, "call buffered");
     controller.abort();
     await first;
@@ -285,7 +342,9 @@ describe("shutdown", () => {
     const r = await stuck;
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe("shutting_down");
-    expect(h.logs.map((l) => l.event)).toEqual(expect.arrayContaining(["serve.closing", "serve.shutdown_timeout", "serve.closed"]));
+    expect(h.logs.map((l) => l.event)).toEqual(
+      expect.arrayContaining(["serve.closing", "serve.shutdown_timeout", "serve.closed"]),
+    );
     expect(h.emulator.counters.requests["POST /v1/batches/:id/cancel"]).toBe(1);
     await h.close();
   });

@@ -14,11 +14,15 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const tools = [{ type: "function" as const, function: { name: "lookup", parameters: { type: "object", properties: {} } } }];
+const tools = [
+  { type: "function" as const, function: { name: "lookup", parameters: { type: "object", properties: {} } } },
+];
 
 describe("chat completions", () => {
   it("answers a plain call with the provider's body", async () => {
-    const { data, response } = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hello" }] }).withResponse();
+    const { data, response } = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "hello" }] })
+      .withResponse();
     expect(data.object).toBe("chat.completion");
     expect(data.choices[0]!.message.content).toBe("echo: hello");
     expect(response.headers.get("x-autobatch-batch-id")).toMatch(/\S/);
@@ -45,7 +49,11 @@ describe("chat completions", () => {
   });
 
   it("leaves usage out of the stream unless include_usage is asked for", async () => {
-    const stream = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }], stream: true });
+    const stream = await client.chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "x" }],
+      stream: true,
+    });
     const chunks: ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks.every((c) => c.choices.length === 1 && c.usage === undefined)).toBe(true);
@@ -61,7 +69,14 @@ describe("chat completions", () => {
     const chunks: ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     const calls = chunks.flatMap((c) => c.choices.flatMap((ch) => ch.delta.tool_calls ?? []));
-    expect(calls).toEqual([{ index: 0, id: expect.stringMatching(/^call_/), type: "function", function: { name: "lookup", arguments: JSON.stringify({ prompt: "find it [[tool:lookup]]" }) } }]);
+    expect(calls).toEqual([
+      {
+        index: 0,
+        id: expect.stringMatching(/^call_/),
+        type: "function",
+        function: { name: "lookup", arguments: JSON.stringify({ prompt: "find it [[tool:lookup]]" }) },
+      },
+    ]);
     expect(chunks.flatMap((c) => c.choices).find((ch) => ch.finish_reason)?.finish_reason).toBe("tool_calls");
   });
 
@@ -75,11 +90,15 @@ describe("chat completions", () => {
   });
 
   it("surfaces a failed line as the SDK's error class with the line's status", async () => {
-    const err = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "[[status:400]]" }] }).catch((e: unknown) => e);
+    const err = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "[[status:400]]" }] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).status).toBe(400);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ type: "invalid_request_error" });
-    const limited = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "[[status:429]]" }] }).catch((e: unknown) => e);
+    const limited = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "[[status:429]]" }] })
+      .catch((e: unknown) => e);
     expect(limited).toBeInstanceOf(OpenAI.RateLimitError);
   });
 
@@ -136,21 +155,34 @@ describe("responses", () => {
     const delta = events.find((e) => e.type === "response.output_text.delta");
     const item = events.find((e) => e.type === "response.output_item.done");
     expect(delta).toMatchObject({ delta: "echo: stream this", output_index: 0, content_index: 0 });
-    if (delta?.type !== "response.output_text.delta" || item?.type !== "response.output_item.done") throw new Error("missing events");
+    if (delta?.type !== "response.output_text.delta" || item?.type !== "response.output_item.done")
+      throw new Error("missing events");
     expect(delta.item_id).toBe(item.item.id);
     const done = events.at(-1);
     expect(done?.type === "response.completed" && done.response.usage?.total_tokens).toBeGreaterThan(0);
   });
 
   it("streams a function call item, and the SDK's ResponseStream rebuilds the response", async () => {
-    const params = { model: "m", input: "call [[tool:lookup]]", tools: [{ type: "function" as const, name: "lookup", parameters: {}, strict: false }] };
+    const params = {
+      model: "m",
+      input: "call [[tool:lookup]]",
+      tools: [{ type: "function" as const, name: "lookup", parameters: {}, strict: false }],
+    };
     const stream = await client.responses.create({ ...params, stream: true });
     const events: ResponseStreamEvent[] = [];
     for await (const event of stream) events.push(event);
     const args = events.find((e) => e.type === "response.function_call_arguments.done");
-    expect(args).toMatchObject({ output_index: 0, name: "lookup", arguments: JSON.stringify({ prompt: "call [[tool:lookup]]" }) });
+    expect(args).toMatchObject({
+      output_index: 0,
+      name: "lookup",
+      arguments: JSON.stringify({ prompt: "call [[tool:lookup]]" }),
+    });
     const final = await client.responses.stream(params).finalResponse();
-    expect(final.output[0]).toMatchObject({ type: "function_call", name: "lookup", arguments: JSON.stringify({ prompt: "call [[tool:lookup]]" }) });
+    expect(final.output[0]).toMatchObject({
+      type: "function_call",
+      name: "lookup",
+      arguments: JSON.stringify({ prompt: "call [[tool:lookup]]" }),
+    });
   });
 });
 
@@ -158,7 +190,9 @@ describe("models and logs", () => {
   it("never logs the upstream key", () => {
     expect(h.logs.length).toBeGreaterThan(0);
     expect(JSON.stringify(h.logs)).not.toContain(UPSTREAM_KEY);
-    expect(h.logs.every((l) => typeof l.ts === "string" && typeof l.level === "string" && typeof l.event === "string")).toBe(true);
+    expect(
+      h.logs.every((l) => typeof l.ts === "string" && typeof l.level === "string" && typeof l.event === "string"),
+    ).toBe(true);
     expect(h.logs.some((l) => l.event === "batch.submitted")).toBe(true);
     expect(h.logs.some((l) => l.event === "batch.done")).toBe(true);
   });

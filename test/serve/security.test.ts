@@ -19,7 +19,9 @@ function rawGet(origin: string, path: string): Promise<{ status: number; body: a
     const req = http.request({ host: hostname, port, path, headers: AUTH }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString() || "null") }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString() || "null") }),
+      );
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -70,7 +72,12 @@ describe("GET /v1/models/… never leaves the provider's /models", () => {
     }
     // openai-node sends `org/model` as one segment, `org%2Fmodel`.
     expect(await client.models.retrieve("meta-llama/Llama-3")).toMatchObject({ id: "m" });
-    expect(upstream.seen.map((s) => s.url)).toEqual(["/v1/models/some-model", "/v1/models/org/model", "/v1/models/..ok", "/v1/models/meta-llama%2FLlama-3"]);
+    expect(upstream.seen.map((s) => s.url)).toEqual([
+      "/v1/models/some-model",
+      "/v1/models/org/model",
+      "/v1/models/..ok",
+      "/v1/models/meta-llama%2FLlama-3",
+    ]);
     expect(upstream.seen.every((s) => s.headers.authorization === `Bearer ${UPSTREAM_KEY}`)).toBe(true);
   });
 });
@@ -108,7 +115,15 @@ describe("passthroughModels", () => {
     const upstream = await scriptedServer([json(200, {})]);
     const transport = new Transport(resolveOptions({ apiKey: UPSTREAM_KEY, baseURL: upstream.url }), realClock);
     try {
-      for (const path of ["/files", "/models/../files", "/models/%2e%2e/batches", "/models/./../files", "/modelsx", "//evil.test/models", "models"]) {
+      for (const path of [
+        "/files",
+        "/models/../files",
+        "/models/%2e%2e/batches",
+        "/models/./../files",
+        "/modelsx",
+        "//evil.test/models",
+        "models",
+      ]) {
         await expect(passthroughModels(transport, path), path).rejects.toThrow(TypeError);
       }
       expect(upstream.seen).toEqual([]);
@@ -121,7 +136,9 @@ describe("passthroughModels", () => {
   });
 
   it("hands a non-2xx answer back, the key redacted", async () => {
-    const upstream = await scriptedServer([json(404, { error: { message: `no model for ${UPSTREAM_KEY}` } }, { "x-request-id": "req_9" })]);
+    const upstream = await scriptedServer([
+      json(404, { error: { message: `no model for ${UPSTREAM_KEY}` } }, { "x-request-id": "req_9" }),
+    ]);
     const transport = new Transport(resolveOptions({ apiKey: UPSTREAM_KEY, baseURL: upstream.url }), realClock);
     try {
       const reply = await passthroughModels(transport, "/models");

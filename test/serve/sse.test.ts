@@ -32,8 +32,20 @@ describe("chat completion → chunks", () => {
     const msgs = parse(chatCompletionToSSE(completion({ content: "hi", refusal: null }), { includeUsage: false }));
     expect(msgs.at(-1)!.data).toBe("[DONE]");
     const chunks = msgs.slice(0, -1).map((m) => m.data);
-    expect(chunks.every((c) => c.object === "chat.completion.chunk" && c.id === "chatcmpl-1" && c.system_fingerprint === "fp" && !("usage" in c))).toBe(true);
-    expect(chunks.map((c) => c.choices[0].delta)).toEqual([{ role: "assistant", content: "", refusal: null }, { content: "hi" }, {}]);
+    expect(
+      chunks.every(
+        (c) =>
+          c.object === "chat.completion.chunk" &&
+          c.id === "chatcmpl-1" &&
+          c.system_fingerprint === "fp" &&
+          !("usage" in c),
+      ),
+    ).toBe(true);
+    expect(chunks.map((c) => c.choices[0].delta)).toEqual([
+      { role: "assistant", content: "", refusal: null },
+      { content: "hi" },
+      {},
+    ]);
     expect(chunks.map((c) => c.choices[0].finish_reason)).toEqual([null, null, "stop"]);
   });
 
@@ -47,7 +59,9 @@ describe("chat completion → chunks", () => {
         { id: "c2", type: "function", function: { name: "b", arguments: '{"x":1}' } },
       ],
     };
-    const chunks = parse(chatCompletionToSSE(completion(message), { includeUsage: false })).slice(0, -1).map((m) => m.data);
+    const chunks = parse(chatCompletionToSSE(completion(message), { includeUsage: false }))
+      .slice(0, -1)
+      .map((m) => m.data);
     expect(chunks.map((c) => c.choices[0].delta)).toEqual([
       { role: "assistant", content: "", refusal: null },
       { reasoning_content: "thinking" },
@@ -59,7 +73,9 @@ describe("chat completion → chunks", () => {
   });
 
   it("adds usage: null to every chunk and a final usage chunk with empty choices when asked", () => {
-    const chunks = parse(chatCompletionToSSE(completion({ content: "hi" }), { includeUsage: true })).slice(0, -1).map((m) => m.data);
+    const chunks = parse(chatCompletionToSSE(completion({ content: "hi" }), { includeUsage: true }))
+      .slice(0, -1)
+      .map((m) => m.data);
     expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
     expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { total_tokens: 3 } });
   });
@@ -71,9 +87,16 @@ describe("chat completion → chunks", () => {
       { index: 0, message: { role: "assistant", content: "hi" }, logprobs, finish_reason: "stop" } as never,
       { index: 1, message: { role: "assistant", content: "yo" }, logprobs: null, finish_reason: "length" } as never,
     ];
-    const chunks = parse(chatCompletionToSSE(c, { includeUsage: false })).slice(0, -1).map((m) => m.data.choices[0]);
-    expect(chunks.filter((ch) => ch.logprobs !== null)).toEqual([{ index: 0, delta: { content: "hi" }, logprobs, finish_reason: null }]);
-    expect(chunks.filter((ch) => ch.finish_reason).map((ch) => [ch.index, ch.finish_reason])).toEqual([[0, "stop"], [1, "length"]]);
+    const chunks = parse(chatCompletionToSSE(c, { includeUsage: false }))
+      .slice(0, -1)
+      .map((m) => m.data.choices[0]);
+    expect(chunks.filter((ch) => ch.logprobs !== null)).toEqual([
+      { index: 0, delta: { content: "hi" }, logprobs, finish_reason: null },
+    ]);
+    expect(chunks.filter((ch) => ch.finish_reason).map((ch) => [ch.index, ch.finish_reason])).toEqual([
+      [0, "stop"],
+      [1, "length"],
+    ]);
   });
 });
 
@@ -86,7 +109,16 @@ describe("response → Responses events", () => {
     model: "m",
     output: [
       { type: "reasoning", id: "rs_1", summary: [] },
-      { type: "message", id: "msg_1", status: "completed", role: "assistant", content: [{ type: "output_text", text: "a", annotations: [] }, { type: "refusal", refusal: "no" }] },
+      {
+        type: "message",
+        id: "msg_1",
+        status: "completed",
+        role: "assistant",
+        content: [
+          { type: "output_text", text: "a", annotations: [] },
+          { type: "refusal", refusal: "no" },
+        ],
+      },
       { type: "function_call", id: "fc_1", call_id: "call_1", name: "f", arguments: "{}", status: "completed" },
     ],
     usage: { input_tokens: 1, output_tokens: 1, total_tokens: 2 },
@@ -129,7 +161,11 @@ describe("response → Responses events", () => {
   });
 
   it("ends with response.incomplete or response.failed as the status says, and names items that had no id", () => {
-    const incomplete = { ...response, status: "incomplete", output: [{ type: "message", role: "assistant", content: [{ type: "output_text", text: "cut" }] }] };
+    const incomplete = {
+      ...response,
+      status: "incomplete",
+      output: [{ type: "message", role: "assistant", content: [{ type: "output_text", text: "cut" }] }],
+    };
     const events = parse(responseToSSE(incomplete)).map((e) => e.data);
     expect(events.at(-1)!.type).toBe("response.incomplete");
     const ids = new Set(events.filter((e) => e.item_id !== undefined).map((e) => e.item_id));

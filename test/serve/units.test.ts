@@ -26,7 +26,11 @@ describe("routes", () => {
     expect(normalizePath("/v1/chat/completions/?x=1")).toBe("/v1/chat/completions");
     expect(normalizePath("//v1//embeddings#f")).toBe("/v1/embeddings");
     expect(route("POST", "/v1/responses?stream=1")).toEqual({ kind: "batch", endpoint: "/v1/responses" });
-    expect(route("GET", "/v1/models/org/model-1/?limit=5#f")).toEqual({ kind: "models", path: "/models/org/model-1", query: { limit: "5" } });
+    expect(route("GET", "/v1/models/org/model-1/?limit=5#f")).toEqual({
+      kind: "models",
+      path: "/models/org/model-1",
+      query: { limit: "5" },
+    });
     expect(route("HEAD", "/health")).toEqual({ kind: "health" });
   });
 
@@ -60,7 +64,11 @@ describe("routes", () => {
       expect([r.status, r.body.code, r.headers["x-should-retry"]], url).toEqual([400, "invalid_path", "false"]);
     }
     expect(route("GET", "/v1/models/meta-llama%2FLlama-3")).toMatchObject({ path: "/models/meta-llama%2FLlama-3" });
-    expect(route("GET", "/v1/models/a b:c?x=1&x=2")).toEqual({ kind: "models", path: "/models/a%20b%3Ac", query: { x: "2" } });
+    expect(route("GET", "/v1/models/a b:c?x=1&x=2")).toEqual({
+      kind: "models",
+      path: "/models/a%20b%3Ac",
+      query: { x: "2" },
+    });
     expect(route("GET", "/v1/models/..ok./m")).toMatchObject({ path: "/models/..ok./m" });
   });
 });
@@ -68,7 +76,15 @@ describe("routes", () => {
 describe("error mapping", () => {
   const ctx = { customId: "c", batchId: "b" };
   it("keeps a failed line's status and the provider's error object", () => {
-    const e = toHttpError(APIError.generate(429, { message: "slow down", type: "rate_limit_exceeded", param: null, code: "rl", extra: 1 }, undefined, undefined, ctx));
+    const e = toHttpError(
+      APIError.generate(
+        429,
+        { message: "slow down", type: "rate_limit_exceeded", param: null, code: "rl", extra: 1 },
+        undefined,
+        undefined,
+        ctx,
+      ),
+    );
     expect(e.status).toBe(429);
     expect(e.body).toEqual({ message: "slow down", type: "rate_limit_exceeded", param: null, code: "rl", extra: 1 });
     expect(e.headers["x-should-retry"]).toBeUndefined();
@@ -89,7 +105,10 @@ describe("error mapping", () => {
     expect(toHttpError(new APIConnectionError("down")).status).toBe(502);
     expect(toHttpError(new ClientClosedError("closed")).status).toBe(503);
     expect(toHttpError(new Error("boom"))).toMatchObject({ status: 500, body: { type: "server_error" } });
-    expect(toHttpError(new APIConnectionTimeoutError("slow"))).toMatchObject({ status: 504, body: { code: "upstream_timeout" } });
+    expect(toHttpError(new APIConnectionTimeoutError("slow"))).toMatchObject({
+      status: 504,
+      body: { code: "upstream_timeout" },
+    });
   });
 
   it("answers a line status that is not an HTTP error status with 502, keeping the provider's error", () => {
@@ -122,7 +141,12 @@ describe("error mapping", () => {
 describe("IdempotencyCache", () => {
   function setup(ttlMs = 1_000, maxKeys = 10) {
     let now = 0;
-    const cache = new IdempotencyCache<string>({ ttlMs, maxKeys, keepFailure: (e) => (e as Error).message !== "retryable", now: () => now });
+    const cache = new IdempotencyCache<string>({
+      ttlMs,
+      maxKeys,
+      keepFailure: (e) => (e as Error).message !== "retryable",
+      now: () => now,
+    });
     return { cache, advance: (ms: number) => (now += ms) };
   }
   const deferred = () => {
@@ -196,13 +220,39 @@ describe("IdempotencyCache", () => {
 describe("parseServeArgs", () => {
   const env = { OPENAI_API_KEY: "sk-env" };
   it("reads flags with fractions for milliseconds and env for the upstream and token", () => {
-    const o = parseServeArgs(["--batch-window-ms", "0.5", "--poll-interval-ms", "2.5", "--batch-size", "10", "--port", "0", "--metadata", "team=a=b"], {
-      ...env,
-      OPENAI_BASE_URL: "http://127.0.0.1:1/v1",
-      AUTOBATCH_AUTH_TOKEN: "tok",
+    const o = parseServeArgs(
+      [
+        "--batch-window-ms",
+        "0.5",
+        "--poll-interval-ms",
+        "2.5",
+        "--batch-size",
+        "10",
+        "--port",
+        "0",
+        "--metadata",
+        "team=a=b",
+      ],
+      {
+        ...env,
+        OPENAI_BASE_URL: "http://127.0.0.1:1/v1",
+        AUTOBATCH_AUTH_TOKEN: "tok",
+      },
+    );
+    expect(o).toMatchObject({
+      apiKey: "sk-env",
+      baseURL: "http://127.0.0.1:1/v1",
+      authToken: "tok",
+      batchWindowMs: 0.5,
+      pollIntervalMs: 2.5,
+      batchSize: 10,
+      port: 0,
+      metadata: { team: "a=b" },
     });
-    expect(o).toMatchObject({ apiKey: "sk-env", baseURL: "http://127.0.0.1:1/v1", authToken: "tok", batchWindowMs: 0.5, pollIntervalMs: 2.5, batchSize: 10, port: 0, metadata: { team: "a=b" } });
-    expect(parseServeArgs(["--api-key", "sk-flag", "--base-url", "https://x.test/v1"], env)).toMatchObject({ apiKey: "sk-flag", baseURL: "https://x.test/v1" });
+    expect(parseServeArgs(["--api-key", "sk-flag", "--base-url", "https://x.test/v1"], env)).toMatchObject({
+      apiKey: "sk-flag",
+      baseURL: "https://x.test/v1",
+    });
     expect(parseServeArgs(["-h"], env)).toBeUndefined();
   });
 
@@ -224,7 +274,13 @@ describe("parseServeArgs", () => {
   });
 
   it("never echoes credentials or a query from a rejected --base-url", () => {
-    for (const bad of ["ftp://user:hunter2@x.test/v1", "user:hunter2@x.test/v1", "https:/user:hunter2@x.test", "x.test/v1?api_key=hunter2", "//u:hunter2@x#hunter2"]) {
+    for (const bad of [
+      "ftp://user:hunter2@x.test/v1",
+      "user:hunter2@x.test/v1",
+      "https:/user:hunter2@x.test",
+      "x.test/v1?api_key=hunter2",
+      "//u:hunter2@x#hunter2",
+    ]) {
       let message = "";
       try {
         parseServeArgs(["--base-url", bad], env);
@@ -255,13 +311,24 @@ describe("autobatch serve: option errors", () => {
   it("names the flag of each value the flag parser let through but the options refuse", async () => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
     try {
-      const code = await command.run(["--api-key", "k", "--port", "0", "--batch-size", "60000", "--metadata", "autobatch_key=x", "--max-batch-bytes", "1e300"]);
+      const code = await command.run([
+        "--api-key",
+        "k",
+        "--port",
+        "0",
+        "--batch-size",
+        "60000",
+        "--metadata",
+        "autobatch_key=x",
+        "--max-batch-bytes",
+        "1e300",
+      ]);
       expect(code).toBe(2);
       expect(errors).toHaveBeenCalledOnce();
       const message = String(errors.mock.calls[0]![0]);
       expect(message.split("\n")).toEqual([
         "autobatch serve: Invalid serve options:",
-        "  --metadata: key \"autobatch_key\" is reserved: autobatch tags each batch with it",
+        '  --metadata: key "autobatch_key" is reserved: autobatch tags each batch with it',
         "  --batch-size: must be <= 50000",
         "  --max-batch-bytes: must be a whole number",
       ]);
@@ -271,7 +338,9 @@ describe("autobatch serve: option errors", () => {
   });
 
   it("keeps the structured issues on InvalidOptionsError", async () => {
-    const err = (await serve({ apiKey: "k", port: -1, metadata: { k: "v".repeat(600) }, log: false }).catch((e: unknown) => e)) as InvalidOptionsError;
+    const err = (await serve({ apiKey: "k", port: -1, metadata: { k: "v".repeat(600) }, log: false }).catch(
+      (e: unknown) => e,
+    )) as InvalidOptionsError;
     expect(err.issues).toEqual([
       { path: ["metadata", "k"], message: "metadata values are at most 512 characters" },
       { path: ["port"], message: "port must be a whole number from 0 to 65535" },
@@ -283,7 +352,10 @@ describe("engine event logs", () => {
   it("logs each batch lifecycle event once, at its level, and leaves per-call events to the request log", () => {
     const entries: LogEntry[] = [];
     const events = new Events();
-    logEngineEvents(createLogger((e) => entries.push(e)), events);
+    logEngineEvents(
+      createLogger((e) => entries.push(e)),
+      events,
+    );
     const counts = { total: 1, completed: 1, failed: 0 };
     events.emit("flush", { endpoint: "/v1/chat/completions", model: "m", calls: 1, bytes: 10, reason: "size" });
     events.emit("batchDone", { batchId: "b1", status: "completed", counts, succeeded: 1, failed: 0, calls: 1 });
@@ -291,10 +363,43 @@ describe("engine event logs", () => {
     events.emit("batchSubmitFailed", { endpoint: "/v1/embeddings", model: "m", calls: 2, message: "boom" });
     events.emit("callSettled", { customId: "c", ok: true });
     expect(entries.map(({ ts: _ts, ...rest }) => rest)).toEqual([
-      { level: "info", event: "batch.flushed", endpoint: "/v1/chat/completions", model: "m", calls: 1, bytes: 10, reason: "size" },
-      { level: "info", event: "batch.done", batchId: "b1", status: "completed", counts, succeeded: 1, failed: 0, calls: 1 },
-      { level: "warn", event: "batch.done", batchId: "b2", status: "expired", counts, succeeded: 0, failed: 1, calls: 1 },
-      { level: "error", event: "batch.submit_failed", endpoint: "/v1/embeddings", model: "m", calls: 2, message: "boom" },
+      {
+        level: "info",
+        event: "batch.flushed",
+        endpoint: "/v1/chat/completions",
+        model: "m",
+        calls: 1,
+        bytes: 10,
+        reason: "size",
+      },
+      {
+        level: "info",
+        event: "batch.done",
+        batchId: "b1",
+        status: "completed",
+        counts,
+        succeeded: 1,
+        failed: 0,
+        calls: 1,
+      },
+      {
+        level: "warn",
+        event: "batch.done",
+        batchId: "b2",
+        status: "expired",
+        counts,
+        succeeded: 0,
+        failed: 1,
+        calls: 1,
+      },
+      {
+        level: "error",
+        event: "batch.submit_failed",
+        endpoint: "/v1/embeddings",
+        model: "m",
+        calls: 2,
+        message: "boom",
+      },
     ]);
     expect(events.wants("callSettled")).toBe(false);
     expect(events.wants("batchProgress") && events.wants("warning") && events.wants("batchSubmitted")).toBe(true);
