@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { int, mb, ms, pct, ratio, table, type Row } from "./lib/report.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SCENARIOS = ["throughput", "latency", "memory", "scaling"] as const;
+const SCENARIOS = ["throughput", "latency", "memory", "scaling", "imports"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const args = process.argv.slice(2);
@@ -172,6 +172,18 @@ if (selected.includes("scaling")) {
       target: "",
     },
   );
+}
+
+if (selected.includes("imports")) {
+  const r = (results.imports = await runScenario("imports", ["--samples", quick ? 3 : 7]));
+  for (const [entry, m] of Object.entries(r.entries as Record<string, { medianMs: number }>)) {
+    rows.push({ metric: `Import time of \`${entry}\` (fresh process, median)`, value: ms(m.medianMs), target: "" });
+  }
+  rows.push({
+    metric: "Process start → first flush of a fresh AutoBatcher (median)",
+    value: ms(r.firstFlush.medianMs),
+    target: "",
+  });
 }
 
 function bytesRow(metric: string, r: Result): Row {
