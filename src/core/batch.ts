@@ -167,8 +167,8 @@ export class Batch {
     this.#inputFileId = inputFileId;
     this.#createdAt = this.#ctx.clock.Date.now();
     for (const c of this.#calls.values()) c.batchId = created.id;
-    this.#apply(created);
     this.#ctx.recorder?.submitted(this);
+    this.#apply(created);
     this.#ctx.sink.events.emit("batchSubmitted", {
       batchId: created.id,
       inputFileId,

@@ -5,7 +5,7 @@ import type { Batch } from "./batch.js";
 export type ResultFile = "output" | "error";
 
 export interface BatchRecorder {
-  /** The batch exists upstream: `batch.id`, `batch.inputFileId` and `batch.createdAt` are set. */
+  /** The batch exists upstream: `batch.id`, `batch.inputFileId` and `batch.createdAt` are set; `progress` follows. */
   submitted(batch: Batch): void;
   /** Upload or create failed for good; every call of the batch was rejected. */
   submitFailed(batch: Batch, reason: Error): void;
