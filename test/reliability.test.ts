@@ -93,7 +93,10 @@ describe("fault-injection suite", () => {
     expect(right).toBe(CALLS);
     expect(figures.lost).toBe(0);
     expect(duplicatedSettlements).toBe(0);
-    expect(figures.faultsInjected).toBeGreaterThanOrEqual(faults.length - 4);
+    // Every route sees at least one request per batch, so each fault placed before that many requests must have
+    // fired; later ones depend on how many polls the timing needs, and are not counted on.
+    expect(r.emu.faults.list().filter((f) => (f.after ?? 0) < flushes)).toEqual([]);
+    expect(figures.faultsInjected).toBeGreaterThanOrEqual(faults.filter((f) => (f.after ?? 0) < flushes).length);
     expect(figures.batchesCreated).toBe(flushes);
     expect(figures.filesUploaded).toBe(flushes);
     expect(figures.resultLinesRead).toBe(linesInFiles);
