@@ -20,6 +20,23 @@ export type {
   ResponseCreateParamsNonStreaming,
 };
 
+/**
+ * An openai-node-shaped client whose calls are answered through the Batch API: each call waits in a buffer, goes out
+ * in a batch file, and settles when its result line arrives (minutes to hours later, at the batch price).
+ *
+ * @example
+ * ```ts
+ * import { AutoBatcher } from "autobatch";
+ *
+ * const client = new AutoBatcher({ baseURL: "https://api.doubleword.ai/v1", completionWindow: "1h" });
+ * const answers = await Promise.all(
+ *   ["Name a prime.", "Name a colour."].map((content) =>
+ *     client.chat.completions.create({ model: "Qwen/Qwen3-VL-30B-A3B-Instruct-FP8", messages: [{ role: "user", content }] }),
+ *   ),
+ * ); // one batch of two lines
+ * await client.close();
+ * ```
+ */
 export class AutoBatcher {
   readonly #engine: Engine;
 
