@@ -28,10 +28,10 @@ export type {
  * ```ts
  * import { AutoBatcher } from "autobatch";
  *
- * const client = new AutoBatcher({ baseURL: "https://api.doubleword.ai/v1", completionWindow: "1h" });
+ * const client = new AutoBatcher({ batchWindowMs: 5_000 }); // key and URL from OPENAI_API_KEY, OPENAI_BASE_URL
  * const answers = await Promise.all(
  *   ["Name a prime.", "Name a colour."].map((content) =>
- *     client.chat.completions.create({ model: "Qwen/Qwen3-VL-30B-A3B-Instruct-FP8", messages: [{ role: "user", content }] }),
+ *     client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content }] }),
  *   ),
  * ); // one batch of two lines
  * await client.close();

@@ -1,5 +1,5 @@
 // GET /v1/files/{id}/content. Doubleword: the skip/limit/search protocol with X-Incomplete and
-// X-Last-Line (spec §6). OpenAI: the whole file, no headers of the protocol.
+// X-Last-Line (docs/protocols.md §6). OpenAI: the whole file, no headers of the protocol.
 import { isRunning } from "./objects.js";
 import { ApiError, type BodyWriter, type Reply } from "./reply.js";
 import type { BatchRecord, FileRecord } from "./store.js";

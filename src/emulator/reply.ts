@@ -52,7 +52,7 @@ export function openaiError(status: number, message: string, detail: ApiError["d
 
 /**
  * Doubleword: plain text except 429/503, which are JSON with `error` as a string and a Retry-After
- * header that disagrees with the body (spec §2.4). OpenAI: always `{"error":{message,type,param,code}}`.
+ * header that disagrees with the body (docs/protocols.md §2.4). OpenAI: always `{"error":{message,type,param,code}}`.
  */
 export function errorReply(flavor: Flavor, err: ApiError): Reply {
   if (flavor === "openai") return json(err.status, { error: openaiError(err.status, err.message, err.detail) });

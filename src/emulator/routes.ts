@@ -1,4 +1,4 @@
-// The /v1 Batch API handlers (spec §1-§3, §7), for both flavors.
+// The /v1 Batch API handlers (docs/protocols.md §1-§3, §7), for both flavors.
 import { windowToMs } from "../options.js";
 import { setMaxListeners } from "node:events";
 import type { IncomingMessage } from "node:http";
@@ -299,7 +299,7 @@ async function getContent(ctx: RouteContext, { id, query }: RouteRequest): Promi
 async function deleteFile(ctx: RouteContext, { id }: RouteRequest): Promise<Reply> {
   const file = findFile(ctx, id);
   if (ctx.flavor === "doubleword") {
-    // Spec §7: live batches of a deleted input file are cancelled and lose input_file_id;
+    // docs/protocols.md §7: live batches of a deleted input file are cancelled and lose input_file_id;
     // a deleted output/error file disappears from its batch.
     for (const b of ctx.store.batches.values()) {
       if (b.inputFileId === id) {

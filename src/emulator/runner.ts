@@ -62,7 +62,7 @@ export class Runner {
   #start(b: BatchRecord): void {
     const now = this.#nowSec();
     if (this.#ctx.flavor === "doubleword") {
-      // Populating a batch whose input file was deleted fails (spec §7).
+      // Populating a batch whose input file was deleted fails (docs/protocols.md §7).
       if (b.inputFileId === "") {
         b.failedAt = now;
         b.active = false;
@@ -242,7 +242,7 @@ export class Runner {
   }
 
   /**
-   * Doubleword (spec §7): idempotent; a finished batch turns `cancelled`, one still validating stays
+   * Doubleword (docs/protocols.md §7): idempotent; a finished batch turns `cancelled`, one still validating stays
    * `cancelling` forever, otherwise every unfinished line is cancelled at once and writes nothing.
    * OpenAI: `cancelling` until in-flight lines finish; call `settle` after rendering the answer.
    */

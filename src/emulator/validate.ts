@@ -1,5 +1,5 @@
 // Input-file line handling: splitting a byte stream into lines, Doubleword's synchronous
-// upload-time checks (spec §3, errors as `Line N: ...` text) and OpenAI's asynchronous
+// upload-time checks (docs/protocols.md §3, errors as `Line N: ...` text) and OpenAI's asynchronous
 // batch-time checks (errors as `errors.data[]`).
 import { ApiError } from "./reply.js";
 

@@ -1,5 +1,5 @@
 // Doubleword flavor: upload validation, batch objects, status machine, the skip/limit content
-// protocol, cancel and delete semantics (spec §1-§7, §11).
+// protocol, cancel and delete semantics (docs/protocols.md §1-§7, §11).
 import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
