@@ -3,7 +3,7 @@
 import { TERMINAL_STATUSES } from "../internal/schemas.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { builtinModel, errorBody, readMarkers, type Markers, type Outcome } from "./model.js";
-import { ApiError } from "./reply.js";
+import { EmulatorHttpError } from "./reply.js";
 import { newLineId, type BatchRecord, type Store } from "./store.js";
 import type { Upstream } from "./upstream.js";
 import { validateOpenAiLines } from "./validate.js";
@@ -259,7 +259,9 @@ export class Runner {
       return;
     }
     if (TERMINAL_STATUSES.has(b.status)) {
-      throw new ApiError(400, `Cannot cancel a batch with status '${b.status}'.`, { code: "batch_not_cancellable" });
+      throw new EmulatorHttpError(400, `Cannot cancel a batch with status '${b.status}'.`, {
+        code: "batch_not_cancellable",
+      });
     }
     if (b.status === "cancelling") return;
     b.status = "cancelling";
