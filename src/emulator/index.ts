@@ -45,7 +45,8 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
+/** `value`, or `fallback` when unset; a negative or non-finite value is refused naming the option. */
+function nonNegativeOr(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < 0)
     throw new RangeError(`startEmulator: ${name} must be a non-negative number`);
@@ -99,17 +100,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     throw new RangeError("startEmulator: concurrency must be a positive integer");
 
   const counters = newCounters();
-  const store = new Store(positive("maxStoredBytes", options.maxStoredBytes, D.maxStoredBytes));
+  const store = new Store(nonNegativeOr("maxStoredBytes", options.maxStoredBytes, D.maxStoredBytes));
   const runner = new Runner({
     flavor,
     store,
     counters,
     concurrency,
-    validationMs: positive("validationMs", options.validationMs, D.validationMs),
+    validationMs: nonNegativeOr("validationMs", options.validationMs, D.validationMs),
     maxLines: options.maxLines ?? D.maxLines,
     now,
     latency: latencySampler(
-      typeof latency === "number" ? positive("latencyMs", latency, D.latencyMs) : latency,
+      typeof latency === "number" ? nonNegativeOr("latencyMs", latency, D.latencyMs) : latency,
       options.seed ?? Math.floor(Math.random() * 2 ** 32),
     ),
     ...(upstream ? { upstream } : {}),
@@ -125,7 +126,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       counters,
       now,
       cursorParam,
-      maxFileBytes: positive("maxFileBytes", options.maxFileBytes, D.maxFileBytes),
+      maxFileBytes: nonNegativeOr("maxFileBytes", options.maxFileBytes, D.maxFileBytes),
       maxLines: options.maxLines,
       completionWindows: options.completionWindows ?? [...D.completionWindows],
     },
