@@ -9,7 +9,7 @@ import { batchObject, fileObject, listObject } from "./objects.js";
 import { EmulatorHttpError, json, type Reply } from "./reply.js";
 import type { Runner } from "./runner.js";
 import { UUID, newBatchId, newFileId, type BatchRecord, type FileRecord, type Store } from "./store.js";
-import { DW_URLS, LineSplitter, OPENAI_URLS, decodeDw, isBlank, validateDwLine } from "./validate.js";
+import { DW_URLS, UploadLineSplitter, OPENAI_URLS, decodeDw, isBlank, validateDwLine } from "./validate.js";
 import type { EmulatorCounters, Flavor } from "./types.js";
 
 export interface RouteContext extends ContentContext {
@@ -90,7 +90,7 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
 
   const upload: Upload = { fields: new Map() };
   let field: { name: string; chunks: Buffer[]; bytes: number } | undefined;
-  let splitter: LineSplitter | undefined;
+  let splitter: UploadLineSplitter | undefined;
   const checkPurpose = (purpose: string) => {
     if (ctx.flavor === "doubleword" && purpose !== "batch") {
       throw new EmulatorHttpError(400, `Invalid purpose '${purpose}'. Only 'batch' is supported.`);
@@ -106,7 +106,7 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
           bytes: 0,
         };
         upload.file = file;
-        splitter = new LineSplitter((line, offset) => {
+        splitter = new UploadLineSplitter((line, offset) => {
           if (isBlank(line)) return;
           if (ctx.flavor === "openai") {
             file.lines.push(line.toString("utf8"));

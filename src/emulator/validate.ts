@@ -1,4 +1,4 @@
-// Input-file line handling: splitting a byte stream into lines, Doubleword's synchronous
+// Input-file line handling: splitting an upload into lines, Doubleword's synchronous
 // upload-time checks (docs/protocols.md §3, errors as `Line N: ...` text) and OpenAI's asynchronous
 // batch-time checks (errors as `errors.data[]`).
 import { EmulatorHttpError } from "./reply.js";
@@ -22,8 +22,12 @@ const MAX_CUSTOM_ID_BYTES = 64;
 // A valid HTTP header value: visible ASCII, space and tab.
 const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
 
-/** Splits chunks on "\n"; hands each line (without "\n" or a trailing "\r") and its byte offset on. */
-export class LineSplitter {
+/**
+ * Splits an uploaded input file on "\n" and hands each line on as bytes (without "\n" or a trailing "\r") with its
+ * byte offset, refusing a line over the size cap. Bytes, not strings, unlike the client's result LineSplitter: the
+ * upload checks need each line's offset and must see invalid UTF-8 themselves.
+ */
+export class UploadLineSplitter {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #offset = 0;
