@@ -7,6 +7,7 @@ import { performance } from "node:perf_hooks";
 import type { RawResult } from "../core/call.js";
 import type { Engine } from "../core/engine.js";
 import type { Endpoint } from "../internal/endpoints.js";
+import { isObject } from "../internal/schemas.js";
 import { AutoBatchError } from "../errors.js";
 import { passthroughModels } from "./models.js";
 import { readJsonBody } from "./body.js";
@@ -198,6 +199,3 @@ function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
-
-/** Constant-time comparison of the presented bearer token with the configured one. */
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
