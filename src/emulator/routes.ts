@@ -321,7 +321,8 @@ async function deleteFile(ctx: RouteContext, { id }: RouteRequest): Promise<Repl
 
 // ---------------------------------------------------------------- batches
 
-async function readJsonBody(ctx: RouteContext, req: IncomingMessage): Promise<unknown> {
+/** The body of POST /v1/batches, refused in the flavor's words. */
+async function readCreateBatchBody(ctx: RouteContext, req: IncomingMessage): Promise<unknown> {
   const type = req.headers["content-type"] ?? "";
   if (!/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
     throw new EmulatorHttpError(415, "Expected request with `Content-Type: application/json`");
@@ -409,7 +410,7 @@ function parseCreate(ctx: RouteContext, raw: unknown): CreateBatch {
 
 async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Reply> {
   const openai = ctx.flavor === "openai";
-  const params = parseCreate(ctx, await readJsonBody(ctx, req));
+  const params = parseCreate(ctx, await readCreateBatchBody(ctx, req));
   const endpoints = openai ? OPENAI_URLS : DW_URLS;
   if (!endpoints.includes(params.endpoint)) {
     throw openai
