@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(() => emu.close());
 
-const fast = () => ({ apiKey: "test-key", baseURL: emu.url, batchWindowMs: 10, pollIntervalMs: 10 });
+const fast = () => ({ apiKey: "test-key", baseURL: emu.baseURL, batchWindowMs: 10, pollIntervalMs: 10 });
 
 /** Runs `fn` and reports how many batches the emulator created meanwhile. */
 async function counting<T>(fn: () => Promise<T>): Promise<{ result: T; batches: number }> {

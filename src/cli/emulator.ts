@@ -103,7 +103,7 @@ export const command = {
     }
     const emulator = await startEmulator(options);
     const upstream = options.upstream ? `, upstream ${safeURL(options.upstream.baseURL)}` : "";
-    console.log(`autobatch emulator listening on ${emulator.url} (flavor ${options.flavor}${upstream})`);
+    console.log(`autobatch emulator listening on ${emulator.baseURL} (flavor ${options.flavor}${upstream})`);
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off("SIGINT", stop);

@@ -75,7 +75,7 @@ function newCounters(): EmulatorCounters {
  * import { startEmulator } from "autobatch/emulator";
  *
  * const emu = await startEmulator({ flavor: "openai" });
- * const client = new AutoBatcher({ apiKey: "any", baseURL: emu.url, batchWindowMs: 10, pollIntervalMs: 10 });
+ * const client = new AutoBatcher({ apiKey: "any", baseURL: emu.baseURL, batchWindowMs: 10, pollIntervalMs: 10 });
  * await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }); // "echo: hi"
  * await client.close();
  * await emu.close();
@@ -157,7 +157,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}/v1`,
+    baseURL: `http://${urlHost}:${port}/v1`,
+    origin: `http://${urlHost}:${port}`,
     port,
     counters,
     faults,

@@ -124,8 +124,10 @@ export interface FaultController {
 }
 
 export interface Emulator {
-  /** Base URL to use as `baseURL`, e.g. "http://127.0.0.1:PORT/v1". */
-  url: string;
+  /** What clients use as their base URL, with `/v1`: e.g. "http://127.0.0.1:PORT/v1". */
+  baseURL: string;
+  /** The server's origin, without `/v1` (where the `/_emulator` admin routes live): e.g. "http://127.0.0.1:PORT". */
+  origin: string;
   port: number;
   /** Stops accepting, destroys open sockets, stops workers. */
   close(): Promise<void>;

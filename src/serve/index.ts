@@ -20,10 +20,10 @@ export interface ServeCloseOptions {
 }
 
 export interface ServeHandle {
-  /** The proxy's origin, e.g. "http://127.0.0.1:8080". */
-  readonly url: string;
-  /** What clients use as their base URL: `${url}/v1`. */
+  /** What clients use as their base URL, with `/v1`: e.g. "http://127.0.0.1:8080/v1". */
   readonly baseURL: string;
+  /** The proxy's origin, without `/v1` (where GET /health lives): e.g. "http://127.0.0.1:8080". */
+  readonly origin: string;
   readonly host: string;
   readonly port: number;
   /** The core's counters: calls buffered, submitting, pending; batches running and created. */
@@ -97,11 +97,11 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   }
   const address = server.address() as AddressInfo;
   const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${hostPart}:${address.port}`;
+  const origin = `http://${hostPart}:${address.port}`;
   const o = engine.options;
   log("info", "serve.listening", {
-    url,
-    baseURL: `${url}/v1`,
+    url: origin,
+    baseURL: `${origin}/v1`,
     upstream: safeURL(o.baseURL),
     auth: authToken !== undefined,
     batchSize: o.batchSize,
@@ -136,8 +136,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     })());
 
   return {
-    url,
-    baseURL: `${url}/v1`,
+    baseURL: `${origin}/v1`,
+    origin,
     host: address.address,
     port: address.port,
     get stats() {

@@ -159,7 +159,7 @@ describe("doubleword uploads", () => {
         `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${big}\r\n--${boundary}--\r\n`,
       );
       const { request } = await import("undici");
-      const streamed = await request(`${small.url}/files`, {
+      const streamed = await request(`${small.baseURL}/files`, {
         method: "POST",
         headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
         body: Readable.from(
