@@ -487,7 +487,7 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     total: openai ? 0 : input.lines.length,
     completed: 0,
     failed: 0,
-    canceled: 0,
+    cancelled: 0,
     usage: { input: 0, output: 0 },
     active: true,
     next: 0,

@@ -214,7 +214,7 @@ export class Runner {
     if (!b.started) return;
     const now = this.#nowSec();
     if (this.#ctx.flavor === "doubleword") {
-      if (!b.active || b.cancellingAt !== undefined || b.completed + b.failed + b.canceled < b.total) return;
+      if (!b.active || b.cancellingAt !== undefined || b.completed + b.failed + b.cancelled < b.total) return;
       b.finalizingAt = now;
       if (b.completed > 0) b.completedAt = now;
       else b.failedAt = now;
@@ -226,7 +226,7 @@ export class Runner {
       b.completedAt = now;
       this.#finishOpenAi(b, "completed");
     } else if (b.status === "cancelling" && b.inFlight.size === 0) {
-      b.canceled = b.total - b.completed - b.failed;
+      b.cancelled = b.total - b.completed - b.failed;
       b.cancelledAt = now;
       this.#finishOpenAi(b, "cancelled");
     }
@@ -252,7 +252,7 @@ export class Runner {
       if (b.cancellingAt !== undefined) return;
       b.cancellingAt = b.cancelledAt = now;
       this.#stopValidation(b);
-      if (b.started && b.active) b.canceled = b.total - b.completed - b.failed;
+      if (b.started && b.active) b.cancelled = b.total - b.completed - b.failed;
       b.stopped = true;
       b.active = false;
       b.abort.abort();
