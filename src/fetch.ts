@@ -85,7 +85,10 @@ function isRequestLike(input: unknown): input is Request {
  *
  * const fetch = createBatchingFetch({ baseURL: "https://api.openai.com/v1" });
  * const openai = new OpenAI({ baseURL: fetch.baseURL, fetch, maxRetries: 0 });
- * const reply = await openai.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] });
+ * const reply = await openai.chat.completions.create({
+ *   model: "gpt-4o-mini",
+ *   messages: [{ role: "user", content: "Hi" }],
+ * });
  * await fetch.close();
  * ```
  */

@@ -8,6 +8,8 @@ import { EMULATOR_DEFAULTS as D } from "../emulator/defaults.js";
 /** The CLI's own port: a fixed one is easier to point a client at than startEmulator()'s free port. */
 const CLI_PORT = 8787;
 
+const STORED_GIB = D.maxStoredBytes / 1024 ** 3;
+
 const USAGE = `usage: autobatch emulator [options]
 
 Runs a local OpenAI-compatible Batch API server (no network, no key needed).
@@ -25,7 +27,7 @@ options:
   --upstream URL            execute lines against this real-time server, e.g. http://127.0.0.1:8000/v1
   --upstream-api-key K      key for the upstream (default env AUTOBATCH_UPSTREAM_API_KEY)
   --upstream-concurrency N  upstream requests at once (default ${D.upstreamConcurrency})
-  --max-stored-bytes N      bytes of files kept in memory; oldest finished batches evicted beyond (default ${D.maxStoredBytes / 1024 ** 3} GiB)
+  --max-stored-bytes N      bytes of files kept in memory; oldest finished batches evicted beyond (default ${STORED_GIB} GiB)
   -h, --help                show this help`;
 
 const int = (flag: string, raw: string, min: number) => number(flag, raw, { integer: true, min });

@@ -23,7 +23,7 @@ export function text(status: number, message: string, headers: Record<string, st
   return { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers }, body: message };
 }
 
-/** A provider-style HTTP failure the emulator answers with, rendered per flavor by `errorReply` (not the client's APIError). */
+/** An HTTP failure the emulator answers with, rendered per flavor by `errorReply` (not the client's APIError). */
 export class EmulatorHttpError extends Error {
   constructor(
     readonly status: number,

@@ -58,7 +58,10 @@ export interface EmulatorOptions {
   upstream?: UpstreamOptions;
   /** Clock in ms for created_at/expires_at and expiry. @default Date.now */
   now?: () => number;
-  /** Bound on stored file bytes; oldest finished batches and files are evicted beyond it. @default 1073741824 (1 GiB) */
+  /**
+   * Bound on stored file bytes; oldest finished batches and files are evicted beyond it.
+   * @default 1073741824 (1 GiB)
+   */
   maxStoredBytes?: number;
 }
 
