@@ -9,7 +9,7 @@ const BATCH_SIZE = Number(process.env.DEMO_BATCH_SIZE ?? 1_000);
 const emu = await startEmulator({ latencyMs: [20, 1_500], concurrency: 2_000, seed: 1 });
 const client = new AutoBatcher({
   apiKey: "emulator", // the emulator checks no key unless started with one
-  baseURL: emu.url,
+  baseURL: emu.baseURL,
   batchSize: BATCH_SIZE,
   batchWindowMs: 200,
   pollIntervalMs: 250,
@@ -41,7 +41,7 @@ const render = () => {
 };
 const ticker = setInterval(render, tty ? 100 : 1_000);
 
-console.log(`autobatch demo: ${CALLS} concurrent chat.completions.create calls → emulator at ${emu.url}`);
+console.log(`autobatch demo: ${CALLS} concurrent chat.completions.create calls → emulator at ${emu.baseURL}`);
 const started = performance.now();
 const cpuStart = process.cpuUsage();
 await Promise.all(

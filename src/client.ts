@@ -20,6 +20,23 @@ export type {
   ResponseCreateParamsNonStreaming,
 };
 
+/**
+ * An openai-node-shaped client whose calls are answered through the Batch API: each call waits in a buffer, goes out
+ * in a batch file, and settles when its result line arrives (minutes to hours later, at the batch price).
+ *
+ * @example
+ * ```ts
+ * import { AutoBatcher } from "autobatch";
+ *
+ * const client = new AutoBatcher({ batchWindowMs: 5_000 }); // key and URL from OPENAI_API_KEY, OPENAI_BASE_URL
+ * const answers = await Promise.all(
+ *   ["Name a prime.", "Name a colour."].map((content) =>
+ *     client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content }] }),
+ *   ),
+ * ); // one batch of two lines
+ * await client.close();
+ * ```
+ */
 export class AutoBatcher {
   readonly #engine: Engine;
 

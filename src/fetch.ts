@@ -19,12 +19,17 @@ import type { AutoBatcherOptions } from "./options.js";
 /** The `fetch` signature openai-node, the AI SDK and LangChain.js accept. */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
+/** Options of `createBatchingFetch()`: every AutoBatcher option plus where the rest goes. */
 export interface BatchingFetchOptions extends AutoBatcherOptions {
-  /** Where every request that is not batched goes. Default: `globalThis.fetch`, read at call time. */
+  /**
+   * Where every request that is not batched goes.
+   * @default globalThis.fetch, read at call time
+   */
   fetch?: FetchLike;
   /**
-   * What a batchable request with `stream: true` gets: `"reject"`, a 400 that says why (default), or `"passthrough"`,
-   * sent unbatched to the real fetch at real-time price.
+   * What a batchable request with `stream: true` gets: `"reject"`, a 400 that says why, or `"passthrough"`, sent
+   * unbatched to the real fetch at real-time price.
+   * @default "reject"
    */
   streaming?: "reject" | "passthrough";
 }
@@ -69,6 +74,24 @@ function isRequestLike(input: unknown): input is Request {
   );
 }
 
+/**
+ * A `fetch` to hand to openai-node, the Vercel AI SDK or LangChain.js: their chat, embeddings and responses calls
+ * below `baseURL` are batched; every other request goes to the real fetch. Give the SDK the same `baseURL`.
+ *
+ * @example
+ * ```ts
+ * import OpenAI from "openai";
+ * import { createBatchingFetch } from "autobatch";
+ *
+ * const fetch = createBatchingFetch({ baseURL: "https://api.openai.com/v1" });
+ * const openai = new OpenAI({ baseURL: fetch.baseURL, fetch, maxRetries: 0 });
+ * const reply = await openai.chat.completions.create({
+ *   model: "gpt-4o-mini",
+ *   messages: [{ role: "user", content: "Hi" }],
+ * });
+ * await fetch.close();
+ * ```
+ */
 export function createBatchingFetch(options: BatchingFetchOptions = {}): BatchingFetch {
   const { fetch: passthrough, streaming = "reject", ...engineOptions } = options;
   if (streaming !== "reject" && streaming !== "passthrough")

@@ -1,4 +1,4 @@
-// Every option, its default and its unit, in one place. The README's option table mirrors this file.
+// AutoBatcher's options: the documented interface, the schema that checks it, and the defaults, resolved here only.
 import { z } from "zod";
 import type { Dispatcher } from "undici";
 import type { Clock } from "./internal/clock.js";
@@ -6,10 +6,10 @@ import type { AutoBatchEvent } from "./events.js";
 
 const MB = 1_000_000;
 
+/** The defaults of AutoBatcherOptions, applied by resolveOptions() and nowhere else. */
 export const DEFAULTS = {
   baseURL: "https://api.openai.com/v1",
   batchSize: 1000,
-  /** Under Doubleword's 100 MB upload cap (and OpenAI's 200 MB), with room for multipart overhead. */
   maxBatchBytes: 95 * MB,
   batchWindowMs: 10_000,
   pollIntervalMs: 5_000,
@@ -62,58 +62,141 @@ export const nonNegative = (name: string) =>
     .min(0, `${name} must be >= 0`);
 
 export const optionsSchema = z.strictObject({
-  /** Bearer key. Default: env `OPENAI_API_KEY`. Sent only to `baseURL`'s origin. */
   apiKey: z.string().min(1, "apiKey must not be empty").optional(),
-  /** Provider base URL including `/v1`. Default: env `OPENAI_BASE_URL`, else https://api.openai.com/v1. */
   baseURL: z.url({ protocol: /^https?$/, error: "baseURL must be an http(s) URL" }).optional(),
-  /** Sent as `OpenAI-Organization`. Default: env `OPENAI_ORG_ID`. */
   organization: z.string().optional(),
-  /** Sent as `OpenAI-Project`. Default: env `OPENAI_PROJECT_ID`. */
   project: z.string().optional(),
-  /** Extra headers on every Batch API request. */
   defaultHeaders: headersSchema.optional(),
-  /** Attached to every batch this client creates (≤ 15 pairs; keys ≤ 64, values ≤ 512 chars). */
   metadata: metadataSchema.optional(),
-  /** Calls per batch file before a flush. Default 1000, at most 50,000. */
   batchSize: positiveInt("batchSize")
     .max(MAX_LINES_PER_BATCH, `batchSize must be <= ${MAX_LINES_PER_BATCH}`)
     .optional(),
-  /** Bytes per batch file (encoded JSONL) before a flush. Default 95,000,000. */
   maxBatchBytes: positiveInt("maxBatchBytes").optional(),
-  /** Milliseconds from a buffer's first call to its flush. Default 10,000. */
   batchWindowMs: nonNegative("batchWindowMs").optional(),
-  /** Milliseconds between progress reads of running batches. Default 5,000. */
   pollIntervalMs: nonNegative("pollIntervalMs").positive("pollIntervalMs must be > 0").optional(),
-  /** Completion window passed to the provider, e.g. "24h" (default) or "1h". */
   completionWindow: z.string().regex(/^\S+$/, "completionWindow must be a non-empty word such as 24h").optional(),
-  /** Retries per Batch API request after the first attempt. Default 5. */
   maxRetries: z.number().int("maxRetries must be a whole number").min(0, "maxRetries must be >= 0").optional(),
-  /** Milliseconds one Batch API request may spend retrying in total. Default 120,000. */
   retryDeadlineMs: positiveInt("retryDeadlineMs").optional(),
-  /** Batch API requests in flight at once (uploads, creates, polls, downloads). Default 8. */
   maxConcurrency: positiveInt("maxConcurrency").optional(),
-  /** Milliseconds of silence (no headers, or no body bytes) before a Batch API request times out. Default 300,000. */
   requestTimeoutMs: positiveInt("requestTimeoutMs").optional(),
-  /** Milliseconds past the completion window after which a still-running batch's calls are failed. Default 3,600,000. */
   deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
-  /** Called with every lifecycle event; exceptions it throws are swallowed. */
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
     .optional(),
-  /** Time source for flush windows, polls and retries. Default: the real timers. Tests inject a fake clock. */
   clock: z
     .custom<Clock>(
       (v) => typeof v === "object" && v !== null && typeof (v as Clock).setTimeout === "function",
       "clock must provide Date.now/setTimeout/clearTimeout",
     )
     .optional(),
-  /** undici dispatcher for Batch API requests (proxies, custom TLS). Default: a private Agent. */
   dispatcher: z
     .custom<Dispatcher>((v) => typeof v === "object" && v !== null, "dispatcher must be an undici Dispatcher")
     .optional(),
 });
 
-export type AutoBatcherOptions = z.input<typeof optionsSchema>;
+/**
+ * Options of `new AutoBatcher()` and `createBatchingFetch()`. Every field is optional; unset ones take the default
+ * below (the values live in `DEFAULTS`). Checked at construction: a wrong value throws InvalidOptionsError.
+ */
+export interface AutoBatcherOptions {
+  /**
+   * Bearer key for the provider. Sent only to `baseURL`'s origin; never logged or put in events or errors.
+   * @default process.env.OPENAI_API_KEY
+   */
+  apiKey?: string;
+  /**
+   * Provider base URL including `/v1`, e.g. "https://api.doubleword.ai/v1".
+   * @default process.env.OPENAI_BASE_URL, else "https://api.openai.com/v1"
+   */
+  baseURL?: string;
+  /**
+   * Sent as the `OpenAI-Organization` header.
+   * @default process.env.OPENAI_ORG_ID
+   */
+  organization?: string;
+  /**
+   * Sent as the `OpenAI-Project` header.
+   * @default process.env.OPENAI_PROJECT_ID
+   */
+  project?: string;
+  /**
+   * Extra headers on every Batch API request.
+   * @default {}
+   */
+  defaultHeaders?: Record<string, string>;
+  /**
+   * Attached to every batch this client creates: at most 15 pairs, keys at most 64 characters, values at most 512
+   * (the key `autobatch_key` is reserved).
+   * @default {}
+   */
+  metadata?: Record<string, string>;
+  /**
+   * Calls per batch file, at most 50,000: a buffer that reaches it is flushed at once.
+   * @default 1000
+   */
+  batchSize?: number;
+  /**
+   * Bytes per batch file (encoded JSONL): a call that would push a buffer past it flushes the buffer first.
+   * Under Doubleword's 100 MB upload cap (and OpenAI's 200 MB), with room for multipart overhead.
+   * @default 95000000
+   */
+  maxBatchBytes?: number;
+  /**
+   * Milliseconds from a buffer's first call to its flush; fractions allowed.
+   * @default 10000
+   */
+  batchWindowMs?: number;
+  /**
+   * Milliseconds between progress reads of each running batch.
+   * @default 5000
+   */
+  pollIntervalMs?: number;
+  /**
+   * Completion window asked of the provider, e.g. "24h" or "1h" (Doubleword).
+   * @default "24h"
+   */
+  completionWindow?: string;
+  /**
+   * Retries per Batch API request after its first attempt (408, 409, 429, 5xx and connection errors are retried).
+   * @default 5
+   */
+  maxRetries?: number;
+  /**
+   * Milliseconds one Batch API request may spend retrying in total.
+   * @default 120000
+   */
+  retryDeadlineMs?: number;
+  /**
+   * Batch API requests in flight at once (uploads, creates, polls, downloads).
+   * @default 8
+   */
+  maxConcurrency?: number;
+  /**
+   * Milliseconds of silence (no headers, or no body bytes) before a Batch API request times out.
+   * @default 300000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Milliseconds past the completion window after which a still-running batch's calls are failed.
+   * @default 3600000
+   */
+  deadlineGraceMs?: number;
+  /**
+   * Called with every lifecycle event (see docs/events.md); exceptions it throws are swallowed.
+   * @default undefined (no listener)
+   */
+  onEvent?: (event: AutoBatchEvent) => void;
+  /**
+   * Time source for flush windows, polls and retries; tests inject a fake clock.
+   * @default the real timers
+   */
+  clock?: Clock;
+  /**
+   * undici dispatcher for Batch API requests (proxies, custom TLS).
+   * @default a private undici Agent
+   */
+  dispatcher?: Dispatcher;
+}
 
 export interface ResolvedOptions {
   apiKey: string;

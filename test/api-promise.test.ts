@@ -20,7 +20,7 @@ let emu: Emulator;
 let client: AutoBatcher;
 beforeAll(async () => {
   emu = await startEmulator({ flavor: "openai" });
-  client = new AutoBatcher({ apiKey: "test-key", baseURL: emu.url, batchWindowMs: 10, pollIntervalMs: 10 });
+  client = new AutoBatcher({ apiKey: "test-key", baseURL: emu.baseURL, batchWindowMs: 10, pollIntervalMs: 10 });
 });
 afterAll(async () => {
   await client.close({ cancel: true });

@@ -26,7 +26,7 @@ function batching(extra: { batchSize?: number; batchWindowMs?: number } = {}) {
   };
   const f = createBatchingFetch({
     apiKey: "test-key",
-    baseURL: emu.url,
+    baseURL: emu.baseURL,
     batchWindowMs: 10,
     pollIntervalMs: 10,
     fetch,
@@ -48,7 +48,7 @@ async function counting<T>(fn: () => Promise<T>) {
 }
 
 describe("Vercel AI SDK", () => {
-  const provider = (f: BatchingFetch) => createOpenAI({ apiKey: "test-key", baseURL: emu.url, fetch: f });
+  const provider = (f: BatchingFetch) => createOpenAI({ apiKey: "test-key", baseURL: emu.baseURL, fetch: f });
 
   it("puts concurrent generateText calls (chat and responses) and embedMany into one file per endpoint", async () => {
     const { batchingFetch, passedThrough } = batching({ batchSize: 10, batchWindowMs: 200 });
@@ -136,7 +136,7 @@ describe("LangChain.js", () => {
       model: "gpt-test",
       apiKey: "test-key",
       timeout: 60_000,
-      configuration: { baseURL: emu.url, fetch: f },
+      configuration: { baseURL: emu.baseURL, fetch: f },
       ...fields,
     });
 

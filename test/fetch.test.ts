@@ -36,7 +36,7 @@ function setup(options: Partial<BatchingFetchOptions> = {}, client: { maxRetries
   const spy = spyFetch();
   const batchingFetch = createBatchingFetch({
     apiKey: "test-key",
-    baseURL: emu.url,
+    baseURL: emu.baseURL,
     batchWindowMs: 10,
     pollIntervalMs: 10,
     fetch: spy.fetch,
@@ -45,7 +45,7 @@ function setup(options: Partial<BatchingFetchOptions> = {}, client: { maxRetries
   open.push(batchingFetch);
   const openai = new OpenAI({
     apiKey: "test-key",
-    baseURL: emu.url,
+    baseURL: emu.baseURL,
     fetch: batchingFetch,
     timeout: 60_000,
     maxRetries: 0,
@@ -217,12 +217,12 @@ describe("createBatchingFetch with openai-node", () => {
     const spy = spyFetch(() => new Response("data: [DONE]\n\n", { headers: { "content-type": "text/event-stream" } }));
     const batchingFetch = createBatchingFetch({
       apiKey: "test-key",
-      baseURL: emu.url,
+      baseURL: emu.baseURL,
       streaming: "passthrough",
       fetch: spy.fetch,
     });
     open.push(batchingFetch);
-    const openai = new OpenAI({ apiKey: "test-key", baseURL: emu.url, fetch: batchingFetch, maxRetries: 0 });
+    const openai = new OpenAI({ apiKey: "test-key", baseURL: emu.baseURL, fetch: batchingFetch, maxRetries: 0 });
     const stream = await openai.chat.completions.create({ model: "gpt-test", messages: user("s"), stream: true });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
@@ -251,7 +251,7 @@ describe("createBatchingFetch request matching", () => {
 
   it("accepts a string, a URL or a Request, Headers or a plain object, any method case", async () => {
     const { batchingFetch, passedThrough } = setup();
-    const url = `${emu.url}/chat/completions`;
+    const url = `${emu.baseURL}/chat/completions`;
     const answers = await Promise.all([
       batchingFetch(url, { method: "POST", headers: { "content-type": "application/json" }, body }),
       batchingFetch(new URL(url), {
@@ -272,14 +272,14 @@ describe("createBatchingFetch request matching", () => {
 
   it("passes through other methods, paths and origins", async () => {
     const spy = spyFetch(() => new Response("{}"));
-    const batchingFetch = createBatchingFetch({ apiKey: "test-key", baseURL: emu.url, fetch: spy.fetch });
+    const batchingFetch = createBatchingFetch({ apiKey: "test-key", baseURL: emu.baseURL, fetch: spy.fetch });
     open.push(batchingFetch);
-    const other = emu.url.replace("127.0.0.1", "localhost");
-    await batchingFetch(`${emu.url}/chat/completions`, { method: "GET" });
-    await batchingFetch(`${emu.url}/completions`, { method: "POST", body });
-    await batchingFetch(`${emu.url}/chat/completions/extra`, { method: "POST", body });
+    const other = emu.baseURL.replace("127.0.0.1", "localhost");
+    await batchingFetch(`${emu.baseURL}/chat/completions`, { method: "GET" });
+    await batchingFetch(`${emu.baseURL}/completions`, { method: "POST", body });
+    await batchingFetch(`${emu.baseURL}/chat/completions/extra`, { method: "POST", body });
     await batchingFetch(`${other}/chat/completions`, { method: "POST", body });
-    await batchingFetch(new Request(`${emu.url}/files`, { method: "POST", body: "x" }));
+    await batchingFetch(new Request(`${emu.baseURL}/files`, { method: "POST", body: "x" }));
     expect(spy.seen).toHaveLength(5);
     expect(batchingFetch.stats.pending).toBe(0);
   });
@@ -288,7 +288,7 @@ describe("createBatchingFetch request matching", () => {
     const received: string[] = [];
     const batchingFetch = createBatchingFetch({
       apiKey: "test-key",
-      baseURL: emu.url,
+      baseURL: emu.baseURL,
       streaming: "passthrough",
       fetch: async (input, init) => {
         received.push(typeof init?.body === "string" ? init.body : await (input as Request).text());
@@ -297,13 +297,13 @@ describe("createBatchingFetch request matching", () => {
     });
     open.push(batchingFetch);
     const streamBody = JSON.stringify({ model: "gpt-test", messages: user("s"), stream: true });
-    await batchingFetch(new Request(`${emu.url}/chat/completions`, { method: "POST", body: streamBody }));
+    await batchingFetch(new Request(`${emu.baseURL}/chat/completions`, { method: "POST", body: streamBody }));
     expect(received).toEqual([streamBody]);
   });
 
   it("answers a body that is not JSON with a 400 invalid_request_error", async () => {
     const { batchingFetch } = setup();
-    const res = await batchingFetch(`${emu.url}/embeddings`, { method: "POST", body: "{not json" });
+    const res = await batchingFetch(`${emu.baseURL}/embeddings`, { method: "POST", body: "{not json" });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe("invalid_request_error");
   });
@@ -311,7 +311,7 @@ describe("createBatchingFetch request matching", () => {
   it("rejects with the signal's AbortError when aborted, like the real fetch", async () => {
     const { batchingFetch } = setup();
     const ac = new AbortController();
-    const p = batchingFetch(`${emu.url}/chat/completions`, { method: "POST", body, signal: ac.signal });
+    const p = batchingFetch(`${emu.baseURL}/chat/completions`, { method: "POST", body, signal: ac.signal });
     ac.abort();
     await expect(p).rejects.toMatchObject({ name: "AbortError" });
     expect(await p.catch((e: unknown) => e)).toBeInstanceOf(DOMException);
@@ -330,13 +330,13 @@ describe("request matching", () => {
     const body = (content: string) => JSON.stringify({ model: "gpt-test", messages: user(content) });
     const [viaRequest, viaSlash] = await Promise.all([
       batchingFetch(
-        new undici.Request(`${emu.url}/chat/completions`, {
+        new undici.Request(`${emu.baseURL}/chat/completions`, {
           method: "POST",
           body: body("req"),
           headers: { "content-type": "application/json" },
         }) as unknown as Request,
       ),
-      batchingFetch(`${emu.url}/chat/completions/`, { method: "POST", body: body("slash") }),
+      batchingFetch(`${emu.baseURL}/chat/completions/`, { method: "POST", body: body("slash") }),
     ]);
     expect(
       ((await viaRequest.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content,
@@ -353,12 +353,12 @@ describe("a line whose request could not reach the model", () => {
     const unreachable = await startEmulator({ port: 0, upstream: { baseURL: "http://127.0.0.1:1/v1" } });
     const batchingFetch = createBatchingFetch({
       apiKey: "k",
-      baseURL: unreachable.url,
+      baseURL: unreachable.baseURL,
       batchWindowMs: 10,
       pollIntervalMs: 10,
     });
     try {
-      const openai = new OpenAI({ apiKey: "k", baseURL: unreachable.url, fetch: batchingFetch, maxRetries: 0 });
+      const openai = new OpenAI({ apiKey: "k", baseURL: unreachable.baseURL, fetch: batchingFetch, maxRetries: 0 });
       const err = await openai.chat.completions.create({ model: "m", messages: user("x") }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.InternalServerError);
       expect((err as InstanceType<typeof OpenAI.InternalServerError>).status).toBe(502);

@@ -1,4 +1,4 @@
-// The README's recipes, run as they are against the emulator: openai-node, the Vercel AI SDK, LangChain.js.
+// The recipes run as they are against the emulator (openai-node, AI SDK, LangChain.js) and appear verbatim in the docs.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startEmulator, type Emulator } from "../src/emulator/index.js";
@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(() => emu.close());
 
-const fast = () => ({ apiKey: "test-key", baseURL: emu.url, batchWindowMs: 10, pollIntervalMs: 10 });
+const fast = () => ({ apiKey: "test-key", baseURL: emu.baseURL, batchWindowMs: 10, pollIntervalMs: 10 });
 
 /** Runs `fn` and reports how many batches the emulator created meanwhile. */
 async function counting<T>(fn: () => Promise<T>): Promise<{ result: T; batches: number }> {
@@ -63,12 +63,21 @@ describe("recipes", () => {
   });
 });
 
-describe("README", () => {
-  it("shows each recipe exactly as tested", () => {
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+const recipe = (name: string) =>
+  readFileSync(new URL(`../examples/recipes/${name}.ts`, import.meta.url), "utf8").trim();
+const doc = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), "utf8");
+
+describe("docs", () => {
+  it("docs/fetch-and-frameworks.md shows each recipe exactly as tested", () => {
+    const text = doc("docs/fetch-and-frameworks.md");
     for (const name of ["openai-node", "ai-sdk", "langchain"]) {
-      const code = readFileSync(new URL(`../examples/recipes/${name}.ts`, import.meta.url), "utf8").trim();
-      expect(readme, `README copy of examples/recipes/${name}.ts`).toContain("```ts\n" + code + "\n```");
+      expect(text, `docs copy of examples/recipes/${name}.ts`).toContain("```ts\n" + recipe(name) + "\n```");
     }
+  });
+
+  it("README.md shows the openai-node recipe exactly as tested", () => {
+    expect(doc("README.md"), "README copy of examples/recipes/openai-node.ts").toContain(
+      "```ts\n" + recipe("openai-node") + "\n```",
+    );
   });
 });

@@ -5,7 +5,7 @@ import { startEmulator, type EmulatorOptions } from "autobatch/emulator";
 
 const options = JSON.parse(process.argv[2] ?? "{}") as EmulatorOptions;
 const emulator = await startEmulator({ port: 0, host: "127.0.0.1", ...options, maxStoredBytes: 16 * 2 ** 30 });
-console.log(`bench emulator listening on ${emulator.url}`);
+console.log(`bench emulator listening on ${emulator.baseURL}`);
 const stop = () => void emulator.close().then(() => process.exit(0));
 process.once("SIGTERM", stop);
 process.once("SIGINT", stop);

@@ -7,8 +7,8 @@ import type { EmulatorCounters, EmulatorOptions } from "autobatch/emulator";
 const HOST = fileURLToPath(new URL("./emulator-host.ts", import.meta.url));
 
 export interface EmulatorProcess {
-  /** Base URL including /v1. */
-  url: string;
+  /** What clients use as their base URL, with /v1, as on the in-process Emulator. */
+  baseURL: string;
   /** GET (or another method) on the emulator, parsed as JSON; `path` is below the origin, e.g. "/_emulator/counters". */
   get<T>(path: string, method?: string): Promise<T>;
   /** Text of a GET, for file contents. */
@@ -22,7 +22,7 @@ export async function startEmulatorProcess(options: EmulatorOptions = {}): Promi
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", HOST, JSON.stringify(options)], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const url = await new Promise<string>((resolve, reject) => {
+  const baseURL = await new Promise<string>((resolve, reject) => {
     let seen = "";
     const timer = setTimeout(() => reject(new Error(`emulator did not print its URL within 15 s: ${seen}`)), 15_000);
     child.once("exit", (code) => reject(new Error(`emulator exited (${code}) before listening: ${seen}`)));
@@ -36,14 +36,14 @@ export async function startEmulatorProcess(options: EmulatorOptions = {}): Promi
       }
     });
   });
-  const origin = new URL(url).origin;
+  const origin = new URL(baseURL).origin;
   const request = async (path: string, method = "GET"): Promise<Response> => {
     const res = await fetch(origin + path, { method });
     if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
     return res;
   };
   return {
-    url,
+    baseURL,
     get: async <T>(path: string, method?: string) => (await (await request(path, method)).json()) as T,
     text: async (path) => (await request(path)).text(),
     counters: async () => (await (await request("/_emulator/counters")).json()) as EmulatorCounters,

@@ -1,4 +1,4 @@
-// Turns scenario results into the markdown table the README quotes, with each target checked.
+// Turns scenario results into the markdown table docs/performance.md quotes, with each target checked.
 
 export interface Row {
   metric: string;

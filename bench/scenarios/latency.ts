@@ -16,7 +16,7 @@ const emu = await startEmulatorProcess({ latencyMs: [0, SPREAD_MS], concurrency:
 try {
   const client = new AutoBatcher({
     apiKey: "bench",
-    baseURL: emu.url,
+    baseURL: emu.baseURL,
     batchSize: BATCH_SIZE,
     batchWindowMs: 100,
     pollIntervalMs: POLL_MS,

@@ -24,7 +24,7 @@ try {
         new AutoBatcher({ apiKey: "bench", baseURL: "http://127.0.0.1:9/v1", batchSize: 50_000, batchWindowMs: HOUR })
       : new AutoBatcher({
           apiKey: "bench",
-          baseURL: emu!.url,
+          baseURL: emu!.baseURL,
           batchSize: BATCH_SIZE,
           batchWindowMs: 1_000,
           pollIntervalMs: 250,

@@ -17,7 +17,7 @@ try {
   // a 10k run is partly a JIT benchmark and scaling looks better than it is.
   const warm = new AutoBatcher({
     apiKey: "bench",
-    baseURL: emu.url,
+    baseURL: emu.baseURL,
     batchSize: 1_000,
     batchWindowMs: 50,
     pollIntervalMs: 50,
@@ -30,7 +30,7 @@ try {
 
   const client = new AutoBatcher({
     apiKey: "bench",
-    baseURL: emu.url,
+    baseURL: emu.baseURL,
     batchSize: BATCH_SIZE,
     batchWindowMs: 1_000,
     pollIntervalMs: POLL_MS,

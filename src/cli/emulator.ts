@@ -3,25 +3,31 @@ import { httpURL, number, oneOf, parseFlags, port, UsageError } from "./args.js"
 import { safeURL } from "../internal/safe-url.js";
 import { startEmulator } from "../emulator/index.js";
 import type { EmulatorOptions } from "../emulator/types.js";
+import { EMULATOR_DEFAULTS as D } from "../emulator/defaults.js";
+
+/** The CLI's own port: a fixed one is easier to point a client at than startEmulator()'s free port. */
+const CLI_PORT = 8787;
+
+const STORED_GIB = D.maxStoredBytes / 1024 ** 3;
 
 const USAGE = `usage: autobatch emulator [options]
 
 Runs a local OpenAI-compatible Batch API server (no network, no key needed).
 
 options:
-  --port N                  port to listen on; 0 picks a free one (default 8787)
-  --host H                  interface to bind (default 127.0.0.1)
-  --flavor F                doubleword | openai (default doubleword)
+  --port N                  port to listen on; 0 picks a free one (default ${CLI_PORT})
+  --host H                  interface to bind (default ${D.host})
+  --flavor F                doubleword | openai (default ${D.flavor})
   --api-key K               require "Authorization: Bearer K" on every route
-  --latency-ms N|MIN,MAX    per-line latency in ms, fixed or uniform random (default 0)
+  --latency-ms N|MIN,MAX    per-line latency in ms, fixed or uniform random (default ${D.latencyMs})
   --seed N                  seed for random latency (default random)
-  --concurrency N           lines executed at once (default 64)
-  --validation-ms N         time a batch stays "validating", in ms (default 0)
-  --cursor-param P          skip | offset: content cursor parameter (default skip)
+  --concurrency N           lines executed at once (default ${D.concurrency})
+  --validation-ms N         time a batch stays "validating", in ms (default ${D.validationMs})
+  --cursor-param P          skip | offset: content cursor parameter (default ${D.contentCursorParam})
   --upstream URL            execute lines against this real-time server, e.g. http://127.0.0.1:8000/v1
   --upstream-api-key K      key for the upstream (default env AUTOBATCH_UPSTREAM_API_KEY)
-  --upstream-concurrency N  upstream requests at once (default 8)
-  --max-stored-bytes N      bytes of files kept in memory; oldest finished batches evicted beyond (default 1 GiB)
+  --upstream-concurrency N  upstream requests at once (default ${D.upstreamConcurrency})
+  --max-stored-bytes N      bytes of files kept in memory; oldest finished batches evicted beyond (default ${STORED_GIB} GiB)
   -h, --help                show this help`;
 
 const int = (flag: string, raw: string, min: number) => number(flag, raw, { integer: true, min });
@@ -46,10 +52,9 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   });
   if (values.help) return undefined;
   const options: EmulatorOptions = {
-    port: values.port === undefined ? 8787 : port("port", values.port),
-    host: values.host ?? "127.0.0.1",
-    flavor:
-      values.flavor === undefined ? "doubleword" : oneOf("flavor", values.flavor, ["doubleword", "openai"] as const),
+    port: values.port === undefined ? CLI_PORT : port("port", values.port),
+    host: values.host ?? D.host,
+    flavor: values.flavor === undefined ? D.flavor : oneOf("flavor", values.flavor, ["doubleword", "openai"] as const),
   };
   if (values["api-key"] !== undefined) options.apiKey = values["api-key"];
   const latency = values["latency-ms"];
@@ -100,7 +105,7 @@ export const command = {
     }
     const emulator = await startEmulator(options);
     const upstream = options.upstream ? `, upstream ${safeURL(options.upstream.baseURL)}` : "";
-    console.log(`autobatch emulator listening on ${emulator.url} (flavor ${options.flavor}${upstream})`);
+    console.log(`autobatch emulator listening on ${emulator.baseURL} (flavor ${options.flavor}${upstream})`);
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off("SIGINT", stop);

@@ -1,7 +1,7 @@
 // GET /v1/files/{id}/content. Doubleword: the skip/limit/search protocol with X-Incomplete and
-// X-Last-Line (spec §6). OpenAI: the whole file, no headers of the protocol.
+// X-Last-Line (docs/protocols.md §6). OpenAI: the whole file, no headers of the protocol.
 import { isRunning } from "./objects.js";
-import { ApiError, type BodyWriter, type Reply } from "./reply.js";
+import { EmulatorHttpError, type BodyWriter, type Reply } from "./reply.js";
 import type { BatchRecord, FileRecord } from "./store.js";
 import type { EmulatorCounters, Flavor } from "./types.js";
 
@@ -18,7 +18,7 @@ function intParam(query: URLSearchParams, name: string): number | undefined {
   const raw = query.get(name);
   if (raw === null) return undefined;
   if (!/^[+-]?\d+$/.test(raw.trim())) {
-    throw new ApiError(400, `Failed to deserialize query string: ${name}: invalid digit found in string`);
+    throw new EmulatorHttpError(400, `Failed to deserialize query string: ${name}: invalid digit found in string`);
   }
   return Number(raw);
 }

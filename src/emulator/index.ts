@@ -7,6 +7,7 @@ import { Runner } from "./runner.js";
 import { createEmulatorServer } from "./server.js";
 import { Store } from "./store.js";
 import { Upstream } from "./upstream.js";
+import { EMULATOR_DEFAULTS as D } from "./defaults.js";
 import type { Emulator, EmulatorCounters, EmulatorOptions } from "./types.js";
 
 export type {
@@ -18,8 +19,7 @@ export type {
   Flavor,
   UpstreamOptions,
 } from "./types.js";
-
-const GiB = 1024 * 1024 * 1024;
+export { EMULATOR_DEFAULTS } from "./defaults.js";
 
 /** mulberry32: a tiny seedable PRNG, enough for reproducible latency draws. */
 function rng(seed: number): () => number {
@@ -45,7 +45,8 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
+/** `value`, or `fallback` when unset; a negative or non-finite value is refused naming the option. */
+function nonNegativeOr(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < 0)
     throw new RangeError(`startEmulator: ${name} must be a non-negative number`);
@@ -64,34 +65,52 @@ function newCounters(): EmulatorCounters {
   };
 }
 
+/**
+ * Starts a local OpenAI-compatible Batch API server on loopback: files, batches and results as Doubleword (default)
+ * or OpenAI serve them, answered by a built-in model (or a real-time upstream), with fault hooks for tests.
+ *
+ * @example
+ * ```ts
+ * import { AutoBatcher } from "autobatch";
+ * import { startEmulator } from "autobatch/emulator";
+ *
+ * const emu = await startEmulator({ flavor: "openai" });
+ * const client = new AutoBatcher({ apiKey: "any", baseURL: emu.baseURL, batchWindowMs: 10, pollIntervalMs: 10 });
+ * await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }); // "echo: hi"
+ * await client.close();
+ * await emu.close();
+ * ```
+ */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  const flavor = options.flavor ?? "doubleword";
+  const flavor = options.flavor ?? D.flavor;
   if (flavor !== "doubleword" && flavor !== "openai")
     throw new RangeError(`startEmulator: unknown flavor '${String(flavor)}'`);
-  const host = options.host ?? "127.0.0.1";
-  const cursorParam = options.contentCursorParam ?? "skip";
+  const host = options.host ?? D.host;
+  const cursorParam = options.contentCursorParam ?? D.contentCursorParam;
   const now = options.now ?? Date.now;
   const latency = options.latencyMs;
   if (Array.isArray(latency) && !(latency[0] >= 0 && latency[1] >= latency[0])) {
     throw new RangeError("startEmulator: latencyMs range must be [min, max] with 0 <= min <= max");
   }
   const upstream = options.upstream ? new Upstream(options.upstream) : undefined;
-  const concurrency = upstream ? (options.upstream?.concurrency ?? 8) : (options.concurrency ?? 64);
+  const concurrency = upstream
+    ? (options.upstream?.concurrency ?? D.upstreamConcurrency)
+    : (options.concurrency ?? D.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new RangeError("startEmulator: concurrency must be a positive integer");
 
   const counters = newCounters();
-  const store = new Store(positive("maxStoredBytes", options.maxStoredBytes, GiB));
+  const store = new Store(nonNegativeOr("maxStoredBytes", options.maxStoredBytes, D.maxStoredBytes));
   const runner = new Runner({
     flavor,
     store,
     counters,
     concurrency,
-    validationMs: positive("validationMs", options.validationMs, 0),
-    maxLines: options.maxLines ?? 50_000,
+    validationMs: nonNegativeOr("validationMs", options.validationMs, D.validationMs),
+    maxLines: options.maxLines ?? D.maxLines,
     now,
     latency: latencySampler(
-      typeof latency === "number" ? positive("latencyMs", latency, 0) : latency,
+      typeof latency === "number" ? nonNegativeOr("latencyMs", latency, D.latencyMs) : latency,
       options.seed ?? Math.floor(Math.random() * 2 ** 32),
     ),
     ...(upstream ? { upstream } : {}),
@@ -107,9 +126,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       counters,
       now,
       cursorParam,
-      maxFileBytes: positive("maxFileBytes", options.maxFileBytes, 100 * 1024 * 1024),
+      maxFileBytes: nonNegativeOr("maxFileBytes", options.maxFileBytes, D.maxFileBytes),
       maxLines: options.maxLines,
-      completionWindows: options.completionWindows ?? ["24h", "1h"],
+      completionWindows: options.completionWindows ?? [...D.completionWindows],
     },
     admin: {
       flavor,
@@ -128,7 +147,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => {
+    server.listen(options.port ?? D.port, host, () => {
       server.off("error", reject);
       resolve();
     });
@@ -138,7 +157,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}/v1`,
+    baseURL: `http://${urlHost}:${port}/v1`,
+    origin: `http://${urlHost}:${port}`,
     port,
     counters,
     faults,

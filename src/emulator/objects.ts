@@ -1,12 +1,12 @@
-// Wire shapes of File, Batch and list objects per flavor (spec §2): Doubleword omits unset
+// Wire shapes of File, Batch and list objects per flavor (docs/protocols.md §2): Doubleword omits unset
 // fields, OpenAI writes explicit nulls.
 import { TERMINAL_STATUSES } from "../internal/schemas.js";
 import type { BatchRecord, FileRecord } from "./store.js";
 import type { Flavor } from "./types.js";
 
-/** Doubleword status, computed on every read as its server does (spec §5.2). */
+/** Doubleword status, computed on every read as its server does (docs/protocols.md §5.2). */
 export function dwStatus(b: BatchRecord): string {
-  const finished = b.started && (b.cancellingAt !== undefined || b.completed + b.failed + b.canceled === b.total);
+  const finished = b.started && (b.cancellingAt !== undefined || b.completed + b.failed + b.cancelled === b.total);
   if (b.cancellingAt !== undefined) return finished ? "cancelled" : "cancelling";
   if (b.failedAt !== undefined && !b.started) return "failed";
   if (!b.started) return "validating";
@@ -19,7 +19,7 @@ export function dwStatus(b: BatchRecord): string {
 export function isRunning(b: BatchRecord): boolean {
   if (!b.started) return b.failedAt === undefined;
   if (b.cancellingAt !== undefined) return false;
-  return b.completed + b.failed + b.canceled < b.total;
+  return b.completed + b.failed + b.cancelled < b.total;
 }
 
 export function fileObject(flavor: Flavor, f: FileRecord): Record<string, unknown> {

@@ -23,8 +23,8 @@ export function text(status: number, message: string, headers: Record<string, st
   return { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers }, body: message };
 }
 
-/** A provider-style failure; rendered per flavor by `errorReply`. */
-export class ApiError extends Error {
+/** An HTTP failure the emulator answers with, rendered per flavor by `errorReply` (not the client's APIError). */
+export class EmulatorHttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -41,7 +41,11 @@ function openaiType(status: number): string {
 }
 
 /** OpenAI's `error` object for a status: what the API answers, and what a failed line's body carries. */
-export function openaiError(status: number, message: string, detail: ApiError["detail"] = {}): Record<string, unknown> {
+export function openaiError(
+  status: number,
+  message: string,
+  detail: EmulatorHttpError["detail"] = {},
+): Record<string, unknown> {
   return {
     message,
     type: detail.type ?? openaiType(status),
@@ -52,9 +56,9 @@ export function openaiError(status: number, message: string, detail: ApiError["d
 
 /**
  * Doubleword: plain text except 429/503, which are JSON with `error` as a string and a Retry-After
- * header that disagrees with the body (spec §2.4). OpenAI: always `{"error":{message,type,param,code}}`.
+ * header that disagrees with the body (docs/protocols.md §2.4). OpenAI: always `{"error":{message,type,param,code}}`.
  */
-export function errorReply(flavor: Flavor, err: ApiError): Reply {
+export function errorReply(flavor: Flavor, err: EmulatorHttpError): Reply {
   if (flavor === "openai") return json(err.status, { error: openaiError(err.status, err.message, err.detail) });
   if (err.status === 429) {
     return json(

@@ -1,4 +1,4 @@
-// The /v1 Batch API handlers (spec §1-§3, §7), for both flavors.
+// The /v1 Batch API handlers (docs/protocols.md §1-§3, §7), for both flavors.
 import { windowToMs } from "../options.js";
 import { setMaxListeners } from "node:events";
 import type { IncomingMessage } from "node:http";
@@ -6,10 +6,10 @@ import { consumeBody, readJson } from "../server-kit/request-body.js";
 import { contentReply, type ContentContext } from "./content.js";
 import { MultipartError, MultipartParser, boundaryOf } from "./multipart.js";
 import { batchObject, fileObject, listObject } from "./objects.js";
-import { ApiError, json, type Reply } from "./reply.js";
+import { EmulatorHttpError, json, type Reply } from "./reply.js";
 import type { Runner } from "./runner.js";
 import { UUID, newBatchId, newFileId, type BatchRecord, type FileRecord, type Store } from "./store.js";
-import { DW_URLS, LineSplitter, OPENAI_URLS, decodeDw, isBlank, validateDwLine } from "./validate.js";
+import { DW_URLS, UploadLineSplitter, OPENAI_URLS, decodeDw, isBlank, validateDwLine } from "./validate.js";
 import type { EmulatorCounters, Flavor } from "./types.js";
 
 export interface RouteContext extends ContentContext {
@@ -51,24 +51,24 @@ const nowSec = (ctx: RouteContext) => Math.floor(ctx.now() / 1000);
 // ---------------------------------------------------------------- lookups
 
 function findFile(ctx: RouteContext, id: string): FileRecord {
-  if (ctx.flavor === "doubleword" && !UUID.test(id)) throw new ApiError(400, "Invalid file ID format");
+  if (ctx.flavor === "doubleword" && !UUID.test(id)) throw new EmulatorHttpError(400, "Invalid file ID format");
   const file = ctx.store.files.get(id);
   if (file && !file.hidden) return file;
   throw ctx.flavor === "openai"
-    ? new ApiError(404, `No such File object: ${id}`, { param: "id" })
-    : new ApiError(404, `File with ID ${id} not found`);
+    ? new EmulatorHttpError(404, `No such File object: ${id}`, { param: "id" })
+    : new EmulatorHttpError(404, `File with ID ${id} not found`);
 }
 
 function findBatch(ctx: RouteContext, id: string): BatchRecord {
-  if (ctx.flavor === "doubleword" && !UUID.test(id)) throw new ApiError(400, "Invalid batch ID format");
+  if (ctx.flavor === "doubleword" && !UUID.test(id)) throw new EmulatorHttpError(400, "Invalid batch ID format");
   const batch = ctx.store.batches.get(id);
   if (batch) {
     ctx.runner.checkExpiry(batch);
     return batch;
   }
   throw ctx.flavor === "openai"
-    ? new ApiError(404, `No such Batch object: ${id}`, { param: "batch_id" })
-    : new ApiError(404, `Batch with ID ${id} not found`);
+    ? new EmulatorHttpError(404, `No such Batch object: ${id}`, { param: "batch_id" })
+    : new EmulatorHttpError(404, `Batch with ID ${id} not found`);
 }
 
 // ---------------------------------------------------------------- files
@@ -82,17 +82,18 @@ interface Upload {
 async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Upload> {
   const boundary = boundaryOf(req.headers["content-type"]);
   if (!boundary) {
-    throw new ApiError(400, "Invalid `boundary` for `multipart/form-data` request", { param: "file" });
+    throw new EmulatorHttpError(400, "Invalid `boundary` for `multipart/form-data` request", { param: "file" });
   }
-  const tooLarge = () => new ApiError(413, `File exceeds the maximum allowed size of ${ctx.maxFileBytes} bytes`);
+  const tooLarge = () =>
+    new EmulatorHttpError(413, `File exceeds the maximum allowed size of ${ctx.maxFileBytes} bytes`);
   if (Number(req.headers["content-length"]) > ctx.maxFileBytes + MULTIPART_OVERHEAD) throw tooLarge();
 
   const upload: Upload = { fields: new Map() };
   let field: { name: string; chunks: Buffer[]; bytes: number } | undefined;
-  let splitter: LineSplitter | undefined;
+  let splitter: UploadLineSplitter | undefined;
   const checkPurpose = (purpose: string) => {
     if (ctx.flavor === "doubleword" && purpose !== "batch") {
-      throw new ApiError(400, `Invalid purpose '${purpose}'. Only 'batch' is supported.`);
+      throw new EmulatorHttpError(400, `Invalid purpose '${purpose}'. Only 'batch' is supported.`);
     }
   };
   const parser = new MultipartParser(boundary, {
@@ -105,7 +106,7 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
           bytes: 0,
         };
         upload.file = file;
-        splitter = new LineSplitter((line, offset) => {
+        splitter = new UploadLineSplitter((line, offset) => {
           if (isBlank(line)) return;
           if (ctx.flavor === "openai") {
             file.lines.push(line.toString("utf8"));
@@ -127,7 +128,8 @@ async function readUpload(ctx: RouteContext, req: IncomingMessage): Promise<Uplo
         splitter.push(chunk);
       } else if (field) {
         field.bytes += chunk.length;
-        if (field.bytes > MAX_FIELD_BYTES) throw new ApiError(400, `Multipart field '${field.name}' is too large`);
+        if (field.bytes > MAX_FIELD_BYTES)
+          throw new EmulatorHttpError(400, `Multipart field '${field.name}' is too large`);
         field.chunks.push(Buffer.from(chunk));
       }
     },
@@ -164,19 +166,19 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
   try {
     upload = await readUpload(ctx, req);
   } catch (err) {
-    if (err instanceof MultipartError) throw new ApiError(400, `Invalid multipart body: ${err.message}`);
+    if (err instanceof MultipartError) throw new EmulatorHttpError(400, `Invalid multipart body: ${err.message}`);
     throw err;
   }
   const openai = ctx.flavor === "openai";
   const purpose = upload.fields.get("purpose");
   if (openai) {
     if (purpose === undefined)
-      throw new ApiError(400, "Missing required parameter: 'purpose'.", {
+      throw new EmulatorHttpError(400, "Missing required parameter: 'purpose'.", {
         param: "purpose",
         code: "missing_required_parameter",
       });
     if (!OPENAI_PURPOSES.includes(purpose))
-      throw new ApiError(400, `Invalid value for 'purpose': '${purpose}'.`, {
+      throw new EmulatorHttpError(400, `Invalid value for 'purpose': '${purpose}'.`, {
         param: "purpose",
         code: "invalid_value",
       });
@@ -184,13 +186,16 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
   const file = upload.file;
   if (!file) {
     throw openai
-      ? new ApiError(400, "Missing required parameter: 'file'.", { param: "file", code: "missing_required_parameter" })
-      : new ApiError(400, "No file field found in multipart upload");
+      ? new EmulatorHttpError(400, "Missing required parameter: 'file'.", {
+          param: "file",
+          code: "missing_required_parameter",
+        })
+      : new EmulatorHttpError(400, "No file field found in multipart upload");
   }
   if (!openai) {
-    if (file.lines.length === 0) throw new ApiError(400, "File contains no valid request templates");
+    if (file.lines.length === 0) throw new EmulatorHttpError(400, "File contains no valid request templates");
     if (ctx.maxLines !== undefined && file.lines.length > ctx.maxLines) {
-      throw new ApiError(
+      throw new EmulatorHttpError(
         400,
         `File contains ${file.lines.length} requests, which exceeds the maximum of ${ctx.maxLines}`,
       );
@@ -202,7 +207,7 @@ async function uploadFile(ctx: RouteContext, { req }: RouteRequest): Promise<Rep
   if (seconds !== undefined) {
     ttl = Number(seconds);
     if (!Number.isInteger(ttl) || (openai && (ttl < 3600 || ttl > 2_592_000))) {
-      throw new ApiError(400, `Invalid value for 'expires_after[seconds]': '${seconds}'.`, {
+      throw new EmulatorHttpError(400, `Invalid value for 'expires_after[seconds]': '${seconds}'.`, {
         param: "expires_after.seconds",
       });
     }
@@ -234,7 +239,7 @@ function pageParams(
   let limit = dflt;
   if (raw !== null) {
     if (!/^[+-]?\d+$/.test(raw.trim())) {
-      throw new ApiError(
+      throw new EmulatorHttpError(
         400,
         ctx.flavor === "openai"
           ? `Invalid 'limit': '${raw}'.`
@@ -270,7 +275,7 @@ async function listFiles(ctx: RouteContext, { query }: RouteRequest): Promise<Re
   const { limit, after } = pageParams(ctx, query, openai ? 10_000 : 101, openai ? 10_000 : 20);
   const order = query.get("order") ?? "desc";
   if (order !== "asc" && order !== "desc") {
-    throw new ApiError(400, `Invalid order '${order}'. Expected 'asc' or 'desc'`, { param: "order" });
+    throw new EmulatorHttpError(400, `Invalid order '${order}'. Expected 'asc' or 'desc'`, { param: "order" });
   }
   const purpose = query.get("purpose");
   const files = [...ctx.store.files.values()].filter((f) => !f.hidden && (!purpose || f.purpose === purpose));
@@ -299,7 +304,7 @@ async function getContent(ctx: RouteContext, { id, query }: RouteRequest): Promi
 async function deleteFile(ctx: RouteContext, { id }: RouteRequest): Promise<Reply> {
   const file = findFile(ctx, id);
   if (ctx.flavor === "doubleword") {
-    // Spec §7: live batches of a deleted input file are cancelled and lose input_file_id;
+    // docs/protocols.md §7: live batches of a deleted input file are cancelled and lose input_file_id;
     // a deleted output/error file disappears from its batch.
     for (const b of ctx.store.batches.values()) {
       if (b.inputFileId === id) {
@@ -316,14 +321,15 @@ async function deleteFile(ctx: RouteContext, { id }: RouteRequest): Promise<Repl
 
 // ---------------------------------------------------------------- batches
 
-async function readJsonBody(ctx: RouteContext, req: IncomingMessage): Promise<unknown> {
+/** The body of POST /v1/batches, refused in the flavor's words. */
+async function readCreateBatchBody(ctx: RouteContext, req: IncomingMessage): Promise<unknown> {
   const type = req.headers["content-type"] ?? "";
   if (!/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
-    throw new ApiError(415, "Expected request with `Content-Type: application/json`");
+    throw new EmulatorHttpError(415, "Expected request with `Content-Type: application/json`");
   }
   return readJson(req, MAX_JSON_BODY, (problem, detail) => {
-    if (problem === "too_large") return new ApiError(413, `Request body exceeds ${MAX_JSON_BODY} bytes`);
-    return new ApiError(
+    if (problem === "too_large") return new EmulatorHttpError(413, `Request body exceeds ${MAX_JSON_BODY} bytes`);
+    return new EmulatorHttpError(
       400,
       ctx.flavor === "openai"
         ? "We could not parse the JSON body of your request."
@@ -348,8 +354,8 @@ function parseCreate(ctx: RouteContext, raw: unknown): CreateBatch {
   // Doubleword answers shape errors as axum JSON rejections: 422 text.
   const shapeError = (message: string, param: string) =>
     openai
-      ? new ApiError(400, message, { param })
-      : new ApiError(422, `Failed to deserialize the JSON body into the target type: ${message}`);
+      ? new EmulatorHttpError(400, message, { param })
+      : new EmulatorHttpError(422, `Failed to deserialize the JSON body into the target type: ${message}`);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw shapeError("invalid type: expected an object", "body");
   const o = raw as Record<string, unknown>;
@@ -379,10 +385,12 @@ function parseCreate(ctx: RouteContext, raw: unknown): CreateBatch {
           "metadata",
         );
       if (openai && (k.length > 64 || v.length > 512))
-        throw new ApiError(400, "Metadata keys are limited to 64 characters and values to 512.", { param: "metadata" });
+        throw new EmulatorHttpError(400, "Metadata keys are limited to 64 characters and values to 512.", {
+          param: "metadata",
+        });
     }
     if (openai && entries.length > 16)
-      throw new ApiError(400, "Metadata may hold at most 16 key-value pairs.", { param: "metadata" });
+      throw new EmulatorHttpError(400, "Metadata may hold at most 16 key-value pairs.", { param: "metadata" });
     metadata = Object.fromEntries(
       openai
         ? entries
@@ -402,34 +410,42 @@ function parseCreate(ctx: RouteContext, raw: unknown): CreateBatch {
 
 async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Reply> {
   const openai = ctx.flavor === "openai";
-  const params = parseCreate(ctx, await readJsonBody(ctx, req));
+  const params = parseCreate(ctx, await readCreateBatchBody(ctx, req));
   const endpoints = openai ? OPENAI_URLS : DW_URLS;
   if (!endpoints.includes(params.endpoint)) {
     throw openai
-      ? new ApiError(400, `Invalid value for 'endpoint': '${params.endpoint}'. Supported: ${endpoints.join(", ")}.`, {
-          param: "endpoint",
-          code: "invalid_value",
-        })
-      : new ApiError(400, `Unsupported endpoint '${params.endpoint}'. Supported: ${endpoints.join(", ")}`);
+      ? new EmulatorHttpError(
+          400,
+          `Invalid value for 'endpoint': '${params.endpoint}'. Supported: ${endpoints.join(", ")}.`,
+          {
+            param: "endpoint",
+            code: "invalid_value",
+          },
+        )
+      : new EmulatorHttpError(400, `Unsupported endpoint '${params.endpoint}'. Supported: ${endpoints.join(", ")}`);
   }
   if (!ctx.completionWindows.includes(params.completion_window)) {
     throw openai
-      ? new ApiError(
+      ? new EmulatorHttpError(
           400,
           `Invalid value for 'completion_window': '${params.completion_window}'. Supported: ${ctx.completionWindows.join(", ")}.`,
           { param: "completion_window", code: "invalid_value" },
         )
-      : new ApiError(400, `Unsupported completion_window. Allowed values: ${ctx.completionWindows.join(", ")}`);
+      : new EmulatorHttpError(
+          400,
+          `Unsupported completion_window. Allowed values: ${ctx.completionWindows.join(", ")}`,
+        );
   }
   let input: FileRecord;
   try {
     input = findFile(ctx, params.input_file_id);
   } catch (err) {
-    if (err instanceof ApiError && openai) throw new ApiError(err.status, err.message, { param: "input_file_id" });
+    if (err instanceof EmulatorHttpError && openai)
+      throw new EmulatorHttpError(err.status, err.message, { param: "input_file_id" });
     throw err;
   }
   if (input.kind !== "input" || input.purpose !== "batch") {
-    throw new ApiError(400, `File ${input.id} is not a batch input file (purpose '${input.purpose}')`, {
+    throw new EmulatorHttpError(400, `File ${input.id} is not a batch input file (purpose '${input.purpose}')`, {
       param: "input_file_id",
     });
   }
@@ -471,7 +487,7 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     total: openai ? 0 : input.lines.length,
     completed: 0,
     failed: 0,
-    canceled: 0,
+    cancelled: 0,
     usage: { input: 0, output: 0 },
     active: true,
     next: 0,

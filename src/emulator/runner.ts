@@ -3,7 +3,7 @@
 import { TERMINAL_STATUSES } from "../internal/schemas.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { builtinModel, errorBody, readMarkers, type Markers, type Outcome } from "./model.js";
-import { ApiError } from "./reply.js";
+import { EmulatorHttpError } from "./reply.js";
 import { newLineId, type BatchRecord, type Store } from "./store.js";
 import type { Upstream } from "./upstream.js";
 import { validateOpenAiLines } from "./validate.js";
@@ -62,7 +62,7 @@ export class Runner {
   #start(b: BatchRecord): void {
     const now = this.#nowSec();
     if (this.#ctx.flavor === "doubleword") {
-      // Populating a batch whose input file was deleted fails (spec §7).
+      // Populating a batch whose input file was deleted fails (docs/protocols.md §7).
       if (b.inputFileId === "") {
         b.failedAt = now;
         b.active = false;
@@ -214,7 +214,7 @@ export class Runner {
     if (!b.started) return;
     const now = this.#nowSec();
     if (this.#ctx.flavor === "doubleword") {
-      if (!b.active || b.cancellingAt !== undefined || b.completed + b.failed + b.canceled < b.total) return;
+      if (!b.active || b.cancellingAt !== undefined || b.completed + b.failed + b.cancelled < b.total) return;
       b.finalizingAt = now;
       if (b.completed > 0) b.completedAt = now;
       else b.failedAt = now;
@@ -226,7 +226,7 @@ export class Runner {
       b.completedAt = now;
       this.#finishOpenAi(b, "completed");
     } else if (b.status === "cancelling" && b.inFlight.size === 0) {
-      b.canceled = b.total - b.completed - b.failed;
+      b.cancelled = b.total - b.completed - b.failed;
       b.cancelledAt = now;
       this.#finishOpenAi(b, "cancelled");
     }
@@ -242,7 +242,7 @@ export class Runner {
   }
 
   /**
-   * Doubleword (spec §7): idempotent; a finished batch turns `cancelled`, one still validating stays
+   * Doubleword (docs/protocols.md §7): idempotent; a finished batch turns `cancelled`, one still validating stays
    * `cancelling` forever, otherwise every unfinished line is cancelled at once and writes nothing.
    * OpenAI: `cancelling` until in-flight lines finish; call `settle` after rendering the answer.
    */
@@ -252,14 +252,16 @@ export class Runner {
       if (b.cancellingAt !== undefined) return;
       b.cancellingAt = b.cancelledAt = now;
       this.#stopValidation(b);
-      if (b.started && b.active) b.canceled = b.total - b.completed - b.failed;
+      if (b.started && b.active) b.cancelled = b.total - b.completed - b.failed;
       b.stopped = true;
       b.active = false;
       b.abort.abort();
       return;
     }
     if (TERMINAL_STATUSES.has(b.status)) {
-      throw new ApiError(400, `Cannot cancel a batch with status '${b.status}'.`, { code: "batch_not_cancellable" });
+      throw new EmulatorHttpError(400, `Cannot cancel a batch with status '${b.status}'.`, {
+        code: "batch_not_cancellable",
+      });
     }
     if (b.status === "cancelling") return;
     b.status = "cancelling";

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { setTimeout as sleep } from "node:timers/promises";
 import { adminReply, type AdminContext } from "./admin.js";
 import type { Faults } from "./faults.js";
-import { ApiError, errorReply, json, text, type BodyWriter, type Reply } from "./reply.js";
+import { EmulatorHttpError, errorReply, json, text, type BodyWriter, type Reply } from "./reply.js";
 import { matchRoute, type RouteContext } from "./routes.js";
 import type { StatusFault } from "./types.js";
 
@@ -26,7 +26,10 @@ function faultReply(ctx: ServerContext, fault: StatusFault): Reply {
       ? text(fault.status, fault.body, headers)
       : json(fault.status, fault.body, headers);
   }
-  const base = errorReply(ctx.routes.flavor, new ApiError(fault.status, `Injected fault: HTTP ${fault.status}`));
+  const base = errorReply(
+    ctx.routes.flavor,
+    new EmulatorHttpError(fault.status, `Injected fault: HTTP ${fault.status}`),
+  );
   return { ...base, headers: { ...base.headers, ...headers } };
 }
 
@@ -110,11 +113,11 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   if (!ctx.authorized(req.headers.authorization)) {
     drain(req);
     const message = flavor === "openai" ? "Incorrect API key provided." : "Unauthorized";
-    return send(res, errorReply(flavor, new ApiError(401, message, { code: "invalid_api_key" })), undefined);
+    return send(res, errorReply(flavor, new EmulatorHttpError(401, message, { code: "invalid_api_key" })), undefined);
   }
   if (!match) {
     drain(req);
-    return send(res, errorReply(flavor, new ApiError(404, `Unknown route: ${method} ${path}`)), undefined);
+    return send(res, errorReply(flavor, new EmulatorHttpError(404, `Unknown route: ${method} ${path}`)), undefined);
   }
 
   const fault = ctx.faults.take(key, match.id);
@@ -138,11 +141,11 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   } catch (err) {
     drain(req);
     reply =
-      err instanceof ApiError
+      err instanceof EmulatorHttpError
         ? errorReply(flavor, err)
         : errorReply(
             flavor,
-            new ApiError(500, `Internal emulator error: ${err instanceof Error ? err.message : String(err)}`),
+            new EmulatorHttpError(500, `Internal emulator error: ${err instanceof Error ? err.message : String(err)}`),
           );
   }
 

@@ -62,7 +62,7 @@ export interface BatchRecord {
   total: number;
   completed: number;
   failed: number;
-  canceled: number;
+  cancelled: number;
   inProgressAt?: number;
   finalizingAt?: number;
   completedAt?: number;

@@ -5,20 +5,32 @@ export type Flavor = "doubleword" | "openai";
 export interface UpstreamOptions {
   /** Real-time OpenAI-compatible base URL, e.g. "http://127.0.0.1:8000/v1". */
   baseURL: string;
-  /** Sent as `Authorization: Bearer <apiKey>` upstream (never the emulator's own key). */
+  /**
+   * Sent as `Authorization: Bearer <apiKey>` upstream (never the emulator's own key).
+   * @default undefined (no Authorization header)
+   */
   apiKey?: string;
   /** Lines in flight against the upstream at once. @default 8 */
   concurrency?: number;
 }
 
 export interface EmulatorOptions {
-  /** @default 0 (a free port) */
+  /**
+   * Port to listen on; 0 picks a free one.
+   * @default 0
+   */
   port?: number;
-  /** @default "127.0.0.1" */
+  /**
+   * Interface to bind; the default accepts loopback connections only.
+   * @default "127.0.0.1"
+   */
   host?: string;
   /** Which provider's wire behaviour to reproduce. @default "doubleword" */
   flavor?: Flavor;
-  /** When set, every /v1 and /_emulator route requires `Authorization: Bearer <apiKey>`. */
+  /**
+   * When set, every /v1 and /_emulator route requires `Authorization: Bearer <apiKey>`.
+   * @default undefined (no check; the /_emulator routes are then open only when bound to loopback)
+   */
   apiKey?: string;
   /** Query parameter read as the content cursor ("offset" = legacy Doubleword servers). @default "skip" */
   contentCursorParam?: "skip" | "offset";
@@ -32,15 +44,24 @@ export interface EmulatorOptions {
   seed?: number;
   /** Accepted completion windows. @default ["24h", "1h"] */
   completionWindows?: string[];
-  /** Largest accepted upload, in bytes (413 above). @default 100 MiB */
+  /** Largest accepted upload, in bytes (413 above). @default 104857600 (100 MiB) */
   maxFileBytes?: number;
-  /** Most lines per batch (openai flavor: `too_many_tasks`; doubleword: 400 at upload). @default 50_000 for openai, unlimited for doubleword */
+  /**
+   * Most lines per batch (openai flavor: `too_many_tasks`; doubleword: 400 at upload).
+   * @default 50000 for openai, unlimited for doubleword
+   */
   maxLines?: number;
-  /** Execute lines against a real-time server instead of the built-in model. */
+  /**
+   * Execute lines against a real-time server instead of the built-in model.
+   * @default undefined (the built-in model)
+   */
   upstream?: UpstreamOptions;
   /** Clock in ms for created_at/expires_at and expiry. @default Date.now */
   now?: () => number;
-  /** Bound on stored file bytes; oldest finished batches and files are evicted beyond it. @default 1 GiB */
+  /**
+   * Bound on stored file bytes; oldest finished batches and files are evicted beyond it.
+   * @default 1073741824 (1 GiB)
+   */
   maxStoredBytes?: number;
 }
 
@@ -106,8 +127,10 @@ export interface FaultController {
 }
 
 export interface Emulator {
-  /** Base URL to use as `baseURL`, e.g. "http://127.0.0.1:PORT/v1". */
-  url: string;
+  /** What clients use as their base URL, with `/v1`: e.g. "http://127.0.0.1:PORT/v1". */
+  baseURL: string;
+  /** The server's origin, without `/v1` (where the `/_emulator` admin routes live): e.g. "http://127.0.0.1:PORT". */
+  origin: string;
   port: number;
   /** Stops accepting, destroys open sockets, stops workers. */
   close(): Promise<void>;

@@ -1,7 +1,7 @@
-// Input-file line handling: splitting a byte stream into lines, Doubleword's synchronous
-// upload-time checks (spec §3, errors as `Line N: ...` text) and OpenAI's asynchronous
+// Input-file line handling: splitting an upload into lines, Doubleword's synchronous
+// upload-time checks (docs/protocols.md §3, errors as `Line N: ...` text) and OpenAI's asynchronous
 // batch-time checks (errors as `errors.data[]`).
-import { ApiError } from "./reply.js";
+import { EmulatorHttpError } from "./reply.js";
 
 /** Urls Doubleword accepts in lines and as batch `endpoint` (its default `allowed_url_paths`). */
 export const DW_URLS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages"];
@@ -22,8 +22,12 @@ const MAX_CUSTOM_ID_BYTES = 64;
 // A valid HTTP header value: visible ASCII, space and tab.
 const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
 
-/** Splits chunks on "\n"; hands each line (without "\n" or a trailing "\r") and its byte offset on. */
-export class LineSplitter {
+/**
+ * Splits an uploaded input file on "\n" and hands each line on as bytes (without "\n" or a trailing "\r") with its
+ * byte offset, refusing a line over the size cap. Bytes, not strings, unlike the client's result LineSplitter: the
+ * upload checks need each line's offset and must see invalid UTF-8 themselves.
+ */
+export class UploadLineSplitter {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #offset = 0;
@@ -45,7 +49,7 @@ export class LineSplitter {
       const rest = chunk.subarray(start);
       this.#pendingBytes += rest.length;
       if (this.#pendingBytes > MAX_LINE_BYTES + 1) {
-        throw new ApiError(400, `Line exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
+        throw new EmulatorHttpError(400, `Line exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
       }
       // Copy: the caller's chunk buffer may be reused.
       this.#pending.push(Buffer.from(rest));
@@ -76,7 +80,7 @@ export function decodeDw(line: Buffer, n: number, offset: number): string {
   try {
     return utf8.decode(line);
   } catch {
-    throw new ApiError(400, `File contains invalid UTF-8 on/near line ${n} at byte offset ${offset}`);
+    throw new EmulatorHttpError(400, `File contains invalid UTF-8 on/near line ${n} at byte offset ${offset}`);
   }
 }
 
@@ -92,47 +96,59 @@ function typeName(v: unknown): string {
 /** Validates one non-blank Doubleword input line (N = its 1-based index among non-blank lines); returns its custom_id. */
 export function validateDwLine(text: string, n: number, byteLength: number): string {
   if (byteLength > MAX_LINE_BYTES)
-    throw new ApiError(400, `Line ${n}: Request body exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
+    throw new EmulatorHttpError(400, `Line ${n}: Request body exceeds the maximum size of ${MAX_LINE_BYTES} bytes`);
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (err) {
-    throw new ApiError(400, `Invalid JSON on line ${n}: ${(err as Error).message}`);
+    throw new EmulatorHttpError(400, `Invalid JSON on line ${n}: ${(err as Error).message}`);
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new ApiError(
+    throw new EmulatorHttpError(
       400,
       `Invalid JSON on line ${n}: invalid type: ${typeName(v)}, expected struct OpenAIBatchRequest`,
     );
   }
   const o = v as Record<string, unknown>;
   for (const field of ["custom_id", "method", "url", "body"]) {
-    if (!(field in o)) throw new ApiError(400, `Invalid JSON on line ${n}: missing field \`${field}\``);
+    if (!(field in o)) throw new EmulatorHttpError(400, `Invalid JSON on line ${n}: missing field \`${field}\``);
   }
   for (const field of ["custom_id", "method", "url"]) {
     if (typeof o[field] !== "string") {
-      throw new ApiError(400, `Invalid JSON on line ${n}: invalid type: ${typeName(o[field])}, expected a string`);
+      throw new EmulatorHttpError(
+        400,
+        `Invalid JSON on line ${n}: invalid type: ${typeName(o[field])}, expected a string`,
+      );
     }
   }
   const body = o.body;
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new ApiError(400, `Invalid JSON on line ${n}: invalid type: ${typeName(body)}, expected a map`);
+    throw new EmulatorHttpError(400, `Invalid JSON on line ${n}: invalid type: ${typeName(body)}, expected a map`);
   }
   const customId = o.custom_id as string;
   if (Buffer.byteLength(customId) > MAX_CUSTOM_ID_BYTES) {
-    throw new ApiError(400, `Line ${n}: custom_id exceeds the maximum length of ${MAX_CUSTOM_ID_BYTES} bytes`);
+    throw new EmulatorHttpError(400, `Line ${n}: custom_id exceeds the maximum length of ${MAX_CUSTOM_ID_BYTES} bytes`);
   }
   if (!HEADER_SAFE.test(customId)) {
-    throw new ApiError(400, `Line ${n}: custom_id contains characters that are not allowed (visible ASCII only)`);
+    throw new EmulatorHttpError(
+      400,
+      `Line ${n}: custom_id contains characters that are not allowed (visible ASCII only)`,
+    );
   }
   if ((o.method as string).toUpperCase() !== "POST") {
-    throw new ApiError(400, `Line ${n}: Unsupported HTTP method '${o.method as string}'. Only POST is supported`);
+    throw new EmulatorHttpError(
+      400,
+      `Line ${n}: Unsupported HTTP method '${o.method as string}'. Only POST is supported`,
+    );
   }
   if (!DW_URLS.includes(o.url as string)) {
-    throw new ApiError(400, `Line ${n}: Unsupported URL path '${o.url as string}'. Allowed: ${DW_URLS.join(", ")}`);
+    throw new EmulatorHttpError(
+      400,
+      `Line ${n}: Unsupported URL path '${o.url as string}'. Allowed: ${DW_URLS.join(", ")}`,
+    );
   }
   if (typeof (body as Record<string, unknown>).model !== "string") {
-    throw new ApiError(400, `Line ${n}: Missing 'model' field in request body`);
+    throw new EmulatorHttpError(400, `Line ${n}: Missing 'model' field in request body`);
   }
   return customId;
 }

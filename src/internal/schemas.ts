@@ -67,7 +67,8 @@ export function readResultLine(v: unknown): ResultLine | string {
   return v as unknown as ResultLine;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+/** A plain JSON object: not null, not an array. */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 

@@ -4,57 +4,15 @@ import type { AddressInfo } from "node:net";
 import type { RawResult } from "../core/call.js";
 import { Engine, type EngineStats } from "../core/engine.js";
 import { isRetryableStatus } from "../internal/retry.js";
-import { z } from "zod";
-import { nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
 import { safeURL } from "../internal/safe-url.js";
-import { createLogger, logEngineEvents, type LogSink } from "./log.js";
+import { createLogger, logEngineEvents } from "./log.js";
 import { createHandler, type HandlerContext } from "./server.js";
+import { resolveServeOptions, type ServeOptions } from "./options.js";
 
 export type { LogEntry, LogLevel, LogSink } from "./log.js";
-
-export const SERVE_DEFAULTS = {
-  host: "127.0.0.1",
-  port: 8080,
-  maxBodyBytes: 10_000_000,
-  shutdownTimeoutMs: 1_800_000,
-  idempotencyTtlMs: 600_000,
-  idempotencyMaxKeys: 10_000,
-} as const;
-
-const PORT_RANGE = "port must be a whole number from 0 to 65535";
-
-/** Every AutoBatcher option plus the proxy's own; one parse checks them all and fills the proxy's defaults. */
-const serveOptionsSchema = z.strictObject({
-  ...optionsSchema.shape,
-  /** Port to listen on; 0 picks a free one. Default 8080. */
-  port: z
-    .number({ error: PORT_RANGE })
-    .int(PORT_RANGE)
-    .min(0, PORT_RANGE)
-    .max(65535, PORT_RANGE)
-    .default(SERVE_DEFAULTS.port),
-  /** Interface to bind. Default "127.0.0.1" (loopback only). */
-  host: z.string({ error: "host must be a string" }).min(1, "host must not be empty").default(SERVE_DEFAULTS.host),
-  /** When set, clients must send `Authorization: Bearer <authToken>` (GET /health excepted). */
-  authToken: z.string({ error: "authToken must be a string" }).min(1, "authToken must not be empty").optional(),
-  /** Largest accepted request body, in bytes (413 above). Default 10,000,000. */
-  maxBodyBytes: positiveInt("maxBodyBytes").default(SERVE_DEFAULTS.maxBodyBytes),
-  /** Milliseconds `close()` waits for running calls before cancelling the rest. Default 1,800,000 (30 min). */
-  shutdownTimeoutMs: nonNegative("shutdownTimeoutMs").default(SERVE_DEFAULTS.shutdownTimeoutMs),
-  /**
-   * Milliseconds an `Idempotency-Key` is remembered after its call settles, and how long a keyed call whose
-   * clients all disconnected waits for a retry before it is released. Default 600,000 (10 min).
-   */
-  idempotencyTtlMs: nonNegative("idempotencyTtlMs").default(SERVE_DEFAULTS.idempotencyTtlMs),
-  /** Most settled keys remembered at once (oldest forgotten first). Default 10,000. */
-  idempotencyMaxKeys: positiveInt("idempotencyMaxKeys").default(SERVE_DEFAULTS.idempotencyMaxKeys),
-  /** Receives each structured log entry; `false` silences the proxy. Default: JSON lines on stdout. */
-  log: z.custom<LogSink>((v) => v === false || typeof v === "function", "log must be a function or false").optional(),
-});
-
-export type ServeOptions = z.input<typeof serveOptionsSchema>;
+export { SERVE_DEFAULTS, type ServeOptions } from "./options.js";
 
 export interface ServeCloseOptions {
   /** Milliseconds to wait for running calls before cancelling them upstream. @default `shutdownTimeoutMs` */
@@ -62,10 +20,10 @@ export interface ServeCloseOptions {
 }
 
 export interface ServeHandle {
-  /** The proxy's origin, e.g. "http://127.0.0.1:8080". */
-  readonly url: string;
-  /** What clients use as their base URL: `${url}/v1`. */
+  /** What clients use as their base URL, with `/v1`: e.g. "http://127.0.0.1:8080/v1". */
   readonly baseURL: string;
+  /** The proxy's origin, without `/v1` (where GET /health lives): e.g. "http://127.0.0.1:8080". */
+  readonly origin: string;
   readonly host: string;
   readonly port: number;
   /** The core's counters: calls buffered, submitting, pending; batches running and created. */
@@ -80,6 +38,19 @@ export interface ServeHandle {
 /** How long answers written during shutdown get to reach their clients before connections are cut. */
 const CLOSE_GRACE_MS = 1_000;
 
+/**
+ * Starts an OpenAI-compatible HTTP proxy: POST /v1/chat/completions, /v1/embeddings and /v1/responses are batched
+ * upstream and each request is answered when its line's result arrives. Any language's OpenAI client can use it.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "autobatch/serve";
+ *
+ * const proxy = await serve({ baseURL: "https://api.doubleword.ai/v1", port: 8080 });
+ * // clients use proxy.baseURL ("http://127.0.0.1:8080/v1") as their base URL
+ * process.once("SIGTERM", () => proxy.close());
+ * ```
+ */
 export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   const {
     port,
@@ -91,7 +62,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     idempotencyMaxKeys,
     log: sink,
     ...engineOptions
-  } = parseOptions(serveOptionsSchema, options, "Invalid serve options");
+  } = resolveServeOptions(options);
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
   logEngineEvents(log, engine.events);
@@ -126,11 +97,11 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   }
   const address = server.address() as AddressInfo;
   const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${hostPart}:${address.port}`;
+  const origin = `http://${hostPart}:${address.port}`;
   const o = engine.options;
   log("info", "serve.listening", {
-    url,
-    baseURL: `${url}/v1`,
+    url: origin,
+    baseURL: `${origin}/v1`,
     upstream: safeURL(o.baseURL),
     auth: authToken !== undefined,
     batchSize: o.batchSize,
@@ -165,8 +136,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     })());
 
   return {
-    url,
-    baseURL: `${url}/v1`,
+    baseURL: `${origin}/v1`,
+    origin,
     host: address.address,
     port: address.port,
     get stats() {

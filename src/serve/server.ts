@@ -7,9 +7,10 @@ import { performance } from "node:perf_hooks";
 import type { RawResult } from "../core/call.js";
 import type { Engine } from "../core/engine.js";
 import type { Endpoint } from "../internal/endpoints.js";
+import { isObject } from "../internal/schemas.js";
 import { AutoBatchError } from "../errors.js";
 import { passthroughModels } from "./models.js";
-import { readJsonBody } from "./body.js";
+import { readCallBody } from "./call-body.js";
 import { HttpError, toHttpError } from "./errors.js";
 import type { IdempotencyCache, Attached } from "./idempotency.js";
 import type { Logger } from "./log.js";
@@ -95,7 +96,7 @@ async function batched(
   res: ServerResponse,
   trace: Trace,
 ): Promise<void> {
-  const body = await readJsonBody(req, ctx.maxBodyBytes);
+  const body = await readCallBody(req, ctx.maxBodyBytes);
   if (res.destroyed) return;
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
   const { stream, stream_options: streamOptions, ...params } = body;
@@ -198,6 +199,3 @@ function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
-
-/** Constant-time comparison of the presented bearer token with the configured one. */
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

@@ -2,9 +2,9 @@
 // official SDKs' iterators and accumulators (ChatCompletionStream, ResponseStream) rebuild back into the same object.
 // Each piece of content goes out whole, as a single delta.
 
-type Json = Record<string, unknown>;
+import { isObject } from "../internal/schemas.js";
 
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+type Json = Record<string, unknown>;
 
 /** One SSE message; `event` is set for the Responses API, which names its events. */
 function frame(data: unknown, event?: string): string {

@@ -15,7 +15,7 @@ afterAll(() => emulator.close());
 function run(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts", "serve", ...args], {
     cwd: new URL("../..", import.meta.url),
-    env: { ...process.env, OPENAI_API_KEY: KEY, OPENAI_BASE_URL: emulator.url, ...env },
+    env: { ...process.env, OPENAI_API_KEY: KEY, OPENAI_BASE_URL: emulator.baseURL, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: Record<string, any>[] = [];

@@ -1,5 +1,5 @@
 // Doubleword flavor: upload validation, batch objects, status machine, the skip/limit content
-// protocol, cancel and delete semantics (spec §1-§7, §11).
+// protocol, cancel and delete semantics (docs/protocols.md §1-§7, §11).
 import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
@@ -159,7 +159,7 @@ describe("doubleword uploads", () => {
         `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${big}\r\n--${boundary}--\r\n`,
       );
       const { request } = await import("undici");
-      const streamed = await request(`${small.url}/files`, {
+      const streamed = await request(`${small.baseURL}/files`, {
         method: "POST",
         headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
         body: Readable.from(

@@ -120,7 +120,7 @@ describe("fault injection", () => {
   it("cuts a content stream after N bytes, in limit and unlimited mode", async () => {
     const b = await startBatch(emu, lines(5));
     await waitFor(emu, b.id, ["completed"]);
-    const url = `${emu.url}/files/${b.output_file_id}/content`;
+    const url = `${emu.baseURL}/files/${b.output_file_id}/content`;
     const full = await rawGet(url);
     expect(full.error).toBe(false);
     for (const query of ["", "?limit=5"]) {

@@ -261,7 +261,7 @@ describe("the official openai client", () => {
     async (flavor) => {
       const server = await startEmulator({ flavor, apiKey: "sk-emulator" });
       try {
-        const client = new OpenAI({ apiKey: "sk-emulator", baseURL: server.url, maxRetries: 0 });
+        const client = new OpenAI({ apiKey: "sk-emulator", baseURL: server.baseURL, maxRetries: 0 });
         const file = await client.files.create({
           file: await toFile(Buffer.from(jsonl(lines(3, "sdk"))), "sdk.jsonl"),
           purpose: "batch",

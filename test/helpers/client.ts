@@ -18,7 +18,7 @@ export async function rig(clientOptions: AutoBatcherOptions = {}, emulatorOption
   const events: AutoBatchEvent[] = [];
   const client = new AutoBatcher({
     apiKey: KEY,
-    baseURL: emu.url,
+    baseURL: emu.baseURL,
     batchWindowMs: 10,
     pollIntervalMs: 10,
     onEvent: (e) => events.push(e),
@@ -46,17 +46,17 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
 
 /** GET a JSON document from the emulator with the test key. */
 export async function emuGet<T = any>(emu: Emulator, path: string): Promise<T> {
-  const res = await request(`${emu.url}${path}`, { headers: { authorization: `Bearer ${KEY}` } });
+  const res = await request(`${emu.baseURL}${path}`, { headers: { authorization: `Bearer ${KEY}` } });
   return (await res.body.json()) as T;
 }
 
 export async function emuText(emu: Emulator, path: string): Promise<string> {
-  const res = await request(`${emu.url}${path}`, { headers: { authorization: `Bearer ${KEY}` } });
+  const res = await request(`${emu.baseURL}${path}`, { headers: { authorization: `Bearer ${KEY}` } });
   return res.body.text();
 }
 
 export async function emuPost(emu: Emulator, path: string): Promise<unknown> {
-  const res = await request(`${emu.url}${path}`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
+  const res = await request(`${emu.baseURL}${path}`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
   return res.body.json();
 }
 

@@ -15,14 +15,14 @@ function flatHeaders(h: Record<string, string | string[] | undefined>): Record<s
   return out;
 }
 
-/** A request to `emu.url + path` (or the admin origin when path starts with /_emulator). */
+/** A request to `emu.baseURL + path` (or `emu.origin + path` when path starts with /_emulator). */
 export async function call(
   emu: Emulator,
   method: string,
   path: string,
   opts: { json?: unknown; body?: string | Buffer; headers?: Record<string, string> } = {},
 ): Promise<Res> {
-  const base = path.startsWith("/_emulator") ? emu.url.replace(/\/v1$/, "") : emu.url;
+  const base = path.startsWith("/_emulator") ? emu.origin : emu.baseURL;
   const headers = { ...opts.headers };
   let body = opts.body;
   if (opts.json !== undefined) {
@@ -67,7 +67,7 @@ export async function upload(
     new Blob([typeof content === "string" ? content : new Uint8Array(content)]),
     opts.filename ?? "input.jsonl",
   );
-  const res = await fetch(`${emu.url}/files`, { method: "POST", body: form, headers: opts.headers ?? {} });
+  const res = await fetch(`${emu.baseURL}/files`, { method: "POST", body: form, headers: opts.headers ?? {} });
   const text = await res.text();
   return { status: res.status, headers: Object.fromEntries(res.headers), text, json: <T>() => JSON.parse(text) as T };
 }

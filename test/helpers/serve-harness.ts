@@ -21,7 +21,7 @@ export async function startHarness(
   const proxy = await serve({
     port: 0,
     apiKey: UPSTREAM_KEY,
-    baseURL: emulator.url,
+    baseURL: emulator.baseURL,
     batchWindowMs: 10,
     pollIntervalMs: 10,
     log: (e) => logs.push(e),

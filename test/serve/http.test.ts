@@ -26,7 +26,7 @@ describe("routing and request checks", () => {
   afterAll(() => h.close());
 
   it("answers invalid JSON with 400 in OpenAI's error shape", async () => {
-    const r = await post(h.proxy.url, "/v1/chat/completions", "{not json");
+    const r = await post(h.proxy.origin, "/v1/chat/completions", "{not json");
     expect(r.status).toBe(400);
     expect(r.body.error).toMatchObject({
       type: "invalid_request_error",
@@ -35,12 +35,12 @@ describe("routing and request checks", () => {
       message: expect.stringContaining("JSON"),
     });
     expect(r.headers["x-should-retry"]).toBe("false");
-    const arr = await post(h.proxy.url, "/v1/chat/completions", "[1,2]");
+    const arr = await post(h.proxy.origin, "/v1/chat/completions", "[1,2]");
     expect(arr.status).toBe(400);
   });
 
   it("answers a non-JSON content type with 415", async () => {
-    const r = await post(h.proxy.url, "/v1/chat/completions", "model=m", {
+    const r = await post(h.proxy.origin, "/v1/chat/completions", "model=m", {
       "content-type": "application/x-www-form-urlencoded",
     });
     expect(r.status).toBe(415);
@@ -48,39 +48,39 @@ describe("routing and request checks", () => {
   });
 
   it("answers a wrong method with 405 and Allow", async () => {
-    const res = await request(`${h.proxy.url}/v1/chat/completions`, { method: "GET" });
+    const res = await request(`${h.proxy.origin}/v1/chat/completions`, { method: "GET" });
     expect(res.statusCode).toBe(405);
     expect(res.headers.allow).toBe("POST");
     expect(((await res.body.json()) as any).error.message).toContain("GET");
   });
 
   it("answers an unknown route with a clear 404, hinting at a missing /v1", async () => {
-    const r = await post(h.proxy.url, "/v1/completions", chatBody("x"));
+    const r = await post(h.proxy.origin, "/v1/completions", chatBody("x"));
     expect(r.status).toBe(404);
     expect(r.body.error).toMatchObject({ type: "invalid_request_error", code: "unknown_url" });
-    const bare = await post(h.proxy.url, "/chat/completions", chatBody("x"));
+    const bare = await post(h.proxy.origin, "/chat/completions", chatBody("x"));
     expect(bare.status).toBe(404);
     expect(bare.body.error.message).toContain("/v1/chat/completions");
   });
 
   it("routes despite a query string and a trailing slash", async () => {
-    const r = await post(h.proxy.url, "/v1/chat/completions/?api-version=2024-01-01", chatBody("routed"));
+    const r = await post(h.proxy.origin, "/v1/chat/completions/?api-version=2024-01-01", chatBody("routed"));
     expect(r.status).toBe(200);
     expect(r.body.choices[0].message.content).toBe("echo: routed");
-    const health = await request(`${h.proxy.url}/health/?probe=1`);
+    const health = await request(`${h.proxy.origin}/health/?probe=1`);
     expect(health.statusCode).toBe(200);
     await health.body.dump();
   });
 
   it("answers a body over the limit with 413, by Content-Length or by bytes read", async () => {
     const big = chatBody("x".repeat(5_000));
-    const r = await post(h.proxy.url, "/v1/chat/completions", big);
+    const r = await post(h.proxy.origin, "/v1/chat/completions", big);
     expect(r.status).toBe(413);
     expect(r.body.error.code).toBe("request_too_large");
     async function* chunked() {
       for (let i = 0; i < 5; i++) yield Buffer.from("x".repeat(1_000));
     }
-    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+    const res = await request(`${h.proxy.origin}/v1/chat/completions`, {
       method: "POST",
       headers: JSON_HEADERS,
       body: chunked() as never,
@@ -90,7 +90,7 @@ describe("routing and request checks", () => {
   });
 
   it("reports health with the core's counters", async () => {
-    const res = await request(`${h.proxy.url}/health`);
+    const res = await request(`${h.proxy.origin}/health`);
     expect(res.statusCode).toBe(200);
     expect(await res.body.json()).toMatchObject({ status: "ok", pending: 0, buffered: 0 });
   });
@@ -99,7 +99,7 @@ describe("routing and request checks", () => {
     const start = h.logs.find((l) => l.event === "serve.listening");
     expect(start).toMatchObject({
       level: "info",
-      url: h.proxy.url,
+      url: h.proxy.origin,
       batchWindowMs: 10,
       maxBodyBytes: 2_000,
       auth: false,
@@ -117,14 +117,14 @@ describe("batch-level failures", () => {
   afterAll(() => h.close());
 
   it("answers 502 with x-should-retry: false when the batch ends without the call's line", async () => {
-    const r = await post(h.proxy.url, "/v1/chat/completions", chatBody("[[drop]]"));
+    const r = await post(h.proxy.origin, "/v1/chat/completions", chatBody("[[drop]]"));
     expect(r.status).toBe(502);
     expect(r.headers["x-should-retry"]).toBe("false");
     expect(r.body.error).toMatchObject({ type: "server_error", code: "batch_completed" });
   });
 
   it("answers 504 when the batch expires before the call ran", async () => {
-    const pending = post(h.proxy.url, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
+    const pending = post(h.proxy.origin, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
     await until(
       () =>
         h.logs.some(
@@ -160,7 +160,7 @@ describe("auth token", () => {
 
   it("refuses requests without the token or with a wrong one, with 401", async () => {
     for (const headers of [JSON_HEADERS, { ...JSON_HEADERS, authorization: "Bearer wrong" }]) {
-      const r = await post(h.proxy.url, "/v1/chat/completions", chatBody("x"), headers);
+      const r = await post(h.proxy.origin, "/v1/chat/completions", chatBody("x"), headers);
       expect(r.status).toBe(401);
       expect(r.body.error).toMatchObject({ code: "invalid_api_key", type: "authentication_error" });
       expect(JSON.stringify(r.body)).not.toContain("proxy-token");
@@ -169,10 +169,10 @@ describe("auth token", () => {
   });
 
   it("lets the right token through and leaves /health open", async () => {
-    const res = await request(`${h.proxy.url}/v1/models`, { headers: { authorization: "Bearer proxy-token" } });
+    const res = await request(`${h.proxy.origin}/v1/models`, { headers: { authorization: "Bearer proxy-token" } });
     expect(res.statusCode).toBe(200);
     await res.body.dump();
-    const health = await request(`${h.proxy.url}/health`);
+    const health = await request(`${h.proxy.origin}/health`);
     expect(health.statusCode).toBe(200);
     await health.body.dump();
     expect(JSON.stringify(h.logs)).not.toContain("proxy-token");
@@ -206,7 +206,9 @@ describe("GET /v1/models passthrough", () => {
   });
 
   it("forwards to the upstream with the upstream key, not the client's", async () => {
-    const res = await request(`${h.proxy.url}/v1/models/?limit=5`, { headers: { authorization: "Bearer client-key" } });
+    const res = await request(`${h.proxy.origin}/v1/models/?limit=5`, {
+      headers: { authorization: "Bearer client-key" },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers["x-request-id"]).toBe("req_1");
     expect(await res.body.json()).toMatchObject({ object: "list", data: [{ id: "m" }] });
@@ -215,7 +217,7 @@ describe("GET /v1/models passthrough", () => {
   });
 
   it("passes the upstream's error status through, with the key redacted", async () => {
-    const res = await request(`${h.proxy.url}/v1/models/gpt-x`);
+    const res = await request(`${h.proxy.origin}/v1/models/gpt-x`);
     expect(res.statusCode).toBe(401);
     const text = await res.body.text();
     expect(text).not.toContain(UPSTREAM_KEY);
@@ -235,9 +237,13 @@ describe("client disconnects and Idempotency-Key", () => {
   it("releases the call of a client that disconnects before its result: nothing is uploaded", async () => {
     h = await startHarness({ batchWindowMs: 60_000 });
     const controller = new AbortController();
-    const pending = post(h.proxy.url, "/v1/chat/completions", chatBody("gone"), JSON_HEADERS, controller.signal).catch(
-      (e: unknown) => e,
-    );
+    const pending = post(
+      h.proxy.origin,
+      "/v1/chat/completions",
+      chatBody("gone"),
+      JSON_HEADERS,
+      controller.signal,
+    ).catch((e: unknown) => e);
     await until(() => h!.proxy.stats.buffered === 1, "call buffered");
     controller.abort();
     await pending;
@@ -252,20 +258,20 @@ describe("client disconnects and Idempotency-Key", () => {
     h = await startHarness({ batchWindowMs: 20 });
     const headers = { ...JSON_HEADERS, "idempotency-key": "k-1" };
     const [a, b] = await Promise.all([
-      post(h.proxy.url, "/v1/chat/completions", chatBody("once"), headers),
-      post(h.proxy.url, "/v1/chat/completions", chatBody("once"), headers),
+      post(h.proxy.origin, "/v1/chat/completions", chatBody("once"), headers),
+      post(h.proxy.origin, "/v1/chat/completions", chatBody("once"), headers),
     ]);
     expect(a.status).toBe(200);
     expect(b.body).toEqual(a.body);
     expect(h.emulator.counters.linesExecuted).toBe(1);
     expect(h.emulator.counters.batchesCreated).toBe(1);
     // A retry after the answer replays it.
-    const c = await post(h.proxy.url, "/v1/chat/completions", chatBody("once"), headers);
+    const c = await post(h.proxy.origin, "/v1/chat/completions", chatBody("once"), headers);
     expect(c.body).toEqual(a.body);
     expect(c.headers["idempotent-replayed"]).toBe("true");
     expect(h.emulator.counters.linesExecuted).toBe(1);
     // The same key for another body is refused rather than answered with the wrong result.
-    const d = await post(h.proxy.url, "/v1/chat/completions", chatBody("different"), headers);
+    const d = await post(h.proxy.origin, "/v1/chat/completions", chatBody("different"), headers);
     expect(d.status).toBe(422);
     expect(d.body.error.code).toBe("idempotency_key_reused");
   });
@@ -274,11 +280,11 @@ describe("client disconnects and Idempotency-Key", () => {
     h = await startHarness({ batchWindowMs: 60_000, idempotencyTtlMs: 20 });
     const headers = { ...JSON_HEADERS, "idempotency-key": "k-2" };
     const controller = new AbortController();
-    const first = post(h.proxy.url, "/v1/chat/completions", chatBody("shared"), headers, controller.signal).catch(
+    const first = post(h.proxy.origin, "/v1/chat/completions", chatBody("shared"), headers, controller.signal).catch(
       (e: unknown) => e,
     );
     await until(() => h!.proxy.stats.buffered === 1, "call buffered");
-    const second = post(h.proxy.url, "/v1/chat/completions", chatBody("shared"), headers);
+    const second = post(h.proxy.origin, "/v1/chat/completions", chatBody("shared"), headers);
     await until(() => h!.logs.some((l) => l.event === "request.deduplicated"), "second attached");
     controller.abort();
     await first;
@@ -297,7 +303,7 @@ describe("client disconnects and Idempotency-Key", () => {
     h = await startHarness({ batchWindowMs: 60_000, idempotencyTtlMs: 60_000 });
     const headers = { ...JSON_HEADERS, "idempotency-key": "k-3" };
     const controller = new AbortController();
-    const first = post(h.proxy.url, "/v1/chat/completions", chatBody("retried"), headers, controller.signal).catch(
+    const first = post(h.proxy.origin, "/v1/chat/completions", chatBody("retried"), headers, controller.signal).catch(
       (e: unknown) => e,
     );
     await until(() => h!.proxy.stats.buffered === 1, "call buffered");
@@ -305,7 +311,7 @@ describe("client disconnects and Idempotency-Key", () => {
     await first;
     await until(() => h!.logs.some((l) => l.event === "request.aborted"), "first aborted");
     expect(h.proxy.stats.buffered).toBe(1);
-    const retry = post(h.proxy.url, "/v1/chat/completions", chatBody("retried"), headers);
+    const retry = post(h.proxy.origin, "/v1/chat/completions", chatBody("retried"), headers);
     await until(() => h!.logs.some((l) => l.event === "request.deduplicated"), "retry attached");
     void h.proxy.close();
     const r = await retry;
@@ -318,7 +324,7 @@ describe("client disconnects and Idempotency-Key", () => {
     h = await startHarness({ batchWindowMs: 60_000, idempotencyTtlMs: 20 });
     const controller = new AbortController();
     const first = post(
-      h.proxy.url,
+      h.proxy.origin,
       "/v1/chat/completions",
       chatBody("abandoned"),
       { ...JSON_HEADERS, "idempotency-key": "k-4" },
@@ -336,7 +342,7 @@ describe("client disconnects and Idempotency-Key", () => {
 describe("shutdown", () => {
   it("waits for running calls up to the deadline, then cancels them upstream and answers 503", async () => {
     const h = await startHarness();
-    const stuck = post(h.proxy.url, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
+    const stuck = post(h.proxy.origin, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
     await until(() => h.logs.some((l) => l.event === "batch.submitted"), "batch submitted");
     await h.proxy.close({ timeoutMs: 20 });
     const r = await stuck;

@@ -57,7 +57,7 @@ describe("GET /v1/models/… never leaves the provider's /models", () => {
 
   it("refuses `.`/`..` segments in every spelling with 400 invalid_path, sending nothing upstream", async () => {
     for (const path of TRAVERSALS) {
-      const r = await rawGet(h.proxy.url, path);
+      const r = await rawGet(h.proxy.origin, path);
       expect(r.status, path).toBe(400);
       expect(r.body.error, path).toMatchObject({ type: "invalid_request_error", code: "invalid_path" });
     }
@@ -68,7 +68,7 @@ describe("GET /v1/models/… never leaves the provider's /models", () => {
     const client = new OpenAI({ apiKey: "proxy-token", baseURL: h.proxy.baseURL, maxRetries: 0 });
     upstream.seen.length = 0;
     for (const path of ["/v1/models/some-model", "/v1/models/org/model", "/v1/models/..ok"]) {
-      expect((await rawGet(h.proxy.url, path)).status, path).toBe(200);
+      expect((await rawGet(h.proxy.origin, path)).status, path).toBe(200);
     }
     // openai-node sends `org/model` as one segment, `org%2Fmodel`.
     expect(await client.models.retrieve("meta-llama/Llama-3")).toMatchObject({ id: "m" });
@@ -90,13 +90,13 @@ describe("against the emulator, as the traversal was first shown", () => {
   afterAll(() => h.close());
 
   it("lists no files or batches and reaches no admin route", async () => {
-    for (const path of TRAVERSALS) expect((await rawGet(h.proxy.url, path)).status, path).toBe(400);
+    for (const path of TRAVERSALS) expect((await rawGet(h.proxy.origin, path)).status, path).toBe(400);
     expect(Object.keys(h.emulator.counters.requests).filter((k) => k.startsWith("GET"))).toEqual([]);
   });
 
   it("answers a failed line whose status is not an HTTP error status with 502, and keeps serving", async () => {
     for (const status of [100, 302, 999]) {
-      const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      const res = await request(`${h.proxy.origin}/v1/chat/completions`, {
         method: "POST",
         headers: { ...AUTH, "content-type": "application/json" },
         body: JSON.stringify({ model: "m", messages: [{ role: "user", content: `[[status:${status}]]` }] }),
@@ -104,7 +104,7 @@ describe("against the emulator, as the traversal was first shown", () => {
       expect(res.statusCode, String(status)).toBe(502);
       expect(((await res.body.json()) as any).error.message, String(status)).toMatch(/\S/);
     }
-    const health = await request(`${h.proxy.url}/health`);
+    const health = await request(`${h.proxy.origin}/health`);
     expect(health.statusCode).toBe(200);
     await health.body.dump();
   });

@@ -1,12 +1,14 @@
-// Reads a request body as a JSON object, refusing what is not one with the status a client can act on:
-// 415 (not JSON), 413 (over the limit, by Content-Length or by bytes read), 400 (unparseable).
+// Reads the body of a call sent to the proxy (the JSON object that becomes a batch line), refusing what is not one
+// with the status a client can act on: 415 (not JSON), 413 (over the limit, by Content-Length or by bytes read),
+// 400 (unparseable, or not an object). The reading itself is server-kit's `readJson`.
 import type { IncomingMessage } from "node:http";
 import { readJson } from "../server-kit/request-body.js";
+import { isObject } from "../internal/schemas.js";
 import { HttpError } from "./errors.js";
 
 export type JsonObject = Record<string, unknown>;
 
-export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<JsonObject> {
+export async function readCallBody(req: IncomingMessage, maxBytes: number): Promise<JsonObject> {
   const type = req.headers["content-type"];
   // No Content-Type at all is taken as JSON (some minimal clients omit it); any other type is refused.
   if (type !== undefined) {
@@ -46,12 +48,12 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
           { retry: false },
         ),
   );
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+  if (!isObject(parsed)) {
     throw new HttpError(
       400,
       { message: "The request body must be a JSON object.", code: "invalid_json" },
       { retry: false },
     );
   }
-  return parsed as JsonObject;
+  return parsed;
 }

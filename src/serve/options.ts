@@ -1,0 +1,83 @@
+// serve()'s options: the documented interface, the schema that checks it, and the proxy's defaults, resolved here only.
+import { z } from "zod";
+import { type AutoBatcherOptions, nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
+import type { LogSink } from "./log.js";
+
+/** The defaults of ServeOptions' own fields; the AutoBatcher ones come from `DEFAULTS`. */
+export const SERVE_DEFAULTS = {
+  host: "127.0.0.1",
+  port: 8080,
+  maxBodyBytes: 10_000_000,
+  shutdownTimeoutMs: 1_800_000,
+  idempotencyTtlMs: 600_000,
+  idempotencyMaxKeys: 10_000,
+} as const;
+
+/** Options of `serve()`: every AutoBatcher option (they shape the batches) plus the proxy's own. */
+export interface ServeOptions extends AutoBatcherOptions {
+  /**
+   * Port to listen on, 0 to 65535; 0 picks a free one.
+   * @default 8080
+   */
+  port?: number;
+  /**
+   * Interface to bind; the default accepts loopback connections only.
+   * @default "127.0.0.1"
+   */
+  host?: string;
+  /**
+   * When set, clients must send `Authorization: Bearer <authToken>` (GET /health excepted).
+   * @default undefined (no check)
+   */
+  authToken?: string;
+  /**
+   * Largest accepted request body, in bytes (413 above).
+   * @default 10000000
+   */
+  maxBodyBytes?: number;
+  /**
+   * Milliseconds `close()` waits for running calls before cancelling the rest upstream (30 min).
+   * @default 1800000
+   */
+  shutdownTimeoutMs?: number;
+  /**
+   * Milliseconds an `Idempotency-Key` is remembered after its call settles, and how long a keyed call whose
+   * clients all disconnected waits for a retry before it is released (10 min).
+   * @default 600000
+   */
+  idempotencyTtlMs?: number;
+  /**
+   * Most settled idempotency keys remembered at once; the oldest are forgotten first.
+   * @default 10000
+   */
+  idempotencyMaxKeys?: number;
+  /**
+   * Receives each structured log entry; `false` silences the proxy.
+   * @default JSON lines on stdout
+   */
+  log?: LogSink;
+}
+
+const PORT_RANGE = "port must be a whole number from 0 to 65535";
+
+/** Every AutoBatcher option plus the proxy's own; one parse checks them all and fills the proxy's defaults. */
+export const serveOptionsSchema = z.strictObject({
+  ...optionsSchema.shape,
+  port: z
+    .number({ error: PORT_RANGE })
+    .int(PORT_RANGE)
+    .min(0, PORT_RANGE)
+    .max(65535, PORT_RANGE)
+    .default(SERVE_DEFAULTS.port),
+  host: z.string({ error: "host must be a string" }).min(1, "host must not be empty").default(SERVE_DEFAULTS.host),
+  authToken: z.string({ error: "authToken must be a string" }).min(1, "authToken must not be empty").optional(),
+  maxBodyBytes: positiveInt("maxBodyBytes").default(SERVE_DEFAULTS.maxBodyBytes),
+  shutdownTimeoutMs: nonNegative("shutdownTimeoutMs").default(SERVE_DEFAULTS.shutdownTimeoutMs),
+  idempotencyTtlMs: nonNegative("idempotencyTtlMs").default(SERVE_DEFAULTS.idempotencyTtlMs),
+  idempotencyMaxKeys: positiveInt("idempotencyMaxKeys").default(SERVE_DEFAULTS.idempotencyMaxKeys),
+  log: z.custom<LogSink>((v) => v === false || typeof v === "function", "log must be a function or false").optional(),
+});
+
+/** The options checked, the proxy's defaults filled in; the AutoBatcher ones are resolved by the engine. */
+export const resolveServeOptions = (options: ServeOptions) =>
+  parseOptions(serveOptionsSchema, options, "Invalid serve options");
