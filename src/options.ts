@@ -18,6 +18,9 @@ export const DEFAULTS = {
   retryDeadlineMs: 120_000,
   maxConcurrency: 8,
   requestTimeoutMs: 300_000,
+  requestDeadlineMs: 900_000,
+  maxResponseBytes: 10 * MB,
+  maxResultLineBytes: 100 * MB,
   deadlineGraceMs: 3_600_000,
 } as const;
 
@@ -94,6 +97,18 @@ export const optionsSchema = z.strictObject({
   maxConcurrency: positiveInt("maxConcurrency").optional(),
   /** Milliseconds of silence (no headers, or no body bytes) before a Batch API request times out. Default 300,000. */
   requestTimeoutMs: positiveInt("requestTimeoutMs").optional(),
+  /**
+   * Milliseconds one attempt of a Batch API request may take in total, from sending it to the last body byte,
+   * however steadily the provider trickles bytes. Room for a 95 MB result file read at ~100 KB/s. Default 900,000.
+   */
+  requestDeadlineMs: positiveInt("requestDeadlineMs").optional(),
+  /** Largest JSON answer read (batch objects, lists, files, passthrough), in bytes; larger fails that request, not retried. Default 10,000,000. */
+  maxResponseBytes: positiveInt("maxResponseBytes").optional(),
+  /**
+   * Largest result line read, in bytes; a larger one fails only its own call (`code: "result_line_too_large"`) and is
+   * skipped, never held. Fits the largest legitimate line (2,048 float embeddings of 3,072 dims: ~82 MB). Default 100,000,000.
+   */
+  maxResultLineBytes: positiveInt("maxResultLineBytes").optional(),
   /** Milliseconds past the completion window after which a still-running batch's calls are failed. Default 3,600,000. */
   deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
   /** Called with every lifecycle event; exceptions it throws are swallowed. */
@@ -131,6 +146,9 @@ export interface ResolvedOptions {
   retryDeadlineMs: number;
   maxConcurrency: number;
   requestTimeoutMs: number;
+  requestDeadlineMs: number;
+  maxResponseBytes: number;
+  maxResultLineBytes: number;
   deadlineGraceMs: number;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
@@ -210,6 +228,9 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     retryDeadlineMs: o.retryDeadlineMs ?? DEFAULTS.retryDeadlineMs,
     maxConcurrency: o.maxConcurrency ?? DEFAULTS.maxConcurrency,
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    requestDeadlineMs: o.requestDeadlineMs ?? DEFAULTS.requestDeadlineMs,
+    maxResponseBytes: o.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
+    maxResultLineBytes: o.maxResultLineBytes ?? DEFAULTS.maxResultLineBytes,
     deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
     onEvent: o.onEvent,
     clock: o.clock,

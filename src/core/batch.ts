@@ -13,6 +13,7 @@ import {
 } from "../errors.js";
 import type { BatchCounts, Events } from "../events.js";
 import { errorFromBody, parseErrorBody } from "../internal/error-body.js";
+import { recoverCustomId } from "../internal/jsonl.js";
 import type { RequestSpec, Transport } from "../internal/transport.js";
 import type { FileCursor } from "./results.js";
 import {
@@ -396,17 +397,6 @@ export class Batch {
     if (ok) this.#succeeded++;
     else this.#failed++;
     return true;
-  }
-}
-
-/** The custom_id of a line that does not parse as a whole, if its text still shows one. */
-function recoverCustomId(text: string): string | undefined {
-  const m = /"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
-  if (!m) return undefined;
-  try {
-    return JSON.parse(`"${m[1]}"`) as string;
-  } catch {
-    return undefined;
   }
 }
 
