@@ -89,7 +89,8 @@ export class LineSplitter {
   #pushLong(lines: Buffer, onLine: (line: string) => void): void {
     let from = 0;
     for (let nl = lines.indexOf(NL); nl !== -1; nl = lines.indexOf(NL, from)) {
-      if (nl - from > this.#max) onLine(oversizedLine(lines.subarray(from, from + ID_PREFIX_BYTES), this.#max));
+      if (nl - from > this.#max)
+        onLine(oversizedLine(lines.subarray(from, Math.min(nl, from + ID_PREFIX_BYTES)), this.#max));
       else onLine(trimCR(lines.toString("utf8", from, nl)));
       from = nl + 1;
     }
