@@ -43,7 +43,10 @@ function exposed(err: unknown): string {
     e.message,
     e.stack,
     String(e.cause),
-    JSON.stringify({ ...e, headers: e.headers ? [...e.headers] : undefined }),
+    JSON.stringify({
+      ...e,
+      headers: e.headers ? Object.fromEntries(e.headers as unknown as Iterable<[string, string]>) : undefined,
+    }),
   ].join("\n");
 }
 
