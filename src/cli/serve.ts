@@ -26,6 +26,10 @@ server:
   --host H                    interface to bind (default ${SERVE_DEFAULTS.host})
   --port N                    port; 0 picks a free one (default ${SERVE_DEFAULTS.port})
   --auth-token T              require "Authorization: Bearer T" from clients (prefer env AUTOBATCH_AUTH_TOKEN)
+  --allow-unauthenticated     allow a non-loopback --host without --auth-token (refused otherwise)
+  --max-waiting-requests N    requests held at once, 503 + Retry-After above; keep below ulimit -n (default ${SERVE_DEFAULTS.maxWaitingRequests})
+  --client-headers-timeout-ms MS  time a client may take to send its headers (default ${SERVE_DEFAULTS.clientHeadersTimeoutMs})
+  --client-request-timeout-ms MS  time a client may take to send its whole request (default ${SERVE_DEFAULTS.clientRequestTimeoutMs})
   --max-body-bytes N          largest request body, 413 above (default ${SERVE_DEFAULTS.maxBodyBytes})
   --shutdown-timeout-ms MS    on SIGINT/SIGTERM, wait this long for running calls, then cancel (default ${SERVE_DEFAULTS.shutdownTimeoutMs})
   --idempotency-ttl-ms MS     how long an Idempotency-Key is remembered (default ${SERVE_DEFAULTS.idempotencyTtlMs})
@@ -46,6 +50,10 @@ const FLAG_OF: Record<string, string> = {
   port: "--port",
   host: "--host",
   authToken: "--auth-token",
+  allowUnauthenticated: "--allow-unauthenticated",
+  maxWaitingRequests: "--max-waiting-requests",
+  clientHeadersTimeoutMs: "--client-headers-timeout-ms",
+  clientRequestTimeoutMs: "--client-request-timeout-ms",
   maxBodyBytes: "--max-body-bytes",
   shutdownTimeoutMs: "--shutdown-timeout-ms",
   idempotencyTtlMs: "--idempotency-ttl-ms",
@@ -68,6 +76,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     host: { type: "string" },
     port: { type: "string" },
     "auth-token": { type: "string" },
+    "allow-unauthenticated": { type: "boolean" },
+    "max-waiting-requests": { type: "string" },
+    "client-headers-timeout-ms": { type: "string" },
+    "client-request-timeout-ms": { type: "string" },
     "max-body-bytes": { type: "string" },
     "shutdown-timeout-ms": { type: "string" },
     "idempotency-ttl-ms": { type: "string" },
@@ -111,6 +123,19 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.host = v.host;
   }
   if (v.port !== undefined) options.port = port("port", v.port);
+  if (v["allow-unauthenticated"]) options.allowUnauthenticated = true;
+  if (v["max-waiting-requests"] !== undefined)
+    options.maxWaitingRequests = number("max-waiting-requests", v["max-waiting-requests"], { integer: true, min: 1 });
+  if (v["client-headers-timeout-ms"] !== undefined)
+    options.clientHeadersTimeoutMs = number("client-headers-timeout-ms", v["client-headers-timeout-ms"], {
+      integer: true,
+      min: 1,
+    });
+  if (v["client-request-timeout-ms"] !== undefined)
+    options.clientRequestTimeoutMs = number("client-request-timeout-ms", v["client-request-timeout-ms"], {
+      integer: true,
+      min: 1,
+    });
   if (v["max-body-bytes"] !== undefined)
     options.maxBodyBytes = number("max-body-bytes", v["max-body-bytes"], { integer: true, min: 1 });
   if (v["shutdown-timeout-ms"] !== undefined)

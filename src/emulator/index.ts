@@ -1,5 +1,6 @@
 // startEmulator(): a local OpenAI-compatible Batch API server (Doubleword or OpenAI flavor).
 import { bearerCheck } from "../server-kit/bearer.js";
+import { isLoopbackHost } from "../server-kit/loopback.js";
 import type { AddressInfo } from "node:net";
 import { Faults } from "./faults.js";
 import { ROUTES } from "./routes.js";
@@ -39,10 +40,6 @@ function latencySampler(latency: EmulatorOptions["latencyMs"], seed: number): ()
   const [min, max] = latency;
   const next = rng(seed);
   return () => min + next() * (max - min);
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -122,7 +119,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     },
     faults,
     authorized: bearerCheck(options.apiKey),
-    adminOpen: options.apiKey !== undefined || isLoopback(host),
+    adminOpen: options.apiKey !== undefined || isLoopbackHost(host),
     closing: closing.signal,
   });
 

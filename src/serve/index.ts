@@ -5,7 +5,8 @@ import type { RawResult } from "../core/call.js";
 import { Engine, type EngineStats } from "../core/engine.js";
 import { isRetryableStatus } from "../internal/retry.js";
 import { z } from "zod";
-import { nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
+import { InvalidOptionsError, nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
+import { isLoopbackHost } from "../server-kit/loopback.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
 import { safeURL } from "../internal/safe-url.js";
@@ -21,6 +22,9 @@ export const SERVE_DEFAULTS = {
   shutdownTimeoutMs: 1_800_000,
   idempotencyTtlMs: 600_000,
   idempotencyMaxKeys: 10_000,
+  maxWaitingRequests: 4_000,
+  clientHeadersTimeoutMs: 10_000,
+  clientRequestTimeoutMs: 60_000,
 } as const;
 
 const PORT_RANGE = "port must be a whole number from 0 to 65535";
@@ -39,6 +43,24 @@ const serveOptionsSchema = z.strictObject({
   host: z.string({ error: "host must be a string" }).min(1, "host must not be empty").default(SERVE_DEFAULTS.host),
   /** When set, clients must send `Authorization: Bearer <authToken>` (GET /health excepted). */
   authToken: z.string({ error: "authToken must be a string" }).min(1, "authToken must not be empty").optional(),
+  /**
+   * Lets serve listen on a host other than loopback without `authToken` (anyone who reaches the port spends the
+   * provider key). Without it, that combination is refused at start. Default false.
+   */
+  allowUnauthenticated: z.boolean({ error: "allowUnauthenticated must be a boolean" }).default(false),
+  /**
+   * Requests waiting for their answer (batched calls and passthroughs) at once; beyond it, 503 with `Retry-After`
+   * and the connection closed, while /health keeps answering. Keep it below the process's open-file limit
+   * (`ulimit -n`): each waiting request holds a connection. Default 4,000.
+   */
+  maxWaitingRequests: positiveInt("maxWaitingRequests").default(SERVE_DEFAULTS.maxWaitingRequests),
+  /** Milliseconds a client may take to send its request headers (408 and closed after). Default 10,000. */
+  clientHeadersTimeoutMs: positiveInt("clientHeadersTimeoutMs").default(SERVE_DEFAULTS.clientHeadersTimeoutMs),
+  /**
+   * Milliseconds a client may take to send its whole request, headers and body (408 and closed after); waiting for
+   * the answer is not counted. At least `clientHeadersTimeoutMs`. Default 60,000.
+   */
+  clientRequestTimeoutMs: positiveInt("clientRequestTimeoutMs").default(SERVE_DEFAULTS.clientRequestTimeoutMs),
   /** Largest accepted request body, in bytes (413 above). Default 10,000,000. */
   maxBodyBytes: positiveInt("maxBodyBytes").default(SERVE_DEFAULTS.maxBodyBytes),
   /** Milliseconds `close()` waits for running calls before cancelling the rest. Default 1,800,000 (30 min). */
@@ -89,9 +111,31 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     shutdownTimeoutMs,
     idempotencyTtlMs,
     idempotencyMaxKeys,
+    allowUnauthenticated,
+    maxWaitingRequests,
+    clientHeadersTimeoutMs,
+    clientRequestTimeoutMs,
     log: sink,
     ...engineOptions
   } = parseOptions(serveOptionsSchema, options, "Invalid serve options");
+  const exposed = !isLoopbackHost(host) && authToken === undefined;
+  if (exposed && !allowUnauthenticated) {
+    throw new InvalidOptionsError(
+      `Invalid serve options:\n  host: ${host} is reachable from other machines and no authToken is set: anyone who reaches it spends your provider key. Set authToken, bind a loopback host, or pass allowUnauthenticated: true`,
+      [
+        {
+          path: ["host"],
+          message: `${host} is not loopback and no authToken is set (set authToken, or allowUnauthenticated)`,
+        },
+      ],
+    );
+  }
+  if (clientRequestTimeoutMs < clientHeadersTimeoutMs) {
+    throw new InvalidOptionsError(
+      "Invalid serve options:\n  clientRequestTimeoutMs: must be >= clientHeadersTimeoutMs",
+      [{ path: ["clientRequestTimeoutMs"], message: "must be >= clientHeadersTimeoutMs" }],
+    );
+  }
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
   logEngineEvents(log, engine.events);
@@ -100,6 +144,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     log,
     authToken,
     maxBodyBytes,
+    maxWaitingRequests,
+    waiting: 0,
     idempotency: new IdempotencyCache<RawResult>({
       ttlMs: idempotencyTtlMs,
       maxKeys: idempotencyMaxKeys,
@@ -111,7 +157,15 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     closing: false,
     inflight: new Set(),
   };
-  const server = http.createServer(createHandler(ctx));
+  const server = http.createServer(
+    {
+      headersTimeout: clientHeadersTimeoutMs,
+      requestTimeout: clientRequestTimeoutMs,
+      // Node checks both timeouts on this interval (default 30 s): a finer one keeps them near their values.
+      connectionsCheckingInterval: Math.min(1_000, clientHeadersTimeoutMs),
+    },
+    createHandler(ctx),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -128,11 +182,15 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${hostPart}:${address.port}`;
   const o = engine.options;
-  log("info", "serve.listening", {
+  log(exposed ? "warn" : "info", "serve.listening", {
     url,
     baseURL: `${url}/v1`,
     upstream: safeURL(o.baseURL),
     auth: authToken !== undefined,
+    ...(exposed && {
+      warning: `UNAUTHENTICATED on ${host}: anyone who reaches this port spends the provider key (allowUnauthenticated)`,
+    }),
+    maxWaitingRequests,
     batchSize: o.batchSize,
     maxBatchBytes: o.maxBatchBytes,
     batchWindowMs: o.batchWindowMs,

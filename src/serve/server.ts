@@ -21,6 +21,10 @@ export interface HandlerContext {
   log: Logger;
   authToken: string | undefined;
   maxBodyBytes: number;
+  /** Beyond this many requests waiting for an answer, new ones get 503 (see `overloaded`). */
+  maxWaitingRequests: number;
+  /** Requests waiting for an answer now (everything but /health). */
+  waiting: number;
   idempotency: IdempotencyCache<RawResult>;
   /** Set once shutdown starts: health turns 503 and answers close their connections. */
   closing: boolean;
@@ -76,6 +80,13 @@ async function handle(
     );
   }
   if (r instanceof HttpError) throw r;
+  if (ctx.waiting >= ctx.maxWaitingRequests) {
+    // Dropped unread and the connection closed with the answer: a refused client must not hold a file descriptor.
+    req.resume();
+    throw overloaded(ctx.maxWaitingRequests);
+  }
+  ctx.waiting++;
+  res.once("close", () => ctx.waiting--);
   if (r.kind === "models") {
     const reply = await passthroughModels(ctx.engine.transport, r.path, r.query, closeSignal(res));
     if (res.destroyed) return;
@@ -150,6 +161,21 @@ async function batched(
     .end(sse);
 }
 
+/** Seconds a client refused for load is asked to wait: held requests free up as batches finish. */
+const OVERLOAD_RETRY_AFTER_S = 5;
+
+function overloaded(max: number): HttpError {
+  return new HttpError(
+    503,
+    {
+      message: `The proxy is holding its maximum of ${max} waiting requests (maxWaitingRequests); retry after ${OVERLOAD_RETRY_AFTER_S} s.`,
+      type: "server_error",
+      code: "too_many_waiting_requests",
+    },
+    { headers: { "retry-after": String(OVERLOAD_RETRY_AFTER_S), "x-should-retry": "true", connection: "close" } },
+  );
+}
+
 function health(ctx: HandlerContext, res: ServerResponse, method: string): void {
   const { buffered, submitting, runningBatches, pending, batchesCreated } = ctx.engine.stats;
   const body = JSON.stringify({
@@ -159,6 +185,7 @@ function health(ctx: HandlerContext, res: ServerResponse, method: string): void 
     runningBatches,
     pending,
     batchesCreated,
+    waitingRequests: ctx.waiting,
   });
   res
     .writeHead(ctx.closing ? 503 : 200, withClosing(ctx, { "content-type": "application/json" }))
