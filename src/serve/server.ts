@@ -1,6 +1,5 @@
 // The request handler: auth → route → read body → submit to the engine (deduplicated by Idempotency-Key, released
 // when the client goes away) → answer with the provider's body, an SSE re-wrap of it, or a mapped error.
-import { createHash } from "node:crypto";
 import { bearerCheck } from "../server-kit/bearer.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
@@ -8,6 +7,7 @@ import type { RawResult } from "../core/call.js";
 import type { Engine } from "../core/engine.js";
 import type { Endpoint } from "../internal/endpoints.js";
 import { AutoBatchError } from "../errors.js";
+import { fingerprint } from "../internal/canonical.js";
 import { passthroughModels } from "./models.js";
 import { readJsonBody } from "./body.js";
 import { HttpError, toHttpError } from "./errors.js";
@@ -118,10 +118,7 @@ async function batched(
   const key = header(req, "idempotency-key");
   let call: Attached<RawResult>;
   if (key !== undefined) {
-    const fingerprint = createHash("sha256")
-      .update(`${endpoint}\n${JSON.stringify(params)}`)
-      .digest("base64url");
-    call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint, start);
+    call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint(endpoint, params), start);
     trace.idempotencyKey = true;
     trace.replayed = call.reused;
     // Worth seeing as it happens: each one is a call not paid for twice.
