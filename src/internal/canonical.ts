@@ -16,9 +16,7 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.join(",")}}`;
 }
 
-/** A short stable digest (SHA-256, base64url) of `parts` joined by newlines, each value in canonical form. */
+/** A short stable digest (SHA-256, base64url) of the canonical JSON of `parts` as one array. */
 export function fingerprint(...parts: unknown[]): string {
-  const hash = createHash("sha256");
-  parts.forEach((p, i) => hash.update(`${i ? "\n" : ""}${typeof p === "string" ? p : canonicalJson(p)}`));
-  return hash.digest("base64url");
+  return createHash("sha256").update(canonicalJson(parts)).digest("base64url");
 }

@@ -22,5 +22,6 @@ describe("canonicalJson", () => {
     expect(a).toBe(b);
     expect(fingerprint("/v1/embeddings", { model: "m" })).not.toBe(fingerprint("/v1/embeddings", { model: "n" }));
     expect(fingerprint("/v1/embeddings", { model: "m" })).not.toBe(fingerprint("/v1/responses", { model: "m" }));
+    expect(fingerprint("a\nb")).not.toBe(fingerprint("a", "b"));
   });
 });
