@@ -86,6 +86,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     concurrency,
     validationMs: positive("validationMs", options.validationMs, 0),
     maxLines: options.maxLines ?? 50_000,
+    ...(options.enqueuedTokenLimit !== undefined && {
+      enqueuedTokenLimit: positive("enqueuedTokenLimit", options.enqueuedTokenLimit, 0),
+    }),
+    ...(options.apiKey !== undefined && { apiKey: options.apiKey }),
     now,
     latency: latencySampler(
       typeof latency === "number" ? positive("latencyMs", latency, 0) : latency,

@@ -473,6 +473,7 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     failed: 0,
     canceled: 0,
     usage: { input: 0, output: 0 },
+    enqueuedTokens: 0,
     active: true,
     next: 0,
     inFlight: new Set(),

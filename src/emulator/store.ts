@@ -73,6 +73,8 @@ export interface BatchRecord {
   errors?: BatchError[];
   model?: string;
   usage: { input: number; output: number };
+  /** Input tokens counted against the enqueued-token limit (set when the limit is on). */
+  enqueuedTokens: number;
   /** Work is scheduled or running; inactive batches are evictable. */
   active: boolean;
   /** Next line index to start. */

@@ -36,6 +36,12 @@ export interface EmulatorOptions {
   maxFileBytes?: number;
   /** Most lines per batch (openai flavor: `too_many_tasks`; doubleword: 400 at upload). @default 50_000 for openai, unlimited for doubleword */
   maxLines?: number;
+  /**
+   * OpenAI flavor: input tokens (whitespace-separated words of the prompt) that one model's unfinished batches may
+   * hold together. A batch that would pass it is accepted, then `failed` after validation with
+   * `errors.data[0].code = "token_limit_exceeded"` and OpenAI's message. @default undefined (no limit)
+   */
+  enqueuedTokenLimit?: number;
   /** Execute lines against a real-time server instead of the built-in model. */
   upstream?: UpstreamOptions;
   /** Clock in ms for created_at/expires_at and expiry. @default Date.now */
