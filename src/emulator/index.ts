@@ -111,6 +111,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       maxFileBytes: positive("maxFileBytes", options.maxFileBytes, 100 * 1024 * 1024),
       maxLines: options.maxLines,
       completionWindows: options.completionWindows ?? ["24h", "1h"],
+      listLagMs: positive("listLagMs", options.listLagMs, 0),
     },
     admin: {
       flavor,

@@ -16,6 +16,8 @@ export interface Markers {
   failOnce?: number;
   /** Fail with 401 quoting the emulator's key, as OpenAI's "Incorrect API key provided" does. */
   echoKey: boolean;
+  /** Pad the successful answer's body with this many bytes (an oversized result line). */
+  oversize?: number;
   latencyMs?: number;
   drop: boolean;
   duplicate: boolean;
@@ -23,14 +25,16 @@ export interface Markers {
 }
 
 /**
- * Reads `[[status:NNN]]`, `[[fail-once]]` / `[[fail-once:NNN]]`, `[[echo-key]]`, `[[latency:MS]]`, `[[drop]]`,
- * `[[duplicate]]`, `[[malformed]]` anywhere in the body.
+ * Reads `[[status:NNN]]`, `[[fail-once]]` / `[[fail-once:NNN]]`, `[[echo-key]]`, `[[oversize:BYTES]]`,
+ * `[[latency:MS]]`, `[[drop]]`, `[[duplicate]]`, `[[malformed]]` anywhere in the body.
  */
 export function readMarkers(bodyText: string): Markers {
   const status = /\[\[status:(\d{3})\]\]/.exec(bodyText);
   const failOnce = /\[\[fail-once(?::(\d{3}))?\]\]/.exec(bodyText);
   const latency = /\[\[latency:(\d+)\]\]/.exec(bodyText);
+  const oversize = /\[\[oversize:(\d+)\]\]/.exec(bodyText);
   return {
+    ...(oversize ? { oversize: Number(oversize[1]) } : {}),
     ...(status ? { status: Number(status[1]) } : {}),
     ...(failOnce ? { failOnce: Number(failOnce[1] ?? 500) } : {}),
     echoKey: bodyText.includes("[[echo-key]]"),

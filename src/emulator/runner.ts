@@ -192,6 +192,8 @@ export class Runner {
     } else {
       outcome = builtinModel(req.url, req.body, bodyText, this.#nowSec());
     }
+    if (outcome.kind === "ok" && markers.oversize !== undefined && typeof outcome.body === "object")
+      outcome = { ...outcome, body: { ...outcome.body, emulator_padding: "x".repeat(markers.oversize) } };
     // Cancelled (Doubleword) or expired (OpenAI) meanwhile: the line counts elsewhere and writes nothing.
     if (signal.aborted) return;
     this.#record(b, req.custom_id, outcome, markers);

@@ -1,5 +1,6 @@
 // The emulator's quota and test-only behaviours: OpenAI's enqueued-token limit, `[[fail-once]]` lines that fail
 // their first run only, `[[echo-key]]` lines that quote the key back.
+import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { chat, KEY, rejection, rig, type Rig } from "../helpers/client.js";
@@ -79,5 +80,39 @@ describe("test-only line markers", () => {
     expect(err.status).toBe(401);
     expect(err.message).toContain("Incorrect API key provided: [redacted].");
     expect(JSON.stringify({ ...err, message: err.message })).not.toContain(KEY);
+  });
+});
+
+describe("provider misbehaviours on demand", () => {
+  it("a trickle fault sends the body one byte at a time; the body is whole if the client waits", async () => {
+    emu = await startEmulator({ flavor: "openai" });
+    const arrivals: number[] = [];
+    emu.faults.add({ route: "GET /v1/batches", trickleMs: 1 });
+    const res = await request(`${emu.url}/batches`);
+    for await (const chunk of res.body as AsyncIterable<Buffer>) arrivals.push(chunk.length);
+    expect(arrivals.length).toBeGreaterThan(10);
+    expect(Math.max(...arrivals)).toBeLessThanOrEqual(2);
+    expect(emu.faults.list()).toEqual([]);
+  });
+
+  it("[[oversize:BYTES]] pads the answer's body, making its result line that much longer", async () => {
+    emu = await startEmulator({ flavor: "openai" });
+    const b = await startBatch(emu, [chatLine("big", "pad me [[oversize:200000]]"), chatLine("small", "plain")]);
+    const done = await waitFor(emu, b.id, ["completed"]);
+    const out = parseLines((await call(emu, "GET", `/files/${done.output_file_id}/content`)).text);
+    const big = out.find((l) => l.custom_id === "big")!;
+    expect(big.response.body.emulator_padding).toHaveLength(200_000);
+    expect(out.find((l) => l.custom_id === "small")!.response.body.emulator_padding).toBeUndefined();
+  });
+
+  it("listLagMs leaves a new batch out of GET /v1/batches until it is that old", async () => {
+    let now = 1_000_000;
+    emu = await startEmulator({ flavor: "openai", listLagMs: 5_000, now: () => now });
+    const b = await startBatch(emu, [chatLine("a", "x")]);
+    const ids = async () =>
+      (await call(emu!, "GET", "/batches")).json<{ data: { id: string }[] }>().data.map((x) => x.id);
+    expect(await ids()).not.toContain(b.id);
+    now += 5_000;
+    expect(await ids()).toContain(b.id);
   });
 });
