@@ -210,7 +210,7 @@ export class Transport {
     out.once("close", () => {
       done();
       deadline.removeEventListener("abort", fail);
-      src.destroy();
+      if (!src.readableEnded) src.destroy();
     });
     src.pipe(out);
     return out;
