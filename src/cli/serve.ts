@@ -15,6 +15,9 @@ upstream:
   --api-key KEY               provider key (required; prefer env OPENAI_API_KEY: flag values show in ps)
   --completion-window W       batch completion window, e.g. 24h or 1h (default ${DEFAULTS.completionWindow})
   --metadata KEY=VALUE        metadata on every batch; repeatable
+  --request-deadline-ms MS    total time one upstream request may take, body included (default ${DEFAULTS.requestDeadlineMs})
+  --max-response-bytes N      largest upstream JSON answer read (default ${DEFAULTS.maxResponseBytes})
+  --max-result-line-bytes N   largest result line read; a larger one fails its own call (default ${DEFAULTS.maxResultLineBytes})
 
 batching:
   --batch-size N              calls per batch file before a flush (default ${DEFAULTS.batchSize})
@@ -47,6 +50,9 @@ const FLAG_OF: Record<string, string> = {
   pollIntervalMs: "--poll-interval-ms",
   completionWindow: "--completion-window",
   metadata: "--metadata",
+  requestDeadlineMs: "--request-deadline-ms",
+  maxResponseBytes: "--max-response-bytes",
+  maxResultLineBytes: "--max-result-line-bytes",
   port: "--port",
   host: "--host",
   authToken: "--auth-token",
@@ -69,6 +75,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     "api-key": { type: "string" },
     "completion-window": { type: "string" },
     metadata: { type: "string", multiple: true },
+    "request-deadline-ms": { type: "string" },
+    "max-response-bytes": { type: "string" },
+    "max-result-line-bytes": { type: "string" },
     "batch-size": { type: "string" },
     "max-batch-bytes": { type: "string" },
     "batch-window-ms": { type: "string" },
@@ -123,6 +132,12 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.host = v.host;
   }
   if (v.port !== undefined) options.port = port("port", v.port);
+  if (v["request-deadline-ms"] !== undefined)
+    options.requestDeadlineMs = number("request-deadline-ms", v["request-deadline-ms"], { integer: true, min: 1 });
+  if (v["max-response-bytes"] !== undefined)
+    options.maxResponseBytes = number("max-response-bytes", v["max-response-bytes"], { integer: true, min: 1 });
+  if (v["max-result-line-bytes"] !== undefined)
+    options.maxResultLineBytes = number("max-result-line-bytes", v["max-result-line-bytes"], { integer: true, min: 1 });
   if (v["allow-unauthenticated"]) options.allowUnauthenticated = true;
   if (v["max-waiting-requests"] !== undefined)
     options.maxWaitingRequests = number("max-waiting-requests", v["max-waiting-requests"], { integer: true, min: 1 });
