@@ -151,4 +151,19 @@ describe("fault soak II: providers that misbehave", () => {
       faults: spread("POST /v1/batches", { reset: true, afterHandler: true }, [0, 4]),
     });
   }, 60_000);
+
+  it("a result file that trickles forever: every call settles with a clear error and close() returns", async () => {
+    r = await rig({ batchSize: 5, requestDeadlineMs: 200, maxRetries: 1 });
+    r.emu.faults.add({ route: "GET /v1/files/:id/content", trickleMs: 50, times: null });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) => r!.client.chat.completions.create(chat(`stuck ${i}`))),
+    );
+    for (const o of outcomes) {
+      expect(o.status).toBe("rejected");
+      expect((o as PromiseRejectedResult).reason.message).toMatch(
+        /its result files could not be read \(.*no complete answer within requestDeadlineMs \(200 ms\)/,
+      );
+    }
+    await r.client.close();
+  }, 30_000);
 });
