@@ -18,6 +18,9 @@ export const DEFAULTS = {
   retryDeadlineMs: 120_000,
   maxConcurrency: 8,
   requestTimeoutMs: 300_000,
+  requestDeadlineMs: 900_000,
+  maxResponseBytes: 10 * MB,
+  maxResultLineBytes: 100 * MB,
   deadlineGraceMs: 3_600_000,
 } as const;
 
@@ -79,6 +82,9 @@ export const optionsSchema = z.strictObject({
   retryDeadlineMs: positiveInt("retryDeadlineMs").optional(),
   maxConcurrency: positiveInt("maxConcurrency").optional(),
   requestTimeoutMs: positiveInt("requestTimeoutMs").optional(),
+  requestDeadlineMs: positiveInt("requestDeadlineMs").optional(),
+  maxResponseBytes: positiveInt("maxResponseBytes").optional(),
+  maxResultLineBytes: positiveInt("maxResultLineBytes").optional(),
   deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
@@ -177,6 +183,24 @@ export interface AutoBatcherOptions {
    */
   requestTimeoutMs?: number;
   /**
+   * Milliseconds one attempt of a Batch API request may take in total, from sending it to the last body byte, however
+   * steadily the provider trickles bytes (room for a 95 MB result file read at ~100 KB/s).
+   * @default 900000
+   */
+  requestDeadlineMs?: number;
+  /**
+   * Largest JSON answer read (batch objects, lists, files, passthrough), in bytes; a larger one fails that request
+   * and is not retried.
+   * @default 10000000
+   */
+  maxResponseBytes?: number;
+  /**
+   * Largest result line read, in bytes; a larger one fails only its own call (`code: "result_line_too_large"`) and is
+   * skipped, never held. Fits the largest legitimate line (2,048 embeddings of 3,072 floats: ~82 MB).
+   * @default 100000000
+   */
+  maxResultLineBytes?: number;
+  /**
    * Milliseconds past the completion window after which a still-running batch's calls are failed.
    * @default 3600000
    */
@@ -214,6 +238,9 @@ export interface ResolvedOptions {
   retryDeadlineMs: number;
   maxConcurrency: number;
   requestTimeoutMs: number;
+  requestDeadlineMs: number;
+  maxResponseBytes: number;
+  maxResultLineBytes: number;
   deadlineGraceMs: number;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
@@ -293,6 +320,9 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     retryDeadlineMs: o.retryDeadlineMs ?? DEFAULTS.retryDeadlineMs,
     maxConcurrency: o.maxConcurrency ?? DEFAULTS.maxConcurrency,
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    requestDeadlineMs: o.requestDeadlineMs ?? DEFAULTS.requestDeadlineMs,
+    maxResponseBytes: o.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
+    maxResultLineBytes: o.maxResultLineBytes ?? DEFAULTS.maxResultLineBytes,
     deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
     onEvent: o.onEvent,
     clock: o.clock,

@@ -23,6 +23,7 @@ options:
   --seed N                  seed for random latency (default random)
   --concurrency N           lines executed at once (default ${D.concurrency})
   --validation-ms N         time a batch stays "validating", in ms (default ${D.validationMs})
+  --enqueued-token-limit N  openai flavor: input tokens one model's unfinished batches may hold (default: no limit)
   --cursor-param P          skip | offset: content cursor parameter (default ${D.contentCursorParam})
   --upstream URL            execute lines against this real-time server, e.g. http://127.0.0.1:8000/v1
   --upstream-api-key K      key for the upstream (default env AUTOBATCH_UPSTREAM_API_KEY)
@@ -43,6 +44,7 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     seed: { type: "string" },
     concurrency: { type: "string" },
     "validation-ms": { type: "string" },
+    "enqueued-token-limit": { type: "string" },
     "cursor-param": { type: "string" },
     upstream: { type: "string" },
     "upstream-api-key": { type: "string" },
@@ -72,6 +74,8 @@ export function parseEmulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   if (values.seed !== undefined) options.seed = int("seed", values.seed, 0);
   if (values.concurrency !== undefined) options.concurrency = int("concurrency", values.concurrency, 1);
   if (values["validation-ms"] !== undefined) options.validationMs = int("validation-ms", values["validation-ms"], 0);
+  if (values["enqueued-token-limit"] !== undefined)
+    options.enqueuedTokenLimit = int("enqueued-token-limit", values["enqueued-token-limit"], 0);
   if (values["cursor-param"] !== undefined)
     options.contentCursorParam = oneOf("cursor-param", values["cursor-param"], ["skip", "offset"] as const);
   const upstreamKey = values["upstream-api-key"] ?? env.AUTOBATCH_UPSTREAM_API_KEY;

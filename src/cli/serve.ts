@@ -15,6 +15,9 @@ upstream:
   --api-key KEY               provider key (required; prefer env OPENAI_API_KEY: flag values show in ps)
   --completion-window W       batch completion window, e.g. 24h or 1h (default ${DEFAULTS.completionWindow})
   --metadata KEY=VALUE        metadata on every batch; repeatable
+  --request-deadline-ms MS    total time one upstream request may take, body included (default ${DEFAULTS.requestDeadlineMs})
+  --max-response-bytes N      largest upstream JSON answer read (default ${DEFAULTS.maxResponseBytes})
+  --max-result-line-bytes N   largest result line read; a larger one fails its own call (default ${DEFAULTS.maxResultLineBytes})
 
 batching:
   --batch-size N              calls per batch file before a flush (default ${DEFAULTS.batchSize})
@@ -26,6 +29,10 @@ server:
   --host H                    interface to bind (default ${SERVE_DEFAULTS.host})
   --port N                    port; 0 picks a free one (default ${SERVE_DEFAULTS.port})
   --auth-token T              require "Authorization: Bearer T" from clients (prefer env AUTOBATCH_AUTH_TOKEN)
+  --allow-unauthenticated     allow a non-loopback --host without --auth-token (refused otherwise)
+  --max-waiting-requests N    requests held at once, 503 + Retry-After above; keep below ulimit -n (default ${SERVE_DEFAULTS.maxWaitingRequests})
+  --client-headers-timeout-ms MS  time a client may take to send its headers (default ${SERVE_DEFAULTS.clientHeadersTimeoutMs})
+  --client-request-timeout-ms MS  time a client may take to send its whole request (default ${SERVE_DEFAULTS.clientRequestTimeoutMs})
   --max-body-bytes N          largest request body, 413 above (default ${SERVE_DEFAULTS.maxBodyBytes})
   --shutdown-timeout-ms MS    on SIGINT/SIGTERM, wait this long for running calls, then cancel (default ${SERVE_DEFAULTS.shutdownTimeoutMs})
   --idempotency-ttl-ms MS     how long an Idempotency-Key is remembered (default ${SERVE_DEFAULTS.idempotencyTtlMs})
@@ -43,9 +50,16 @@ const FLAG_OF: Record<string, string> = {
   pollIntervalMs: "--poll-interval-ms",
   completionWindow: "--completion-window",
   metadata: "--metadata",
+  requestDeadlineMs: "--request-deadline-ms",
+  maxResponseBytes: "--max-response-bytes",
+  maxResultLineBytes: "--max-result-line-bytes",
   port: "--port",
   host: "--host",
   authToken: "--auth-token",
+  allowUnauthenticated: "--allow-unauthenticated",
+  maxWaitingRequests: "--max-waiting-requests",
+  clientHeadersTimeoutMs: "--client-headers-timeout-ms",
+  clientRequestTimeoutMs: "--client-request-timeout-ms",
   maxBodyBytes: "--max-body-bytes",
   shutdownTimeoutMs: "--shutdown-timeout-ms",
   idempotencyTtlMs: "--idempotency-ttl-ms",
@@ -61,6 +75,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     "api-key": { type: "string" },
     "completion-window": { type: "string" },
     metadata: { type: "string", multiple: true },
+    "request-deadline-ms": { type: "string" },
+    "max-response-bytes": { type: "string" },
+    "max-result-line-bytes": { type: "string" },
     "batch-size": { type: "string" },
     "max-batch-bytes": { type: "string" },
     "batch-window-ms": { type: "string" },
@@ -68,6 +85,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     host: { type: "string" },
     port: { type: "string" },
     "auth-token": { type: "string" },
+    "allow-unauthenticated": { type: "boolean" },
+    "max-waiting-requests": { type: "string" },
+    "client-headers-timeout-ms": { type: "string" },
+    "client-request-timeout-ms": { type: "string" },
     "max-body-bytes": { type: "string" },
     "shutdown-timeout-ms": { type: "string" },
     "idempotency-ttl-ms": { type: "string" },
@@ -111,6 +132,25 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.host = v.host;
   }
   if (v.port !== undefined) options.port = port("port", v.port);
+  if (v["request-deadline-ms"] !== undefined)
+    options.requestDeadlineMs = number("request-deadline-ms", v["request-deadline-ms"], { integer: true, min: 1 });
+  if (v["max-response-bytes"] !== undefined)
+    options.maxResponseBytes = number("max-response-bytes", v["max-response-bytes"], { integer: true, min: 1 });
+  if (v["max-result-line-bytes"] !== undefined)
+    options.maxResultLineBytes = number("max-result-line-bytes", v["max-result-line-bytes"], { integer: true, min: 1 });
+  if (v["allow-unauthenticated"]) options.allowUnauthenticated = true;
+  if (v["max-waiting-requests"] !== undefined)
+    options.maxWaitingRequests = number("max-waiting-requests", v["max-waiting-requests"], { integer: true, min: 1 });
+  if (v["client-headers-timeout-ms"] !== undefined)
+    options.clientHeadersTimeoutMs = number("client-headers-timeout-ms", v["client-headers-timeout-ms"], {
+      integer: true,
+      min: 1,
+    });
+  if (v["client-request-timeout-ms"] !== undefined)
+    options.clientRequestTimeoutMs = number("client-request-timeout-ms", v["client-request-timeout-ms"], {
+      integer: true,
+      min: 1,
+    });
   if (v["max-body-bytes"] !== undefined)
     options.maxBodyBytes = number("max-body-bytes", v["max-body-bytes"], { integer: true, min: 1 });
   if (v["shutdown-timeout-ms"] !== undefined)

@@ -11,6 +11,7 @@ import {
   type ProviderError,
 } from "../errors.js";
 import { errorFromBody, parseErrorBody } from "../internal/error-body.js";
+import { recoverCustomId } from "../internal/jsonl.js";
 import { readResultLine, type ResultLine } from "../internal/schemas.js";
 
 /** A line as read: its envelope, or why it cannot be used and the custom_id its text still shows (if any). */
@@ -78,17 +79,6 @@ function settleFromLine(call: Call, line: ResultLine, ctx: LineContext): LineOut
     };
   }
   return { ok: false, value: lineError(error?.code, error?.message, errCtx, ctx.batchStatus) };
-}
-
-/** The custom_id of a line that does not parse as a whole, if its text still shows one. */
-export function recoverCustomId(text: string): string | undefined {
-  const m = /"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
-  if (!m) return undefined;
-  try {
-    return JSON.parse(`"${m[1]}"`) as string;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The provider's error inside a non-2xx line body: `{"error":{...}}`, a JSON string of it, or text. */

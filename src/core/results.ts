@@ -56,7 +56,7 @@ export async function readNewLines(
     stats.lines++;
     if (line.length) onLine(line);
   };
-  const splitter = new LineSplitter();
+  const splitter = new LineSplitter(transport.maxResultLineBytes);
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       stats.bytes += chunk.length;

@@ -15,4 +15,5 @@ export const EMULATOR_DEFAULTS = {
   maxFileBytes: 100 * MiB,
   maxLines: 50_000,
   maxStoredBytes: 1024 * MiB,
+  listLagMs: 0,
 } as const;

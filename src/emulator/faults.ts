@@ -21,6 +21,7 @@ const faultSchema = z.union([
   z.strictObject({ ...base, reset: z.literal(true), afterHandler: z.boolean().optional() }),
   z.strictObject({ ...base, delayMs: z.number().nonnegative().max(600_000) }),
   z.strictObject({ ...base, cutAfterBytes: z.number().int().nonnegative() }),
+  z.strictObject({ ...base, trickleMs: z.number().positive().max(60_000) }),
 ]);
 
 export class FaultError extends Error {}

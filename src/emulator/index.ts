@@ -1,5 +1,6 @@
 // startEmulator(): a local OpenAI-compatible Batch API server (Doubleword or OpenAI flavor).
 import { bearerCheck } from "../server-kit/bearer.js";
+import { isLoopbackHost } from "../server-kit/loopback.js";
 import type { AddressInfo } from "node:net";
 import { Faults } from "./faults.js";
 import { ROUTES } from "./routes.js";
@@ -39,10 +40,6 @@ function latencySampler(latency: EmulatorOptions["latencyMs"], seed: number): ()
   const [min, max] = latency;
   const next = rng(seed);
   return () => min + next() * (max - min);
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 /** `value`, or `fallback` when unset; a negative or non-finite value is refused naming the option. */
@@ -108,6 +105,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     concurrency,
     validationMs: nonNegativeOr("validationMs", options.validationMs, D.validationMs),
     maxLines: options.maxLines ?? D.maxLines,
+    ...(options.enqueuedTokenLimit !== undefined && {
+      enqueuedTokenLimit: nonNegativeOr("enqueuedTokenLimit", options.enqueuedTokenLimit, 0),
+    }),
+    ...(options.apiKey !== undefined && { apiKey: options.apiKey }),
     now,
     latency: latencySampler(
       typeof latency === "number" ? nonNegativeOr("latencyMs", latency, D.latencyMs) : latency,
@@ -129,6 +130,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       maxFileBytes: nonNegativeOr("maxFileBytes", options.maxFileBytes, D.maxFileBytes),
       maxLines: options.maxLines,
       completionWindows: options.completionWindows ?? [...D.completionWindows],
+      listLagMs: nonNegativeOr("listLagMs", options.listLagMs, D.listLagMs),
     },
     admin: {
       flavor,
@@ -141,7 +143,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     },
     faults,
     authorized: bearerCheck(options.apiKey),
-    adminOpen: options.apiKey !== undefined || isLoopback(host),
+    adminOpen: options.apiKey !== undefined || isLoopbackHost(host),
     closing: closing.signal,
   });
 

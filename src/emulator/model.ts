@@ -12,18 +12,32 @@ export type Outcome =
 
 export interface Markers {
   status?: number;
+  /** Fail with this status the first time this exact body runs; run normally after (see docs/emulator-faults.md). */
+  failOnce?: number;
+  /** Fail with 401 quoting the emulator's key, as OpenAI's "Incorrect API key provided" does. */
+  echoKey: boolean;
+  /** Pad the successful answer's body with this many bytes (an oversized result line). */
+  oversize?: number;
   latencyMs?: number;
   drop: boolean;
   duplicate: boolean;
   malformed: boolean;
 }
 
-/** Reads `[[status:NNN]]`, `[[latency:MS]]`, `[[drop]]`, `[[duplicate]]`, `[[malformed]]` anywhere in the body. */
+/**
+ * Reads `[[status:NNN]]`, `[[fail-once]]` / `[[fail-once:NNN]]`, `[[echo-key]]`, `[[oversize:BYTES]]`,
+ * `[[latency:MS]]`, `[[drop]]`, `[[duplicate]]`, `[[malformed]]` anywhere in the body.
+ */
 export function readMarkers(bodyText: string): Markers {
   const status = /\[\[status:(\d{3})\]\]/.exec(bodyText);
+  const failOnce = /\[\[fail-once(?::(\d{3}))?\]\]/.exec(bodyText);
   const latency = /\[\[latency:(\d+)\]\]/.exec(bodyText);
+  const oversize = /\[\[oversize:(\d+)\]\]/.exec(bodyText);
   return {
+    ...(oversize ? { oversize: Number(oversize[1]) } : {}),
     ...(status ? { status: Number(status[1]) } : {}),
+    ...(failOnce ? { failOnce: Number(failOnce[1] ?? 500) } : {}),
+    echoKey: bodyText.includes("[[echo-key]]"),
     ...(latency ? { latencyMs: Number(latency[1]) } : {}),
     drop: bodyText.includes("[[drop]]"),
     duplicate: bodyText.includes("[[duplicate]]"),
@@ -66,6 +80,11 @@ function lastUserText(messages: unknown): string {
 
 function tokens(text: string): number {
   return text.split(/\s+/).filter(Boolean).length;
+}
+
+/** A request body's input tokens, as the enqueued-token limit counts them (the prompt the usage reports). */
+export function inputTokens(body: Json): number {
+  return tokens(JSON.stringify(body.messages ?? body.input ?? body.prompt ?? ""));
 }
 
 const TOOL = /\[\[tool:([A-Za-z0-9_.-]+)\]\]/;

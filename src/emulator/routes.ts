@@ -22,6 +22,8 @@ export interface RouteContext extends ContentContext {
   /** Doubleword: enforced at upload only when configured. */
   maxLines: number | undefined;
   completionWindows: readonly string[];
+  /** Batches younger than this (ms) are left out of lists. */
+  listLagMs: number;
 }
 
 export interface RouteRequest {
@@ -474,6 +476,7 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     completionWindow: params.completion_window,
     metadata: params.metadata,
     createdAt,
+    createdAtMs: ctx.now(),
     expiresAt: createdAt + windowSeconds(params.completion_window),
     lines: input.lines,
     customIds: input.customIds,
@@ -489,6 +492,7 @@ async function createBatch(ctx: RouteContext, { req }: RouteRequest): Promise<Re
     failed: 0,
     cancelled: 0,
     usage: { input: 0, output: 0 },
+    enqueuedTokens: 0,
     active: true,
     next: 0,
     inFlight: new Set(),
@@ -513,7 +517,10 @@ async function listBatches(ctx: RouteContext, { query }: RouteRequest): Promise<
   const openai = ctx.flavor === "openai";
   const { limit, after } = pageParams(ctx, query, openai ? 100 : 101, 20);
   // Newest first; creation order breaks ties within one created_at second.
-  const batches = [...ctx.store.batches.values()].sort((a, b) => b.createdAt - a.createdAt || b.seq - a.seq);
+  const visibleFrom = ctx.now() - ctx.listLagMs;
+  const batches = [...ctx.store.batches.values()]
+    .filter((b) => ctx.listLagMs === 0 || b.createdAtMs <= visibleFrom)
+    .sort((a, b) => b.createdAt - a.createdAt || b.seq - a.seq);
   const { data, hasMore } = page(ctx, batches, limit, after);
   const now = nowSec(ctx);
   for (const b of data) ctx.runner.checkExpiry(b);

@@ -2,12 +2,16 @@
 // a time, round-robin across batches → results appended in completion order → terminal state.
 import { TERMINAL_STATUSES } from "../internal/schemas.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { builtinModel, errorBody, readMarkers, type Markers, type Outcome } from "./model.js";
+import { createHash } from "node:crypto";
+import { builtinModel, errorBody, inputTokens, readMarkers, type Markers, type Outcome } from "./model.js";
 import { EmulatorHttpError } from "./reply.js";
 import { newLineId, type BatchRecord, type Store } from "./store.js";
 import type { Upstream } from "./upstream.js";
 import { validateOpenAiLines } from "./validate.js";
 import type { EmulatorCounters, Flavor } from "./types.js";
+
+/** Statuses whose input tokens count against the enqueued-token limit. */
+const UNFINISHED = new Set(["in_progress", "finalizing"]);
 
 export interface RunnerContext {
   flavor: Flavor;
@@ -16,6 +20,10 @@ export interface RunnerContext {
   concurrency: number;
   validationMs: number;
   maxLines: number;
+  /** OpenAI flavor: input tokens all unfinished batches of one model may hold; undefined = no limit. */
+  enqueuedTokenLimit?: number;
+  /** The key clients must send, quoted back by `[[echo-key]]` lines. */
+  apiKey?: string;
   now: () => number;
   latency: () => number;
   upstream?: Upstream;
@@ -34,6 +42,8 @@ export class Runner {
   #queue: BatchRecord[] = [];
   #validation = new Map<string, NodeJS.Timeout>();
   #running = new Set<Promise<void>>();
+  /** Digests of `[[fail-once]]` bodies that already failed once: their next run succeeds. */
+  #failedOnce = new Set<string>();
   #closed = false;
 
   constructor(ctx: RunnerContext) {
@@ -81,12 +91,41 @@ export class Runner {
       b.model = model;
       b.customIds = customIds;
       b.total = b.lines.length;
+      if (this.#overTokenLimit(b)) return;
       b.status = "in_progress";
     }
     b.started = true;
     b.inProgressAt = now;
     this.#queue.push(b);
     this.#pump();
+  }
+
+  /**
+   * OpenAI's enqueued-token limit: a batch whose input tokens, with those of the model's unfinished batches, exceed
+   * the limit fails after validation with `token_limit_exceeded` (the create itself succeeded).
+   */
+  #overTokenLimit(b: BatchRecord): boolean {
+    const limit = this.#ctx.enqueuedTokenLimit;
+    if (limit === undefined) return false;
+    b.enqueuedTokens = b.lines.reduce((n, line) => n + inputTokens((JSON.parse(line) as LineRequest).body), 0);
+    let enqueued = 0;
+    for (const other of this.#ctx.store.batches.values()) {
+      if (other !== b && other.active && other.model === b.model && UNFINISHED.has(other.status))
+        enqueued += other.enqueuedTokens;
+    }
+    if (enqueued + b.enqueuedTokens <= limit) return false;
+    b.status = "failed";
+    b.errors = [
+      {
+        code: "token_limit_exceeded",
+        param: null,
+        line: null,
+        message: `Enqueued token limit reached for ${b.model} in organization org-emulator. Limit: ${limit.toLocaleString("en-US")} enqueued tokens. Please try again once some in_progress batches have been completed.`,
+      },
+    ];
+    b.failedAt = this.#nowSec();
+    b.active = false;
+    return true;
   }
 
   #pump(): void {
@@ -126,7 +165,23 @@ export class Runner {
     if (delay > 0) await sleep(delay, undefined, { signal });
     if (signal.aborted) return;
     let outcome: Outcome;
-    if (markers.status !== undefined && (markers.status < 200 || markers.status >= 300)) {
+    const failNow = markers.failOnce !== undefined && this.#firstRun(bodyText);
+    if (failNow) {
+      outcome = {
+        kind: "http",
+        status: markers.failOnce!,
+        body: errorBody(markers.failOnce!, `Emulated first-attempt failure (HTTP ${markers.failOnce})`),
+      };
+    } else if (markers.echoKey) {
+      outcome = {
+        kind: "http",
+        status: 401,
+        body: errorBody(
+          401,
+          `Incorrect API key provided: ${this.#ctx.apiKey ?? "(none)"}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+        ),
+      };
+    } else if (markers.status !== undefined && (markers.status < 200 || markers.status >= 300)) {
       outcome = {
         kind: "http",
         status: markers.status,
@@ -137,9 +192,19 @@ export class Runner {
     } else {
       outcome = builtinModel(req.url, req.body, bodyText, this.#nowSec());
     }
+    if (outcome.kind === "ok" && markers.oversize !== undefined && typeof outcome.body === "object")
+      outcome = { ...outcome, body: { ...outcome.body, emulator_padding: "x".repeat(markers.oversize) } };
     // Cancelled (Doubleword) or expired (OpenAI) meanwhile: the line counts elsewhere and writes nothing.
     if (signal.aborted) return;
     this.#record(b, req.custom_id, outcome, markers);
+  }
+
+  /** True the first time this exact body runs (it is remembered until the emulator closes). */
+  #firstRun(bodyText: string): boolean {
+    const digest = createHash("sha256").update(bodyText).digest("base64url");
+    if (this.#failedOnce.has(digest)) return false;
+    this.#failedOnce.add(digest);
+    return true;
   }
 
   #record(b: BatchRecord, customId: string, outcome: Outcome, markers: Markers): void {

@@ -33,12 +33,30 @@ function faultReply(ctx: ServerContext, fault: StatusFault): Reply {
   return { ...base, headers: { ...base.headers, ...headers } };
 }
 
-function writer(res: ServerResponse, cutAfter: number | undefined): BodyWriter & { cut: boolean } {
-  let budget = cutAfter;
+/** How a reply's body goes out: cut after some bytes, or trickled a byte at a time. */
+interface Pace {
+  cutAfter?: number;
+  trickleMs?: number;
+  closing: AbortSignal;
+}
+
+/** Writes `buf` one byte every `ms`, until done, the client leaves or the emulator closes. */
+async function trickle(res: ServerResponse, buf: Buffer, ms: number, closing: AbortSignal): Promise<boolean> {
+  for (let i = 0; i < buf.length; i++) {
+    if (res.destroyed || closing.aborted) return false;
+    res.write(buf.subarray(i, i + 1));
+    await sleep(ms, undefined, { signal: closing }).catch(() => undefined);
+  }
+  return !res.destroyed;
+}
+
+function writer(res: ServerResponse, pace: Pace): BodyWriter & { cut: boolean } {
+  let budget = pace.cutAfter;
   return {
     cut: false,
     async write(buf) {
       if (res.destroyed || this.cut) return false;
+      if (pace.trickleMs !== undefined) return trickle(res, buf, pace.trickleMs, pace.closing);
       if (budget !== undefined) {
         if (buf.length >= budget) {
           const part = buf.subarray(0, budget);
@@ -63,8 +81,9 @@ function writer(res: ServerResponse, cutAfter: number | undefined): BodyWriter &
   };
 }
 
-async function send(res: ServerResponse, reply: Reply, cutAfter: number | undefined): Promise<void> {
+async function send(res: ServerResponse, reply: Reply, pace?: Pace): Promise<void> {
   if (res.destroyed) return;
+  const cutAfter = pace?.cutAfter;
   if (reply.stream) {
     res.writeHead(reply.status, reply.headers);
     if (cutAfter === 0) {
@@ -72,7 +91,7 @@ async function send(res: ServerResponse, reply: Reply, cutAfter: number | undefi
       res.destroy();
       return;
     }
-    const out = writer(res, cutAfter);
+    const out = writer(res, pace ?? { closing: new AbortController().signal });
     await reply.stream(out);
     // A cut stream must not get its terminating chunk.
     if (!out.cut && !res.destroyed && !res.writableEnded) res.end();
@@ -80,6 +99,11 @@ async function send(res: ServerResponse, reply: Reply, cutAfter: number | undefi
   }
   const body = typeof reply.body === "string" ? Buffer.from(reply.body) : (reply.body ?? Buffer.alloc(0));
   res.writeHead(reply.status, { ...reply.headers, "content-length": String(body.length) });
+  if (pace?.trickleMs !== undefined) {
+    res.flushHeaders();
+    if (await trickle(res, body, pace.trickleMs, pace.closing)) res.end();
+    return;
+  }
   if (cutAfter !== undefined && cutAfter < body.length) {
     res.write(body.subarray(0, cutAfter), () => res.destroy());
     return;
@@ -99,10 +123,9 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const method = req.method ?? "GET";
 
   if (path === "/_emulator" || path.startsWith("/_emulator/")) {
-    if (!ctx.adminOpen)
-      return send(res, json(403, { error: "admin routes need an apiKey on a non-loopback host" }), undefined);
-    if (!ctx.authorized(req.headers.authorization)) return send(res, json(401, { error: "unauthorized" }), undefined);
-    return send(res, await adminReply(ctx.admin, req, path, url.searchParams), undefined);
+    if (!ctx.adminOpen) return send(res, json(403, { error: "admin routes need an apiKey on a non-loopback host" }));
+    if (!ctx.authorized(req.headers.authorization)) return send(res, json(401, { error: "unauthorized" }));
+    return send(res, await adminReply(ctx.admin, req, path, url.searchParams));
   }
 
   const match = matchRoute(method, path);
@@ -131,7 +154,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     }
     if ("status" in fault) {
       drain(req);
-      return send(res, faultReply(ctx, fault), undefined);
+      return send(res, faultReply(ctx, fault));
     }
   }
 
@@ -155,9 +178,13 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       req.socket.destroy();
       return;
     }
-    if ("status" in fault) return send(res, faultReply(ctx, fault), undefined);
+    if ("status" in fault) return send(res, faultReply(ctx, fault));
   }
-  return send(res, reply, fault && "cutAfterBytes" in fault ? fault.cutAfterBytes : undefined);
+  return send(res, reply, {
+    closing: ctx.closing,
+    ...(fault && "cutAfterBytes" in fault && { cutAfter: fault.cutAfterBytes }),
+    ...(fault && "trickleMs" in fault && { trickleMs: fault.trickleMs }),
+  });
 }
 
 export function createEmulatorServer(ctx: ServerContext): Server {

@@ -45,6 +45,8 @@ export interface BatchRecord {
   /** Caller metadata as stored (Doubleword: reserved keys dropped). */
   metadata: Record<string, string> | null;
   createdAt: number;
+  /** Creation time in ms (lists may lag behind it, see `listLagMs`). */
+  createdAtMs: number;
   expiresAt: number;
   /** The input lines, held by reference so deleting the input file does not break a running batch. */
   lines: readonly string[];
@@ -73,6 +75,8 @@ export interface BatchRecord {
   errors?: BatchError[];
   model?: string;
   usage: { input: number; output: number };
+  /** Input tokens counted against the enqueued-token limit (set when the limit is on). */
+  enqueuedTokens: number;
   /** Work is scheduled or running; inactive batches are evictable. */
   active: boolean;
   /** Next line index to start. */

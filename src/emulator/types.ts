@@ -52,6 +52,15 @@ export interface EmulatorOptions {
    */
   maxLines?: number;
   /**
+   * OpenAI flavor: input tokens (whitespace-separated words of the prompt) that one model's unfinished batches may
+   * hold together. A batch that would pass it is accepted, then `failed` after validation with
+   * `errors.data[0].code = "token_limit_exceeded"` and OpenAI's message.
+   * @default undefined (no limit)
+   */
+  enqueuedTokenLimit?: number;
+  /** A batch shows in `GET /v1/batches` only this many ms after its creation (a list that lags behind). @default 0 */
+  listLagMs?: number;
+  /**
    * Execute lines against a real-time server instead of the built-in model.
    * @default undefined (the built-in model)
    */
@@ -115,7 +124,12 @@ export interface CutFault extends FaultBase {
   cutAfterBytes: number;
 }
 
-export type FaultSpec = StatusFault | ResetFault | DelayFault | CutFault;
+export interface TrickleFault extends FaultBase {
+  /** Send the headers, then the body one byte every this many ms (a body that never stalls long enough to time out). */
+  trickleMs: number;
+}
+
+export type FaultSpec = StatusFault | ResetFault | DelayFault | CutFault | TrickleFault;
 
 export interface FaultController {
   /** Registers a fault; returns its id. */

@@ -1,11 +1,14 @@
 // The one door to the provider: undici requests against `baseURL`, with the key, the retry policy (retry.ts) and
-// the mapping of error bodies (error-body.ts) to APIError applied to every Batch API call.
+// the mapping of error bodies (error-body.ts) to APIError applied to every Batch API call. Whatever the provider
+// sends is bounded here: each attempt has a total deadline (a trickling body cannot outlast it), JSON and error
+// bodies a size cap, and every byte passes the key's redactor (redact.ts) before anyone reads it.
 import { Agent, request, type Dispatcher } from "undici";
 import { Readable } from "node:stream";
 import type { z } from "zod";
 import type { Clock } from "./clock.js";
 import { parseErrorBody } from "./error-body.js";
 import { multipart, type FileUpload } from "./multipart.js";
+import { Redactor } from "./redact.js";
 import { withRetry } from "./retry.js";
 import { APIConnectionError, APIConnectionTimeoutError, APIError, AutoBatchError } from "../errors.js";
 import type { ResolvedOptions } from "../options.js";
@@ -18,6 +21,8 @@ const TIMEOUT_CODES = new Set([
 ]);
 /** Error messages quote at most this much of a provider's body. */
 const MAX_QUOTED_BODY = 1_000;
+/** Bytes of an error body read; the rest is dropped (only the start is ever quoted or parsed for the message). */
+const MAX_ERROR_BODY = 65_536;
 
 export type { FileUpload };
 
@@ -45,6 +50,7 @@ export class Transport {
   readonly #ownsDispatcher: boolean;
   readonly #origin: string;
   readonly #basePath: string;
+  readonly #redactor: Redactor;
 
   constructor(options: ResolvedOptions, clock: Clock) {
     this.#o = options;
@@ -55,6 +61,12 @@ export class Transport {
     const base = new URL(options.baseURL);
     this.#origin = base.origin;
     this.#basePath = base.pathname.replace(/\/+$/, "");
+    this.#redactor = new Redactor(options.apiKey);
+  }
+
+  /** Result lines longer than this are skipped and fail their own call (see LineSplitter). */
+  get maxResultLineBytes(): number {
+    return this.#o.maxResultLineBytes;
   }
 
   /** The path of baseURL (e.g. `/v1`), without a trailing slash. */
@@ -70,19 +82,13 @@ export class Transport {
   /** One attempt of `json`, for callers that wrap their own retry logic around it. */
   async jsonOnce<S extends z.ZodType>(spec: RequestSpec, schema: S): Promise<z.infer<S>> {
     const res = await this.send(spec);
-    let text: string;
-    try {
-      text = await res.body.text();
-    } catch (err) {
-      // A 2xx cut after its headers is as ambiguous as a reset: the operation may have happened upstream.
-      throw this.connectionError(spec, err);
-    }
+    const text = await this.text(spec, res);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       throw new APIError(
-        res.statusCode,
+        res.status,
         undefined,
         `${spec.method} ${spec.path}: response is not JSON: ${this.quote(text)}`,
       );
@@ -90,7 +96,7 @@ export class Transport {
     const checked = schema.safeParse(parsed);
     if (!checked.success) {
       throw new APIError(
-        res.statusCode,
+        res.status,
         undefined,
         `${spec.method} ${spec.path}: unexpected response shape: ${checked.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")}`,
       );
@@ -98,16 +104,45 @@ export class Transport {
     return checked.data;
   }
 
-  /** A streamed 2xx response (the caller must consume or destroy `body`); only reaching the headers is retried. */
-  async stream(spec: RequestSpec): Promise<StreamResponse> {
-    return this.withRetry(spec, async () => {
-      const res = await this.send(spec);
-      return { status: res.statusCode, headers: toHeaders(res.headers), body: res.body };
-    });
+  /**
+   * A whole body as text, at most `maxResponseBytes`. Larger fails this request with the answer's own status, so a
+   * 2xx is not retried (it would only be downloaded again); a body cut after its headers is as ambiguous as a reset.
+   */
+  async text(spec: RequestSpec, res: StreamResponse): Promise<string> {
+    const max = this.#o.maxResponseBytes;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > max) {
+          res.body.destroy();
+          throw new APIError(
+            res.status,
+            undefined,
+            `${spec.method} ${spec.path}: the provider's answer is larger than maxResponseBytes (${max} bytes)`,
+            res.headers,
+          );
+        }
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      throw err instanceof AutoBatchError ? err : this.connectionError(spec, err);
+    }
+    return Buffer.concat(chunks, size).toString("utf8");
   }
 
-  /** `anyStatus` hands non-2xx responses back instead of throwing them as APIError. */
-  async send(spec: RequestSpec, anyStatus = false): Promise<Dispatcher.ResponseData> {
+  /** A streamed 2xx response (the caller must consume or destroy `body`); only reaching the headers is retried. */
+  async stream(spec: RequestSpec): Promise<StreamResponse> {
+    return this.withRetry(spec, () => this.send(spec));
+  }
+
+  /**
+   * One attempt. The body handed back is redacted and still under the attempt's deadline: reading it past
+   * `requestDeadlineMs` fails it with APIConnectionTimeoutError. `anyStatus` hands non-2xx responses back instead of
+   * throwing them as APIError.
+   */
+  async send(spec: RequestSpec, anyStatus = false): Promise<StreamResponse> {
     const headers: Record<string, string> = {
       ...this.#o.defaultHeaders,
       authorization: `Bearer ${this.#o.apiKey}`,
@@ -126,23 +161,59 @@ export class Transport {
       // A fresh stream per attempt over the same Buffers, so a retry sends the same file again.
       body = Readable.from(form.body, { objectMode: false });
     }
-    let res: Dispatcher.ResponseData;
+    const deadline = new AbortController();
+    const ms = this.#o.requestDeadlineMs;
+    const timer = this.#clock.setTimeout(
+      () =>
+        deadline.abort(
+          new APIConnectionTimeoutError(
+            `${spec.method} ${spec.path}: no complete answer within requestDeadlineMs (${ms} ms)`,
+          ),
+        ),
+      ms,
+    );
+    const failure = (err: unknown) =>
+      deadline.signal.aborted && !spec.signal?.aborted ? deadline.signal.reason : this.connectionError(spec, err);
+    let raw: Dispatcher.ResponseData;
     try {
-      res = await request(this.url(spec), {
+      raw = await request(this.url(spec), {
         method: spec.method,
         headers,
         body,
-        signal: spec.signal,
+        signal: spec.signal ? AbortSignal.any([spec.signal, deadline.signal]) : deadline.signal,
         dispatcher: this.#dispatcher,
         headersTimeout: this.#o.requestTimeoutMs,
         bodyTimeout: this.#o.requestTimeoutMs,
       });
     } catch (err) {
-      throw this.connectionError(spec, err);
+      this.#clock.clearTimeout(timer);
+      throw failure(err);
     }
-    if (anyStatus || (res.statusCode >= 200 && res.statusCode < 300)) return res;
-    const text = await res.body.text().catch(() => "");
-    throw this.#errorFromResponse(res.statusCode, toHeaders(res.headers), text, `${spec.method} ${spec.path}`);
+    const res: StreamResponse = {
+      status: raw.statusCode,
+      headers: toHeaders(raw.headers, this.#redactor),
+      body: this.#guard(raw.body, deadline.signal, () => this.#clock.clearTimeout(timer), failure),
+    };
+    if (anyStatus || (res.status >= 200 && res.status < 300)) return res;
+    const text = await readUpTo(res.body, MAX_ERROR_BODY).catch(() => "");
+    throw this.#errorFromResponse(res.status, res.headers, text, `${spec.method} ${spec.path}`);
+  }
+
+  /** The provider's body as callers see it: redacted, failed when the deadline passes, released when they stop. */
+  #guard(src: Readable, deadline: AbortSignal, done: () => void, failure: (err: unknown) => unknown): Readable {
+    const out = this.#redactor.stream();
+    // Its reader sees the error; this only keeps a failure nobody reads yet from crashing the process.
+    out.on("error", () => undefined);
+    const fail = (err: unknown) => out.destroy(failure(err) as Error);
+    src.once("error", fail);
+    deadline.addEventListener("abort", fail, { once: true });
+    out.once("close", () => {
+      done();
+      deadline.removeEventListener("abort", fail);
+      if (!src.readableEnded) src.destroy();
+    });
+    src.pipe(out);
+    return out;
   }
 
   /** Builds the request URL from baseURL and a relative path; anything else is a programming error. */
@@ -185,7 +256,7 @@ export class Transport {
 
   /** The key never appears in errors or events, whatever a server echoes back. */
   redact(text: string): string {
-    return this.#o.apiKey.length >= 4 ? text.split(this.#o.apiKey).join("[redacted]") : text;
+    return this.#redactor.text(text);
   }
 
   async close(): Promise<void> {
@@ -193,11 +264,27 @@ export class Transport {
   }
 }
 
-export function toHeaders(raw: Dispatcher.ResponseData["headers"]): Headers {
+function toHeaders(raw: Dispatcher.ResponseData["headers"], redactor: Redactor): Headers {
   const h = new Headers();
   for (const [k, v] of Object.entries(raw)) {
-    if (Array.isArray(v)) for (const item of v) h.append(k, item);
-    else if (v !== undefined) h.set(k, v);
+    if (Array.isArray(v)) for (const item of v) h.append(k, redactor.text(item));
+    else if (v !== undefined) h.set(k, redactor.text(v));
   }
   return h;
+}
+
+/** At most `max` bytes of `body` as text; the rest is not read (the body is released). */
+async function readUpTo(body: Readable, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= max) break;
+    }
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks, size).subarray(0, max).toString("utf8");
 }

@@ -40,7 +40,8 @@ export async function readCallBody(req: IncomingMessage, maxBytes: number): Prom
       ? new HttpError(
           413,
           { message: `The request body is larger than the limit of ${maxBytes} bytes.`, code: "request_too_large" },
-          { retry: false },
+          // The unread rest of the body would be taken for the next request: the connection ends with the answer.
+          { retry: false, headers: { connection: "close" } },
         )
       : new HttpError(
           400,

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { RawResult } from "../core/call.js";
 import { Engine, type EngineStats } from "../core/engine.js";
 import { isRetryableStatus } from "../internal/retry.js";
+import { isLoopbackHost } from "../server-kit/loopback.js";
 import { toHttpError } from "./errors.js";
 import { IdempotencyCache } from "./idempotency.js";
 import { safeURL } from "../internal/safe-url.js";
@@ -60,9 +61,14 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     shutdownTimeoutMs,
     idempotencyTtlMs,
     idempotencyMaxKeys,
+    allowUnauthenticated,
+    maxWaitingRequests,
+    clientHeadersTimeoutMs,
+    clientRequestTimeoutMs,
     log: sink,
     ...engineOptions
   } = resolveServeOptions(options);
+  const exposed = !isLoopbackHost(host) && authToken === undefined;
   const log = createLogger(sink);
   const engine = new Engine(engineOptions);
   logEngineEvents(log, engine.events);
@@ -71,6 +77,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     log,
     authToken,
     maxBodyBytes,
+    maxWaitingRequests,
+    waiting: 0,
     idempotency: new IdempotencyCache<RawResult>({
       ttlMs: idempotencyTtlMs,
       maxKeys: idempotencyMaxKeys,
@@ -82,7 +90,15 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     closing: false,
     inflight: new Set(),
   };
-  const server = http.createServer(createHandler(ctx));
+  const server = http.createServer(
+    {
+      headersTimeout: clientHeadersTimeoutMs,
+      requestTimeout: clientRequestTimeoutMs,
+      // Node checks both timeouts on this interval (default 30 s): a finer one keeps them near their values.
+      connectionsCheckingInterval: Math.min(1_000, clientHeadersTimeoutMs),
+    },
+    createHandler(ctx),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -99,11 +115,15 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const origin = `http://${hostPart}:${address.port}`;
   const o = engine.options;
-  log("info", "serve.listening", {
+  log(exposed ? "warn" : "info", "serve.listening", {
     url: origin,
     baseURL: `${origin}/v1`,
     upstream: safeURL(o.baseURL),
     auth: authToken !== undefined,
+    ...(exposed && {
+      warning: `UNAUTHENTICATED on ${host}: anyone who reaches this port spends the provider key (allowUnauthenticated)`,
+    }),
+    maxWaitingRequests,
     batchSize: o.batchSize,
     maxBatchBytes: o.maxBatchBytes,
     batchWindowMs: o.batchWindowMs,

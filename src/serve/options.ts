@@ -1,6 +1,14 @@
 // serve()'s options: the documented interface, the schema that checks it, and the proxy's defaults, resolved here only.
 import { z } from "zod";
-import { type AutoBatcherOptions, nonNegative, optionsSchema, parseOptions, positiveInt } from "../options.js";
+import {
+  type AutoBatcherOptions,
+  InvalidOptionsError,
+  nonNegative,
+  optionsSchema,
+  parseOptions,
+  positiveInt,
+} from "../options.js";
+import { isLoopbackHost } from "../server-kit/loopback.js";
 import type { LogSink } from "./log.js";
 
 /** The defaults of ServeOptions' own fields; the AutoBatcher ones come from `DEFAULTS`. */
@@ -11,6 +19,9 @@ export const SERVE_DEFAULTS = {
   shutdownTimeoutMs: 1_800_000,
   idempotencyTtlMs: 600_000,
   idempotencyMaxKeys: 10_000,
+  maxWaitingRequests: 4_000,
+  clientHeadersTimeoutMs: 10_000,
+  clientRequestTimeoutMs: 60_000,
 } as const;
 
 /** Options of `serve()`: every AutoBatcher option (they shape the batches) plus the proxy's own. */
@@ -30,6 +41,30 @@ export interface ServeOptions extends AutoBatcherOptions {
    * @default undefined (no check)
    */
   authToken?: string;
+  /**
+   * Lets serve listen on a host other than loopback without `authToken` (anyone who reaches the port spends the
+   * provider key). Without it, that combination is refused at start.
+   * @default false
+   */
+  allowUnauthenticated?: boolean;
+  /**
+   * Requests waiting for their answer (batched calls and passthroughs) at once; beyond it, 503 with `Retry-After` and
+   * the connection closed, while /health keeps answering. Keep it below the process's open-file limit (`ulimit -n`):
+   * each waiting request holds a connection.
+   * @default 4000
+   */
+  maxWaitingRequests?: number;
+  /**
+   * Milliseconds a client may take to send its request headers (408 and closed after).
+   * @default 10000
+   */
+  clientHeadersTimeoutMs?: number;
+  /**
+   * Milliseconds a client may take to send its whole request, headers and body (408 and closed after); waiting for the
+   * answer is not counted. At least `clientHeadersTimeoutMs`.
+   * @default 60000
+   */
+  clientRequestTimeoutMs?: number;
   /**
    * Largest accepted request body, in bytes (413 above).
    * @default 10000000
@@ -71,6 +106,10 @@ export const serveOptionsSchema = z.strictObject({
     .default(SERVE_DEFAULTS.port),
   host: z.string({ error: "host must be a string" }).min(1, "host must not be empty").default(SERVE_DEFAULTS.host),
   authToken: z.string({ error: "authToken must be a string" }).min(1, "authToken must not be empty").optional(),
+  allowUnauthenticated: z.boolean({ error: "allowUnauthenticated must be a boolean" }).default(false),
+  maxWaitingRequests: positiveInt("maxWaitingRequests").default(SERVE_DEFAULTS.maxWaitingRequests),
+  clientHeadersTimeoutMs: positiveInt("clientHeadersTimeoutMs").default(SERVE_DEFAULTS.clientHeadersTimeoutMs),
+  clientRequestTimeoutMs: positiveInt("clientRequestTimeoutMs").default(SERVE_DEFAULTS.clientRequestTimeoutMs),
   maxBodyBytes: positiveInt("maxBodyBytes").default(SERVE_DEFAULTS.maxBodyBytes),
   shutdownTimeoutMs: nonNegative("shutdownTimeoutMs").default(SERVE_DEFAULTS.shutdownTimeoutMs),
   idempotencyTtlMs: nonNegative("idempotencyTtlMs").default(SERVE_DEFAULTS.idempotencyTtlMs),
@@ -78,6 +117,26 @@ export const serveOptionsSchema = z.strictObject({
   log: z.custom<LogSink>((v) => v === false || typeof v === "function", "log must be a function or false").optional(),
 });
 
+const TITLE = "Invalid serve options";
+
 /** The options checked, the proxy's defaults filled in; the AutoBatcher ones are resolved by the engine. */
-export const resolveServeOptions = (options: ServeOptions) =>
-  parseOptions(serveOptionsSchema, options, "Invalid serve options");
+export function resolveServeOptions(options: ServeOptions) {
+  const o = parseOptions(serveOptionsSchema, options, TITLE);
+  if (!isLoopbackHost(o.host) && o.authToken === undefined && !o.allowUnauthenticated) {
+    throw new InvalidOptionsError(
+      `${TITLE}:\n  host: ${o.host} is reachable from other machines and no authToken is set: anyone who reaches it spends your provider key. Set authToken, bind a loopback host, or pass allowUnauthenticated: true`,
+      [
+        {
+          path: ["host"],
+          message: `${o.host} is not loopback and no authToken is set (set authToken, or allowUnauthenticated)`,
+        },
+      ],
+    );
+  }
+  if (o.clientRequestTimeoutMs < o.clientHeadersTimeoutMs) {
+    throw new InvalidOptionsError(`${TITLE}:\n  clientRequestTimeoutMs: must be >= clientHeadersTimeoutMs`, [
+      { path: ["clientRequestTimeoutMs"], message: "must be >= clientHeadersTimeoutMs" },
+    ]);
+  }
+  return o;
+}

@@ -1,6 +1,5 @@
 // The request handler: auth → route → read body → submit to the engine (deduplicated by Idempotency-Key, released
 // when the client goes away) → answer with the provider's body, an SSE re-wrap of it, or a mapped error.
-import { createHash } from "node:crypto";
 import { bearerCheck } from "../server-kit/bearer.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
@@ -9,6 +8,7 @@ import type { Engine } from "../core/engine.js";
 import type { Endpoint } from "../internal/endpoints.js";
 import { isObject } from "../internal/schemas.js";
 import { AutoBatchError } from "../errors.js";
+import { fingerprint } from "../internal/canonical.js";
 import { passthroughModels } from "./models.js";
 import { readCallBody } from "./call-body.js";
 import { HttpError, toHttpError } from "./errors.js";
@@ -22,6 +22,10 @@ export interface HandlerContext {
   log: Logger;
   authToken: string | undefined;
   maxBodyBytes: number;
+  /** Beyond this many requests waiting for an answer, new ones get 503 (see `overloaded`). */
+  maxWaitingRequests: number;
+  /** Requests waiting for an answer now (everything but /health). */
+  waiting: number;
   idempotency: IdempotencyCache<RawResult>;
   /** Set once shutdown starts: health turns 503 and answers close their connections. */
   closing: boolean;
@@ -77,6 +81,13 @@ async function handle(
     );
   }
   if (r instanceof HttpError) throw r;
+  if (ctx.waiting >= ctx.maxWaitingRequests) {
+    // Dropped unread and the connection closed with the answer: a refused client must not hold a file descriptor.
+    req.resume();
+    throw overloaded(ctx.maxWaitingRequests);
+  }
+  ctx.waiting++;
+  res.once("close", () => ctx.waiting--);
   if (r.kind === "models") {
     const reply = await passthroughModels(ctx.engine.transport, r.path, r.query, closeSignal(res));
     if (res.destroyed) return;
@@ -108,10 +119,7 @@ async function batched(
   const key = header(req, "idempotency-key");
   let call: Attached<RawResult>;
   if (key !== undefined) {
-    const fingerprint = createHash("sha256")
-      .update(`${endpoint}\n${JSON.stringify(params)}`)
-      .digest("base64url");
-    call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint, start);
+    call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint(endpoint, params), start);
     trace.idempotencyKey = true;
     trace.replayed = call.reused;
     // Worth seeing as it happens: each one is a call not paid for twice.
@@ -151,6 +159,21 @@ async function batched(
     .end(sse);
 }
 
+/** Seconds a client refused for load is asked to wait: held requests free up as batches finish. */
+const OVERLOAD_RETRY_AFTER_S = 5;
+
+function overloaded(max: number): HttpError {
+  return new HttpError(
+    503,
+    {
+      message: `The proxy is holding its maximum of ${max} waiting requests (maxWaitingRequests); retry after ${OVERLOAD_RETRY_AFTER_S} s.`,
+      type: "server_error",
+      code: "too_many_waiting_requests",
+    },
+    { headers: { "retry-after": String(OVERLOAD_RETRY_AFTER_S), "x-should-retry": "true", connection: "close" } },
+  );
+}
+
 function health(ctx: HandlerContext, res: ServerResponse, method: string): void {
   const { buffered, submitting, runningBatches, pending, batchesCreated } = ctx.engine.stats;
   const body = JSON.stringify({
@@ -160,6 +183,7 @@ function health(ctx: HandlerContext, res: ServerResponse, method: string): void 
     runningBatches,
     pending,
     batchesCreated,
+    waitingRequests: ctx.waiting,
   });
   res
     .writeHead(ctx.closing ? 503 : 200, withClosing(ctx, { "content-type": "application/json" }))

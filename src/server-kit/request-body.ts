@@ -15,9 +15,10 @@ export function consumeBody(req: IncomingMessage, onChunk: (chunk: Buffer) => vo
 export type JsonBodyProblem = "too_large" | "invalid_json";
 
 /**
- * The body parsed as JSON, of any JSON type; otherwise rejects with `refuse(problem)`. Over `maxBytes` (by
- * Content-Length or by bytes read) the rest is still read and dropped before refusing: a client still sending when
- * the connection closes may never see the answer.
+ * The body parsed as JSON, of any JSON type; otherwise rejects with `refuse(problem)`. A declared Content-Length over
+ * `maxBytes` is refused before any byte is read (the caller answers and closes the connection); a body that turns
+ * out larger than declared, or has no length, is read and dropped past the cap before refusing: a client still
+ * sending when the connection closes may never see the answer.
  */
 export async function readJson(
   req: IncomingMessage,
@@ -25,8 +26,9 @@ export async function readJson(
   refuse: (problem: JsonBodyProblem, detail: string) => Error,
 ): Promise<unknown> {
   const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > maxBytes) throw refuse("too_large", `declared ${declared} bytes`);
   const chunks: Buffer[] = [];
-  let size = Number.isFinite(declared) && declared > maxBytes ? declared : 0;
+  let size = 0;
   await consumeBody(req, (chunk) => {
     size += chunk.length;
     if (size <= maxBytes) chunks.push(chunk);

@@ -91,4 +91,11 @@ describe("autobatch serve", () => {
     expect(await q.exited).toBe(2);
     expect(q.stderr()).toContain("--completion-window");
   });
+
+  it("refuses a non-loopback --host without --auth-token, naming the flag and the way out", async () => {
+    const p = run(["--host", "0.0.0.0", "--port", "0"]);
+    expect(await p.exited).toBe(2);
+    expect(p.stderr()).toContain("--host: 0.0.0.0 is not loopback and no authToken is set");
+    expect(p.lines.some((l) => l.event === "serve.listening")).toBe(false);
+  });
 });

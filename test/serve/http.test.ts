@@ -276,6 +276,19 @@ describe("client disconnects and Idempotency-Key", () => {
     expect(d.body.error.code).toBe("idempotency_key_reused");
   });
 
+  it("takes the same body with its keys in another order (and other whitespace) as the same call, not a 422", async () => {
+    h = await startHarness({ batchWindowMs: 10 });
+    const headers = { ...JSON_HEADERS, "idempotency-key": "k-order" };
+    const body = { model: "test-model", temperature: 0, messages: [{ role: "user", content: "same" }] };
+    const a = await post(h.proxy.origin, "/v1/chat/completions", JSON.stringify(body), headers);
+    const reordered = `{ "messages": [ {"content": "same", "role": "user"} ], "temperature": 0, "model": "test-model" }`;
+    const b = await post(h.proxy.origin, "/v1/chat/completions", reordered, headers);
+    expect(a.status).toBe(200);
+    expect(b.status).toBe(200);
+    expect(b.headers["idempotent-replayed"]).toBe("true");
+    expect(h.emulator.counters.linesExecuted).toBe(1);
+  });
+
   it("keeps a keyed call another waiter still wants when one waiter disconnects", async () => {
     h = await startHarness({ batchWindowMs: 60_000, idempotencyTtlMs: 20 });
     const headers = { ...JSON_HEADERS, "idempotency-key": "k-2" };

@@ -256,6 +256,30 @@ describe("parseServeArgs", () => {
     expect(parseServeArgs(["-h"], env)).toBeUndefined();
   });
 
+  it("reads the bounds and load flags", () => {
+    const flags = [
+      ["--request-deadline-ms", "3000"],
+      ["--max-response-bytes", "1000"],
+      ["--max-result-line-bytes", "2000"],
+      ["--max-waiting-requests", "50"],
+      ["--client-headers-timeout-ms", "100"],
+      ["--client-request-timeout-ms", "200"],
+      ["--allow-unauthenticated"],
+    ].flat();
+    expect(parseServeArgs(flags, env)).toMatchObject({
+      requestDeadlineMs: 3000,
+      maxResponseBytes: 1000,
+      maxResultLineBytes: 2000,
+      maxWaitingRequests: 50,
+      clientHeadersTimeoutMs: 100,
+      clientRequestTimeoutMs: 200,
+      allowUnauthenticated: true,
+    });
+    expect(() => parseServeArgs(["--max-waiting-requests", "0"], env)).toThrow(
+      /--max-waiting-requests: expected a number >= 1/,
+    );
+  });
+
   it("rejects bad flags with a message naming the flag", () => {
     const cases: [string[], RegExp][] = [
       [["--batch-size", "1.5"], /--batch-size: expected a whole number/],

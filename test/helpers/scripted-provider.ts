@@ -1,0 +1,59 @@
+// A scripted Batch API provider on 127.0.0.1:0 for misbehaviour tests: one file, one batch, completed at the first
+// look; its result files (and, optionally, any route) are written by the test.
+import type http from "node:http";
+import { json, scriptedServer, type Seen } from "./server.js";
+
+export interface ProviderScript {
+  /** The output file's body for the uploaded custom_ids (input order). */
+  output?: (ids: string[]) => string;
+  /** The error file's body, if the batch has one. */
+  errors?: (ids: string[]) => string;
+  /** Extra fields of the batch object (e.g. a `failed` status with `errors`). */
+  batch?: (ids: string[]) => Record<string, unknown>;
+  /** Answers a request itself when it returns true (e.g. to trickle or to send an oversized body). */
+  override?: (req: Seen, res: http.ServerResponse, ids: string[]) => boolean;
+}
+
+/** One result line of a chat completion, as OpenAI writes it. */
+export function okLine(customId: string, content: string): string {
+  const body = { object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content } }] };
+  return `${JSON.stringify({ id: `br-${customId}`, custom_id: customId, response: { status_code: 200, body }, error: null })}\n`;
+}
+
+/** One failed result line: `status` with the provider's own error message. */
+export function errorLine(customId: string, status: number, message: string): string {
+  const body = { error: { message, type: "invalid_request_error", param: null, code: "invalid_api_key" } };
+  return `${JSON.stringify({ id: `br-${customId}`, custom_id: customId, response: { status_code: status, body }, error: null })}\n`;
+}
+
+export async function scriptedProvider(script: ProviderScript) {
+  let ids: string[] = [];
+  const server = await scriptedServer([
+    (req, res) => {
+      if (script.override?.(req, res, ids)) return;
+      if (req.method === "POST" && req.url === "/v1/files") {
+        ids = [...req.body.matchAll(/"custom_id":"([^"]+)"/g)].map((m) => m[1]!);
+        return json(200, { id: "file-in", object: "file" })(req, res);
+      }
+      if (req.method === "POST" && req.url === "/v1/batches")
+        return json(200, { id: "batch_1", status: "validating" })(req, res);
+      if (req.url === "/v1/batches/batch_1") {
+        return json(200, {
+          id: "batch_1",
+          status: "completed",
+          output_file_id: script.output ? "file-out" : null,
+          error_file_id: script.errors ? "file-err" : null,
+          request_counts: { total: ids.length, completed: ids.length, failed: 0 },
+          ...script.batch?.(ids),
+        })(req, res);
+      }
+      const file = /^\/v1\/files\/(file-out|file-err)\/content/.exec(req.url)?.[1];
+      if (file) {
+        res.writeHead(200, { "content-type": "application/jsonl" });
+        return res.end(file === "file-out" ? script.output!(ids) : script.errors!(ids));
+      }
+      return json(404, { error: { message: `no route ${req.method} ${req.url}` } })(req, res);
+    },
+  ]);
+  return { ...server, ids: () => ids };
+}
