@@ -6,7 +6,8 @@ import { AutoBatcher, type AutoBatchEvent } from "../src/index.js";
 import { serve } from "../src/serve/index.js";
 import type { LogEntry } from "../src/serve/log.js";
 import { chat } from "./helpers/client.js";
-import { errorLine, okLine, scriptedProvider } from "./helpers/scripted-provider.js";
+import { errorLine, okLine } from "./helpers/provider.js";
+import { scriptedProvider } from "./helpers/scripted-provider.js";
 import { json } from "./helpers/server.js";
 
 const KEY = "sk-proj-leaky-0123456789abcdefghij";
@@ -21,7 +22,7 @@ afterEach(async () => {
 /** Four calls: one answered with the key in its content, one 401 line, one error-file line, one with no line. */
 function leakyProvider() {
   return scriptedProvider({
-    output: ([a, b]) => okLine(a!, `you sent ${KEY}`) + errorLine(b!, 401, QUOTE) + `{"bogus":"${KEY}"}\n`,
+    output: ([a, b]) => `${okLine(a!, `you sent ${KEY}`)}\n${errorLine(b!, 401, QUOTE)}\n{"bogus":"${KEY}"}\n`,
     errors: ([, , c]) =>
       `${JSON.stringify({ id: "br-c", custom_id: c, response: null, error: { code: "invalid_api_key", message: QUOTE } })}\n`,
     batch: (ids) => ({

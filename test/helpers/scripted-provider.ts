@@ -14,18 +14,6 @@ export interface ProviderScript {
   override?: (req: Seen, res: http.ServerResponse, ids: string[]) => boolean;
 }
 
-/** One result line of a chat completion, as OpenAI writes it. */
-export function okLine(customId: string, content: string): string {
-  const body = { object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content } }] };
-  return `${JSON.stringify({ id: `br-${customId}`, custom_id: customId, response: { status_code: 200, body }, error: null })}\n`;
-}
-
-/** One failed result line: `status` with the provider's own error message. */
-export function errorLine(customId: string, status: number, message: string): string {
-  const body = { error: { message, type: "invalid_request_error", param: null, code: "invalid_api_key" } };
-  return `${JSON.stringify({ id: `br-${customId}`, custom_id: customId, response: { status_code: status, body }, error: null })}\n`;
-}
-
 export async function scriptedProvider(script: ProviderScript) {
   let ids: string[] = [];
   const server = await scriptedServer([

@@ -11,7 +11,8 @@ import { Redactor } from "../../src/internal/redact.js";
 import { Transport } from "../../src/internal/transport.js";
 import { resolveOptions } from "../../src/options.js";
 import { chat, rejection, waitFor } from "../helpers/client.js";
-import { okLine, scriptedProvider } from "../helpers/scripted-provider.js";
+import { okLine } from "../helpers/provider.js";
+import { scriptedProvider } from "../helpers/scripted-provider.js";
 import { type Handler, json, scriptedServer } from "../helpers/server.js";
 
 const KEY = "sk-bounds-secret-key-0123456789";
@@ -190,7 +191,7 @@ describe("LineSplitter's line cap", () => {
 describe("the client under an oversized result line", () => {
   it("fails only the call whose line is too large, clearly, and downloads the file once", async () => {
     const server = await scriptedProvider({
-      output: ([a, b]) => okLine(a!, "w".repeat(3_000_000)) + okLine(b!, "small"),
+      output: ([a, b]) => `${okLine(a!, "w".repeat(3_000_000))}\n${okLine(b!, "small")}\n`,
     });
     const client = new AutoBatcher({
       apiKey: KEY,
