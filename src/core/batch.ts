@@ -51,6 +51,9 @@ export class Batch {
   readonly bytes: number;
   readonly #ctx: BatchContext;
   readonly #calls = new Map<string, Call>();
+  /** Calls whose line failed transiently and went into a later batch: their lines here are ignored. */
+  readonly #retriedIds = new Set<string>();
+  readonly #size: number;
   #id: string | undefined;
   #inputFileId: string | undefined;
   #status = "submitting";
@@ -84,7 +87,7 @@ export class Batch {
       this.#calls.set(c.customId, c);
       c.owner = this;
     }
-    this.#unsettled = input.calls.length;
+    this.#unsettled = this.#size = input.calls.length;
   }
 
   get id(): string | undefined {
@@ -118,15 +121,11 @@ export class Batch {
     return this.#done;
   }
   get size(): number {
-    return this.#calls.size;
+    return this.#size;
   }
   /** Calls of this batch still waiting for a result (released callers excluded). */
   get unsettled(): number {
     return this.#unsettled;
-  }
-  /** The custom_ids of its calls, in file order. */
-  customIds(): IterableIterator<string> {
-    return this.#calls.keys();
   }
 
   /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
@@ -151,7 +150,7 @@ export class Batch {
       this.#ctx.sink.events.emit("batchSubmitFailed", {
         endpoint: this.endpoint,
         model: this.model,
-        calls: this.#calls.size,
+        calls: this.#size,
         message: reason.message,
       });
       this.#ctx.recorder?.submitFailed(this, reason);
@@ -174,7 +173,7 @@ export class Batch {
       inputFileId,
       endpoint: this.endpoint,
       model: this.model,
-      calls: this.#calls.size,
+      calls: this.#size,
       bytes: this.bytes,
     });
   }
@@ -266,8 +265,8 @@ export class Batch {
       batchId: this.#id!,
       status: this.#status,
       counts: this.#counts,
-      settled: this.#calls.size - this.#unsettled,
-      calls: this.#calls.size,
+      settled: this.#size - this.#unsettled,
+      calls: this.#size,
     });
   }
 
@@ -286,6 +285,7 @@ export class Batch {
     const customId = parsed.line.custom_id;
     const call = this.#calls.get(customId);
     if (!call) {
+      if (this.#retriedIds.has(customId)) return;
       this.#ctx.sink.events.emit("warning", {
         batchId: this.#id,
         message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`,
@@ -298,8 +298,27 @@ export class Batch {
       batchId: this.#id,
       batchStatus: this.#status,
     });
-    this.#settle(call, out.ok, out.value);
+    if (out.transient && this.#ctx.sink.retryable(call)) this.#retry(call, out.value as AutoBatchError);
+    else this.#settle(call, out.ok, out.value);
   };
+
+  /** Hands a call whose line failed transiently back to the engine, which sends its line again in a later batch. */
+  #retry(call: Call, reason: AutoBatchError): void {
+    this.#calls.delete(call.customId);
+    this.#retriedIds.add(call.customId);
+    this.#unsettled--;
+    call.owner = undefined;
+    this.#ctx.recorder?.retried(this, call.customId);
+    this.#ctx.sink.retry(call);
+    const status = (reason as { status?: number }).status;
+    this.#ctx.sink.events.emit("callRetried", {
+      customId: call.customId,
+      batchId: this.#id!,
+      retry: call.retries,
+      ...(status !== undefined && { status }),
+      message: reason.message,
+    });
+  }
 
   /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
   #unreadable(text: string, why: string, customId: string | undefined): void {
@@ -347,7 +366,8 @@ export class Batch {
       counts: this.#counts,
       succeeded: this.#succeeded,
       failed: this.#failed,
-      calls: this.#calls.size,
+      ...(this.#retriedIds.size > 0 && { retried: this.#retriedIds.size }),
+      calls: this.#size,
     });
   }
 

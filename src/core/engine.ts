@@ -77,12 +77,19 @@ export class Engine {
       settled: () => {
         if (--this.#pending === 0) this.#notifyIdle();
       },
+      retryable: (call) => call.retries < this.options.lineRetries && !this.#stop.signal.aborted,
+      retry: (call) => {
+        call.retries++;
+        this.#buffer.requeue(call);
+      },
     };
     // Every queued task listens on the stop signal; many running batches are normal, not a leak.
     setMaxListeners(0, this.#stop.signal);
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
-    this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
+    this.#buffer = new CallBuffer({ ...this.options, keepLines: this.options.lineRetries > 0 }, this.#clock, (f) =>
+      this.#onFlush(f),
+    );
     this.#tracker = new Tracker(this.#queue, this.#clock, this.options.pollIntervalMs, this.#stop.signal);
     const window = windowToMs(this.options.completionWindow);
     this.#batchContext = {
@@ -140,6 +147,7 @@ export class Engine {
       bytes,
       decodeBase64: prepared.decodeBase64,
       raw: options?.raw ?? false,
+      retries: 0,
       settled: false,
       resolve: noop,
       reject: noop,

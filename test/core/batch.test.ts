@@ -195,3 +195,23 @@ describe("Batch: poll", () => {
     ]);
   });
 });
+
+describe("Batch: transient lines", () => {
+  it("hands a transiently failed call back instead of settling it; finishing the batch leaves it alone", async () => {
+    await h.transport.close();
+    h = harness(p.url, {}, 60_000, 1);
+    const { b, fake } = await created(3);
+    p.files.get("err_1")!.push(errorLine("c0", 503), errorLine("c1", 400));
+    p.files.get("out_1")!.push(okLine("c2"));
+    Object.assign(fake, { status: "completed", request_counts: { total: 3, completed: 1, failed: 2 } });
+    await b.poll(h.stop.signal);
+    expect(h.retried.map((c) => [c.customId, c.retries])).toEqual([["c0", 1]]);
+    expect(h.outcomes.has("c0")).toBe(false);
+    expect(h.outcomes.get("c1")).toMatchObject({ ok: false, value: { status: 400 } });
+    expect(b.done).toBe(true);
+    expect(h.events.find((e) => e.type === "callRetried")).toMatchObject({ customId: "c0", retry: 1, status: 503 });
+    expect(h.events.find((e) => e.type === "batchDone")).toMatchObject({ retried: 1, succeeded: 1, failed: 1 });
+    expect(h.events.some((e) => e.type === "warning")).toBe(false);
+    expect(h.log).toContain("retried c0");
+  });
+});

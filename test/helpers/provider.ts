@@ -27,14 +27,49 @@ interface Override {
 
 export type Provider = Awaited<ReturnType<typeof fakeProvider>>;
 
-/** Result files as their lines; `incomplete` lists files still growing (X-Incomplete: true). */
-export async function fakeProvider() {
+/** How one line ends in an auto-completed batch: a status (200: success), or an error-file code with no response. */
+export type LineFate = { status: number } | { code: string };
+export interface LineSeen {
+  customId: string;
+  /** The user message's content. */
+  content: string;
+  /** 1 for the first batch this custom_id is in, then 2, … */
+  attempt: number;
+}
+
+/**
+ * Result files as their lines; `incomplete` lists files still growing (X-Incomplete: true). With `complete`, each
+ * batch is `completed` as soon as it is created, every line's fate decided by it.
+ */
+export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
   const batches = new Map<string, FakeBatch>();
   const files = new Map<string, string[]>();
   const incomplete = new Set<string>();
   const uploads: Upload[] = [];
   const overrides: Override[] = [];
+  const attempts = new Map<string, number>();
   let seq = 0;
+
+  /** Fills the batch's files from the upload it was created from, and completes it. */
+  const finishNow = (b: FakeBatch, upload: Upload) => {
+    const out = files.get(b.output_file_id!)!;
+    const err = files.get(b.error_file_id!)!;
+    upload.lines.forEach((raw, i) => {
+      const customId = upload.customIds[i]!;
+      const attempt = (attempts.get(customId) ?? 0) + 1;
+      attempts.set(customId, attempt);
+      const content = (JSON.parse(raw) as { body: { messages: { content: string }[] } }).body.messages[0]!.content;
+      const fate = complete!({ customId, content, attempt });
+      if ("code" in fate)
+        err.push(
+          JSON.stringify({ custom_id: customId, response: null, error: { code: fate.code, message: fate.code } }),
+        );
+      else if (fate.status === 200) out.push(okLine(customId, `echo: ${content}`));
+      else err.push(errorLine(customId, fate.status));
+    });
+    b.status = "completed";
+    b.request_counts = { total: upload.lines.length, completed: out.length, failed: err.length };
+  };
 
   const route: Handler = (req, res) => {
     const i = overrides.findIndex((o) => o.match(req));
@@ -62,6 +97,8 @@ export async function fakeProvider() {
       batches.set(id, b);
       files.set(`out_${seq}`, []);
       files.set(`err_${seq}`, []);
+      const upload = uploads[Number(body.input_file_id.replace("file-in-", "")) - 1];
+      if (complete && upload) finishNow(b, upload);
       return send(res, 200, b);
     }
     if (req.method === "GET" && path === "/v1/batches")
@@ -97,6 +134,8 @@ export async function fakeProvider() {
     files,
     incomplete,
     uploads,
+    /** Batches each custom_id was sent in so far (auto-complete only). */
+    attempts,
     /** The next request `match` accepts is answered by `handler` instead. */
     once(match: (req: Seen) => boolean, handler: Handler) {
       overrides.push({ match, handler });
