@@ -37,6 +37,20 @@ export interface EventMap {
     retried?: number;
     calls: number;
   };
+  /**
+   * A batch was refused over the provider's enqueued-token limit (`token_limit_exceeded`): its calls wait, without
+   * spending their line retries, until one of `runningBatches` (this client's, same model) finishes or, with none
+   * running, `retryInMs`; then they go into a new batch.
+   */
+  capacityWait: {
+    batchId: string;
+    endpoint: Endpoint;
+    model: string;
+    calls: number;
+    runningBatches: number;
+    retryInMs?: number;
+    message: string;
+  };
   /** A call's line failed transiently (`status` when an HTTP status exists) and goes into a later batch: retry number `retry`. */
   callRetried: { customId: string; batchId: string; retry: number; status?: number; message: string };
   /** One call settled. `ok` false means it was rejected (`status` when an HTTP status exists). */

@@ -15,6 +15,8 @@ import { cancelBatch, createBatch, findBatch, submitError, uploadFile, type Crea
 import { lineOutcome, parseLine } from "./line-result.js";
 import type { BatchRecorder } from "./recorder.js";
 
+/** The batch-level error code of a batch refused over the provider's enqueued-token limit (OpenAI, Azure). */
+const TOKEN_LIMIT = "token_limit_exceeded";
 /** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
  *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
 const MAX_FAILED_POLLS = 3;
@@ -22,6 +24,8 @@ const MAX_FAILED_POLLS = 3;
 export interface BatchSettings extends CreateSettings {
   /** ms after creation after which a non-terminal batch is given up on; undefined: never. */
   deadlineMs: number | undefined;
+  /** The `lineRetries` option: with 0, lines are dropped once validation can no longer refuse the batch. */
+  lineRetries: number;
 }
 
 /** What every batch of one engine shares. */
@@ -61,6 +65,10 @@ export class Batch {
   readonly #files: ResultFiles;
   #createdAt = 0;
   #batchErrors: string[] = [];
+  #errorCode: string | undefined;
+  #refused = false;
+  /** Its calls' lines were dropped: past validation, with line retries off, nothing sends them again. */
+  #linesDropped = false;
   #unsettled: number;
   #done = false;
   #failedPolls = 0;
@@ -116,6 +124,10 @@ export class Batch {
   get batchErrors(): readonly string[] {
     return this.#batchErrors;
   }
+  /** Refused over the provider's enqueued-token limit: its calls went back to wait for capacity. */
+  get refused(): boolean {
+    return this.#refused;
+  }
   /** finish() ran: every call is settled and batchDone was emitted. */
   get done(): boolean {
     return this.#done;
@@ -165,7 +177,11 @@ export class Batch {
     this.#id = created.id;
     this.#inputFileId = inputFileId;
     this.#createdAt = this.#ctx.clock.Date.now();
-    for (const c of this.#calls.values()) c.batchId = created.id;
+    const { deadlineMs } = this.#ctx.settings;
+    for (const c of this.#calls.values()) {
+      c.batchId = created.id;
+      if (deadlineMs !== undefined) c.deadlineAt ??= this.#createdAt + deadlineMs;
+    }
     this.#ctx.recorder?.submitted(this);
     this.#apply(created);
     this.#ctx.sink.events.emit("batchSubmitted", {
@@ -215,6 +231,7 @@ export class Batch {
     if (this.#apply(envelope)) this.#progress();
     // Every caller has its result: this read only learns the final status for the batchDone event.
     if (this.#unsettled === 0) return this.finish("");
+    if (this.#status === "failed" && this.#errorCode === TOKEN_LIMIT) return this.#overCapacity();
     if (!TERMINAL_STATUSES.has(this.#status)) {
       await this.#files.readRunning(this.#counts, signal);
       this.#failedPolls = 0;
@@ -252,6 +269,11 @@ export class Batch {
     this.#counts = counts;
     const files = [this.#files.track("output", b.output_file_id), this.#files.track("error", b.error_file_id)];
     const errs = b.errors?.data ?? [];
+    this.#errorCode = errs[0]?.code ?? undefined;
+    if (!this.#linesDropped && !this.#ctx.settings.lineRetries && b.status !== "validating" && b.status !== "failed") {
+      this.#linesDropped = true;
+      for (const c of this.#calls.values()) c.chunk = undefined;
+    }
     if (errs.length)
       this.#batchErrors = errs.map(
         (e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`,
@@ -304,11 +326,7 @@ export class Batch {
 
   /** Hands a call whose line failed transiently back to the engine, which sends its line again in a later batch. */
   #retry(call: Call, reason: AutoBatchError): void {
-    this.#calls.delete(call.customId);
-    this.#retriedIds.add(call.customId);
-    this.#unsettled--;
-    call.owner = undefined;
-    this.#ctx.recorder?.retried(this, call.customId);
+    this.#leave(call);
     this.#ctx.sink.retry(call);
     const status = (reason as { status?: number }).status;
     this.#ctx.sink.events.emit("callRetried", {
@@ -340,6 +358,24 @@ export class Batch {
         message: `unattributable result line ${why}: ${preview}`,
       });
     }
+  }
+
+  /** The provider refused the whole batch for now: every waiting call goes back, to wait for capacity. */
+  #overCapacity(): void {
+    const calls = [...this.#calls.values()].filter((c) => !c.settled);
+    for (const c of calls) this.#leave(c);
+    this.#refused = true;
+    this.finish("");
+    this.#ctx.sink.overCapacity(this, calls);
+  }
+
+  /** A waiting call leaves this batch for a later one; its lines here are ignored from now on. */
+  #leave(call: Call): void {
+    this.#calls.delete(call.customId);
+    this.#retriedIds.add(call.customId);
+    this.#unsettled--;
+    call.owner = undefined;
+    this.#ctx.recorder?.retried(this, call.customId);
   }
 
   /** Rejects every call still waiting, naming the batch, its status and why. */

@@ -2,7 +2,8 @@
 // `batchSize` calls, `maxBatchBytes` encoded bytes, `batchWindowMs` since its first call, or close(). A flush hands
 // the partition over synchronously, so calls arriving while it uploads start the next file.
 // Each line is encoded once, in pieces, straight into the partition's ~1 MB Buffers, which are the file's parts at upload: a
-// waiting call keeps no string of its own, and nothing is joined or re-encoded later.
+// waiting call keeps no string of its own, and nothing is joined or re-encoded later. A flushed call keeps a view of
+// its line until it settles (or its batch drops it), as the line may be sent again in a later file.
 import type { Clock } from "../internal/clock.js";
 import type { Call } from "./call.js";
 import type { Endpoint } from "../internal/endpoints.js";
@@ -40,8 +41,6 @@ export interface BufferLimits {
   batchSize: number;
   maxBatchBytes: number;
   batchWindowMs: number;
-  /** Calls keep their line after the flush (until they settle), so a failed line can be sent again. */
-  keepLines?: boolean;
 }
 
 export class CallBuffer {
@@ -67,10 +66,7 @@ export class CallBuffer {
     this.#place(call, head, body, undefined);
   }
 
-  /**
-   * Buffers again a call whose line failed in an earlier batch: the same bytes go into a later file (kept since its
-   * first flush, see `keepLines`).
-   */
+  /** Buffers again a call whose line failed in an earlier batch: the same bytes go into a later file. */
   requeue(call: Call): void {
     this.#place(call, "", "", call.chunk!.subarray(call.offset!, call.offset! + call.bytes));
   }
@@ -172,10 +168,15 @@ export class CallBuffer {
     if (p.live !== calls.length) {
       // Rare (an abort before the flush): rebuild the file from the lines of the calls still waiting.
       calls = calls.filter((c) => !c.settled);
-      parts = calls.length ? [Buffer.concat(calls.map((c) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes)))] : [];
+      const file = Buffer.concat(calls.map((c) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes)));
+      let at = 0;
+      for (const c of calls) {
+        c.chunk = file;
+        c.offset = at;
+        at += c.bytes;
+      }
+      parts = calls.length ? [file] : [];
     }
-    // Settled (aborted) calls never need their line; waiting ones keep it while it may be sent again.
-    for (const c of p.calls) if (c.settled || !this.#limits.keepLines) c.chunk = undefined;
     if (calls.length) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, parts, bytes: p.bytes, reason });
   }
 }

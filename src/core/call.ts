@@ -12,7 +12,7 @@ export interface Call {
   readonly bytes: number;
   /**
    * Where the line was written (chunk and offset): while buffered, so an abort can leave the file; after the flush,
-   * only while it may be sent again (`lineRetries` > 0), until the call settles.
+   * while it may be sent again (a transient failure, the token limit), until the call settles.
    */
   chunk?: Buffer;
   offset?: number;
@@ -20,6 +20,8 @@ export interface Call {
   /** Resolve with the unshaped `RawResult` (the batching fetch and serve re-emit the provider's bytes). */
   readonly raw: boolean;
   batchId?: string;
+  /** When the call is given up on (client clock, ms): its first batch's creation plus the completion window and grace. */
+  deadlineAt?: number;
   /** Times its line was sent again after a transient failure (see `lineRetries`). */
   retries: number;
   settled: boolean;
@@ -40,6 +42,14 @@ export interface RawResult {
   batchId: string | undefined;
 }
 
+/** What the engine needs to know of a batch refused over the enqueued-token limit. */
+export interface RefusedBatch {
+  readonly id: string | undefined;
+  readonly endpoint: Endpoint;
+  readonly model: string;
+  readonly batchErrors: readonly string[];
+}
+
 /** Where settlements are counted and announced: one per engine, so a waiting call needs no closure of its own. */
 export interface SettleSink {
   readonly events: Events;
@@ -48,6 +58,8 @@ export interface SettleSink {
   retryable(call: Call): boolean;
   /** Takes back such a call (counting the retry) and buffers its line for a later batch. */
   retry(call: Call): void;
+  /** Takes back the calls of a batch refused over the provider's enqueued-token limit, to send once capacity frees up. */
+  overCapacity(batch: RefusedBatch, calls: Call[]): void;
 }
 
 const released = () => undefined;

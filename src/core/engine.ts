@@ -9,7 +9,8 @@ import { setMaxListeners } from "node:events";
 import { settle, type Call, type SettleSink } from "./call.js";
 import { realClock, type Clock } from "../internal/clock.js";
 import { prepareBody, type Endpoint } from "../internal/endpoints.js";
-import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "../errors.js";
+import { APIUserAbortError, BatchFailedError, ClientClosedError, InvalidParamsError } from "../errors.js";
+import { CapacityWaits } from "./capacity.js";
 import { Events } from "../events.js";
 import { Transport } from "../internal/transport.js";
 import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
@@ -37,6 +38,8 @@ export interface CloseOptions {
 export interface EngineStats {
   /** Calls waiting in buffers. */
   buffered: number;
+  /** Calls of batches refused over the provider's enqueued-token limit, waiting for capacity. */
+  waitingForCapacity: number;
   /** Calls whose batch is being uploaded or created. */
   submitting: number;
   /** Batches being tracked. */
@@ -57,6 +60,7 @@ export class Engine {
   readonly #queue: PQueue;
   readonly #buffer: CallBuffer;
   readonly #tracker: Tracker;
+  readonly #capacity: CapacityWaits;
   readonly #submitting = new Set<Batch>();
   readonly #stop = new AbortController();
   readonly #idPrefix = randomBytes(6).toString("base64url");
@@ -82,15 +86,47 @@ export class Engine {
         call.retries++;
         this.#buffer.requeue(call);
       },
+      overCapacity: (batch, calls) => {
+        const wait = this.#capacity.hold(batch.endpoint, batch.model, calls);
+        this.events.emit("capacityWait", {
+          batchId: batch.id!,
+          endpoint: batch.endpoint,
+          model: batch.model,
+          calls: calls.length,
+          ...wait,
+          message: batch.batchErrors[0] ?? "token_limit_exceeded",
+        });
+      },
     };
     // Every queued task listens on the stop signal; many running batches are normal, not a leak.
     setMaxListeners(0, this.#stop.signal);
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
-    this.#buffer = new CallBuffer({ ...this.options, keepLines: this.options.lineRetries > 0 }, this.#clock, (f) =>
-      this.#onFlush(f),
-    );
-    this.#tracker = new Tracker(this.#queue, this.#clock, this.options.pollIntervalMs, this.#stop.signal);
+    this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
+    this.#tracker = new Tracker(this.#queue, this.#clock, this.options.pollIntervalMs, this.#stop.signal, (b) => {
+      if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
+    });
+    this.#capacity = new CapacityWaits(this.#clock, {
+      running: (endpoint, model) => {
+        let n = 0;
+        for (const set of [this.#tracker.batches, this.#submitting])
+          for (const b of set) if (b.endpoint === endpoint && b.model === model && !b.done && !b.refused) n++;
+        return n;
+      },
+      release: (calls) => {
+        for (const c of calls) this.#buffer.requeue(c);
+      },
+      expire: (call) =>
+        settle(
+          call,
+          this.#sink,
+          false,
+          new BatchFailedError(
+            "token_limit_exceeded: the provider's enqueued-token limit kept refusing this call's batch until the call's deadline",
+            { customId: call.customId, batchId: call.batchId, batchStatus: "failed" },
+          ),
+        ),
+    });
     const window = windowToMs(this.options.completionWindow);
     this.#batchContext = {
       transport: this.#transport,
@@ -100,6 +136,7 @@ export class Engine {
         completionWindow: this.options.completionWindow,
         metadata: this.options.metadata,
         deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs,
+        lineRetries: this.options.lineRetries,
       },
       reads: { requests: 0, bytes: 0, lines: 0 },
     };
@@ -110,6 +147,7 @@ export class Engine {
     for (const b of this.#submitting) submitting += b.size;
     return {
       buffered: this.#buffer.size,
+      waitingForCapacity: this.#capacity.size,
       submitting,
       runningBatches: this.#tracker.running,
       pending: this.#pending,
@@ -220,7 +258,8 @@ export class Engine {
           customId: call.customId,
           batchId: call.batchId,
         });
-      for (const call of this.#buffer.drain()) settle(call, this.#sink, false, closed(call));
+      for (const call of [...this.#buffer.drain(), ...this.#capacity.drain()])
+        settle(call, this.#sink, false, closed(call));
       this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
       const running = [...this.#tracker.batches];
       this.#tracker.stop();

@@ -13,7 +13,7 @@ export interface BatchRecorder {
   progress(batch: Batch): void;
   /** A result file's cursor moved to `next` (lines handed over). */
   cursor(batch: Batch, file: ResultFile, next: number): void;
-  /** One call's line failed transiently: the call left this batch for a later one. */
+  /** One call left this batch for a later one (its line failed transiently, or the batch was refused for capacity). */
   retried(batch: Batch, customId: string): void;
   /** One call of the batch settled. */
   settled(batch: Batch, customId: string, ok: boolean): void;

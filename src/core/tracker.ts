@@ -12,13 +12,22 @@ export class Tracker {
   readonly #clock: Clock;
   readonly #pollIntervalMs: number;
   readonly #signal: AbortSignal;
+  readonly #onDone: (batch: Batch) => void;
   #timer: unknown;
 
-  constructor(queue: PQueue, clock: Clock, pollIntervalMs: number, signal: AbortSignal) {
+  /** `onDone` hears of each batch that leaves, finished. */
+  constructor(
+    queue: PQueue,
+    clock: Clock,
+    pollIntervalMs: number,
+    signal: AbortSignal,
+    onDone: (batch: Batch) => void = () => undefined,
+  ) {
     this.#queue = queue;
     this.#clock = clock;
     this.#pollIntervalMs = pollIntervalMs;
     this.#signal = signal;
+    this.#onDone = onDone;
   }
 
   get running(): number {
@@ -61,6 +70,7 @@ export class Tracker {
           this.#busy.delete(batch);
           if (!batch.done) return;
           this.#batches.delete(batch);
+          this.#onDone(batch);
           // The last batch is done: no tick may outlive it and hold the process open.
           if (this.#batches.size === 0) {
             this.#clock.clearTimeout(this.#timer);

@@ -45,7 +45,7 @@ function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batch
       return raw.size;
     },
   };
-  return { clock, flushes, buffer };
+  return { clock, flushes, buffer, raw };
 }
 
 describe("CallBuffer", () => {
@@ -138,12 +138,50 @@ describe("CallBuffer", () => {
 
   it("writes lines across chunk boundaries in order, a line longer than a chunk in a chunk of its own", () => {
     const { buffer, flushes } = setup({ batchSize: 10, maxBatchBytes: 10_000_000 });
-    const calls = [call("m", 700_000), call("m", 700_000), call("m", 1_500_000), call("m", 5)];
+    const calls = [call("m", 700_000), call("m", 700_000), call("m", 1_500_000), call("m", 8)];
     calls.forEach((c) => buffer.add(c));
     buffer.flushAll("close");
     expect(flushes[0]!.parts.length).toBeGreaterThan(1);
     expect(fileOf(flushes[0]!)).toBe(calls.map((c) => lines.get(c)).join(""));
-    expect(calls.every((c) => c.chunk === undefined)).toBe(true);
+    // A flushed call keeps a view of its own line: it may be sent again in a later file.
+    const own = (c: Call) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes).toString();
+    expect(calls.map(own)).toEqual(calls.map((c) => lines.get(c)));
+  });
+
+  it("requeue puts a flushed call's very bytes into the next file of its partition", () => {
+    const { raw, flushes, buffer } = setup({ batchSize: 2 });
+    const [a, b, c] = [call(), call(), call()];
+    buffer.add(a);
+    buffer.add(b);
+    expect(flushes).toHaveLength(1);
+    buffer.add(c);
+    raw.requeue(a);
+    expect(flushes).toHaveLength(2);
+    expect(flushes[1]!.calls).toEqual([c, a]);
+    expect(fileOf(flushes[1]!)).toBe(lines.get(c)! + lines.get(a)!);
+  });
+
+  it("a call aborted before the flush leaves the file, and the others keep their own lines", () => {
+    const { buffer, flushes } = setup({ batchSize: 3 });
+    const [a, b, c] = [call(), call(), call()];
+    buffer.add(a);
+    buffer.add(b);
+    a.settled = true;
+    expect(buffer.remove(a)).toBe(true);
+    buffer.add(c);
+    buffer.flushAll("close");
+    expect(fileOf(flushes[0]!)).toBe(lines.get(b)! + lines.get(c)!);
+    const own = (x: Call) => x.chunk!.subarray(x.offset!, x.offset! + x.bytes).toString();
+    expect([own(b), own(c)]).toEqual([lines.get(b), lines.get(c)]);
+  });
+
+  it("remove refuses a call its batch already owns", () => {
+    const { buffer, flushes } = setup({ batchSize: 1 });
+    const a = call();
+    buffer.add(a);
+    expect(flushes).toHaveLength(1);
+    a.owner = { release: () => undefined };
+    expect(buffer.remove(a)).toBe(false);
   });
 
   it("encodes multi-byte characters by their UTF-8 size", () => {

@@ -24,6 +24,8 @@ export function harness(
 ) {
   /** Calls handed back for a later batch. */
   const retried: Call[] = [];
+  /** Calls handed back to wait for capacity. */
+  const refused: Call[] = [];
   const clock = createClock(1_000_000);
   const transport = new Transport(resolveOptions({ apiKey: KEY, baseURL, maxRetries: 0, ...options }), clock);
   const events: AutoBatchEvent[] = [];
@@ -47,9 +49,10 @@ export function harness(
         call.retries++;
         retried.push(call);
       },
+      overCapacity: (_batch, calls) => refused.push(...calls),
     },
     clock,
-    settings: { completionWindow: "24h", metadata: {}, deadlineMs },
+    settings: { completionWindow: "24h", metadata: {}, deadlineMs, lineRetries },
     reads: { requests: 0, bytes: 0, lines: 0 },
     recorder,
   };
@@ -80,5 +83,5 @@ export function harness(
     return new Batch({ endpoint: ENDPOINT, model: "m", calls, parts, bytes }, ctx);
   }
 
-  return { clock, transport, events, log, ctx, outcomes, retried, batch, stop: new AbortController() };
+  return { clock, transport, events, log, ctx, outcomes, retried, refused, batch, stop: new AbortController() };
 }

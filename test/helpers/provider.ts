@@ -48,6 +48,8 @@ export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
   const uploads: Upload[] = [];
   const overrides: Override[] = [];
   const attempts = new Map<string, number>();
+  /** Called on each batch right after its creation (before auto-completion), to shape its fate. */
+  const hooks: { onCreate?: (b: FakeBatch, upload: Upload) => void } = {};
   let seq = 0;
 
   /** Fills the batch's files from the upload it was created from, and completes it. */
@@ -97,8 +99,9 @@ export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
       batches.set(id, b);
       files.set(`out_${seq}`, []);
       files.set(`err_${seq}`, []);
-      const upload = uploads[Number(body.input_file_id.replace("file-in-", "")) - 1];
-      if (complete && upload) finishNow(b, upload);
+      const upload = uploads[Number(body.input_file_id.replace("file-in-", "")) - 1]!;
+      hooks.onCreate?.(b, upload);
+      if (complete && b.status === "in_progress") finishNow(b, upload);
       return send(res, 200, b);
     }
     if (req.method === "GET" && path === "/v1/batches")
@@ -136,6 +139,10 @@ export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
     uploads,
     /** Batches each custom_id was sent in so far (auto-complete only). */
     attempts,
+    hooks,
+    /** Completes a batch now, its lines' fates decided by `complete`. */
+    finish: (id: string) =>
+      finishNow(batches.get(id)!, uploads[Number(batches.get(id)!.input_file_id!.replace("file-in-", "")) - 1]!),
     /** The next request `match` accepts is answered by `handler` instead. */
     once(match: (req: Seen) => boolean, handler: Handler) {
       overrides.push({ match, handler });
