@@ -101,7 +101,7 @@ export const optionsSchema = z.strictObject({
    * Times a line that failed transiently (its result says 408, 409, 429 or 5xx, `batch_expired` or
    * `request_timeout`) is sent again in a later batch before its caller sees the error; other failures reject at
    * once. Failed lines are not billed. While a line may be sent again, its bytes stay in memory until its call
-   * settles; 0 frees them at upload. Default 2.
+   * settles; with 0, they are freed once the provider has validated the batch. Default 2.
    */
   lineRetries: z.number().int("lineRetries must be a whole number").min(0, "lineRetries must be >= 0").optional(),
   /** Called with every lifecycle event; exceptions it throws are swallowed. */
