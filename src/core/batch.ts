@@ -11,9 +11,17 @@ import type { Transport } from "../internal/transport.js";
 import type { FileCursor, ReadStats } from "./results.js";
 import { ResultFiles } from "./result-files.js";
 import { batchSchema, TERMINAL_STATUSES, type BatchEnvelope } from "../internal/schemas.js";
-import { cancelBatch, createBatch, findBatch, submitError, uploadFile, type CreateSettings } from "./submit.js";
+import {
+  cancelBatch,
+  createBatch,
+  CreateFailed,
+  lookupBatch,
+  submitError,
+  uploadFile,
+  type CreateSettings,
+} from "./submit.js";
 import { lineOutcome, parseLine } from "./line-result.js";
-import type { BatchRecorder } from "./recorder.js";
+import type { BatchRecorder, ResultFile } from "./recorder.js";
 
 /** The batch-level error code of a batch refused over the provider's enqueued-token limit (OpenAI, Azure). */
 const TOKEN_LIMIT = "token_limit_exceeded";
@@ -67,6 +75,10 @@ export class Batch {
   #batchErrors: string[] = [];
   #errorCode: string | undefined;
   #refused = false;
+  /** The last look saw a contradicting terminal status (see #doubt). */
+  #doubted = false;
+  /** Files that handed over a line already used: their lines moved, and a re-read may find more. */
+  readonly #repeated = new Set<ResultFile>();
   /** Its calls' lines were dropped: past validation, with line retries off, nothing sends them again. */
   #linesDropped = false;
   #unsettled: number;
@@ -142,22 +154,23 @@ export class Batch {
 
   /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
   async submit(stop: AbortSignal): Promise<boolean> {
-    const { transport, settings } = this.#ctx;
+    const { settings } = this.#ctx;
     const signal = AbortSignal.any([stop, this.#nobodyWaits.signal]);
     let creating = false;
     try {
       let inputFileId: string;
       try {
-        inputFileId = await uploadFile(transport, this.key, this.#parts ?? [], this.bytes, signal);
+        inputFileId = await uploadFile(this.#ctx, this.key, this.#parts ?? [], this.bytes, signal, this.#warn);
       } finally {
-        // Kept for retries until here; a waiting call never needs its line again.
+        // Kept for retries until here; each call keeps a view of its own line while it may be sent again.
         this.#parts = undefined;
       }
       creating = true;
-      const created = await createBatch(transport, this.key, this.endpoint, inputFileId, settings, signal);
+      const created = await createBatch(this.#ctx, this.key, this.endpoint, inputFileId, settings, signal);
       this.#created(created, inputFileId);
       return true;
-    } catch (err) {
+    } catch (failure) {
+      const err = failure instanceof CreateFailed ? failure.reason : failure;
       const reason = err instanceof AutoBatchError ? err : new APIConnectionError(String(err));
       this.#ctx.sink.events.emit("batchSubmitFailed", {
         endpoint: this.endpoint,
@@ -167,8 +180,10 @@ export class Batch {
       });
       this.#ctx.recorder?.submitFailed(this, reason);
       for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
-      // Every caller left while the create was in flight: the provider may have made the batch all the same.
-      if (creating && this.#nobodyWaits.signal.aborted && !stop.aborted) void this.cancelUpstream(stop);
+      // The provider may have made the batch all the same (every caller left while the create was in flight, or it
+      // could not be looked up): find it and cancel it, so nobody pays for it.
+      const maybe = failure instanceof CreateFailed && failure.maybeCreated;
+      if (creating && (maybe || this.#nobodyWaits.signal.aborted) && !stop.aborted) void this.cancelUpstream(stop);
       return false;
     }
   }
@@ -201,22 +216,43 @@ export class Batch {
   async cancelUpstream(signal?: AbortSignal): Promise<void> {
     const { transport } = this.#ctx;
     try {
-      const id = this.#id ?? (await findBatch(transport, this.key, signal))?.id;
+      const find = () => lookupBatch(this.#ctx, this.key, signal);
+      const id = this.#id ?? (await transport.withRetry({ method: "GET", path: "/batches", signal }, find))?.id;
       if (id) await cancelBatch(transport, id, signal);
     } catch (err) {
-      this.#ctx.sink.events.emit("warning", {
-        batchId: this.#id,
-        message: `could not cancel batch upstream: ${(err as Error).message}`,
-      });
+      this.#warn(`could not cancel batch upstream: ${(err as Error).message}`);
     }
   }
 
+  readonly #warn = (message: string): void => {
+    this.#ctx.sink.events.emit("warning", { batchId: this.#id, message });
+  };
+
   /**
    * One look at a created batch: reads its status; while it runs, the lines its counts say are new, and gives up
-   * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up.
+   * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up. The
+   * deadline also cuts a request of this look still in flight (a body that trickles never times out on its own).
    */
-  async poll(signal: AbortSignal): Promise<void> {
+  async poll(stop: AbortSignal): Promise<void> {
     if (this.#done) return;
+    const { clock, settings } = this.#ctx;
+    const late = new AbortController();
+    const deadlineAt = settings.deadlineMs === undefined ? undefined : this.#createdAt + settings.deadlineMs;
+    const timer =
+      deadlineAt === undefined
+        ? undefined
+        : clock.setTimeout(() => late.abort(), Math.max(0, deadlineAt - clock.Date.now()) + 1);
+    try {
+      await this.#look(AbortSignal.any([stop, late.signal]), stop);
+    } finally {
+      clock.clearTimeout(timer);
+    }
+    const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
+    if (!this.#done && this.#unsettled > 0 && (late.signal.aborted || (past && !this.#terminal())))
+      this.#giveUp("it is still not finished long after its completion window", !this.#terminal());
+  }
+
+  async #look(signal: AbortSignal, stop: AbortSignal): Promise<void> {
     let envelope: BatchEnvelope;
     try {
       envelope = await this.#ctx.transport.json(
@@ -226,31 +262,49 @@ export class Batch {
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof NotFoundError) return this.finish("the batch no longer exists upstream (404)");
-      return this.#pollFailed(`its status could not be read (${(err as Error).message})`);
+      return this.#pollFailed(`its status could not be read (${(err as Error).message})`, stop);
     }
     if (this.#apply(envelope)) this.#progress();
     // Every caller has its result: this read only learns the final status for the batchDone event.
     if (this.#unsettled === 0) return this.finish("");
     if (this.#status === "failed" && this.#errorCode === TOKEN_LIMIT) return this.#overCapacity();
-    if (!TERMINAL_STATUSES.has(this.#status)) {
+    const doubted = this.#doubt();
+    if (!this.#terminal() || doubted) {
       await this.#files.readRunning(this.#counts, signal);
       this.#failedPolls = 0;
-      const deadline = this.#ctx.settings.deadlineMs;
-      if (this.#unsettled > 0 && deadline !== undefined && this.#ctx.clock.Date.now() - this.#createdAt > deadline)
-        this.finish("it is still not finished long after its completion window");
       return;
     }
     try {
       const waiting = () => this.#unsettled > 0;
       await this.#files.drain(waiting, signal);
-      // Doubleword's positions are mostly, not always, stable: one full re-read finds lines that moved.
-      if (waiting() && this.#files.rewind()) await this.#files.drain(waiting, signal);
+      // Doubleword's positions are mostly, not always, stable: a line read twice shows that lines moved, and one
+      // full re-read of that file finds the ones that moved past the cursor. Other files cannot hold more.
+      if (waiting() && this.#files.rewind(this.#repeated)) await this.#files.drain(waiting, signal);
     } catch (err) {
       // The batch is billed and its results exist: keep it and try again next tick rather than lose them.
       if (signal.aborted) return;
-      return this.#pollFailed(`its result files could not be read (${(err as Error).message})`);
+      return this.#pollFailed(`its result files could not be read (${(err as Error).message})`, stop);
     }
+    if (this.#contradicts() && this.#unsettled > 0)
+      return this.#giveUp("its status says completed while its counts say lines are unfinished", true, stop);
     this.finish("no result line for this call");
+  }
+
+  #terminal(): boolean {
+    return TERMINAL_STATUSES.has(this.#status);
+  }
+
+  /** `completed` while the counts say lines are unfinished: a status read from a lagging replica, or a bug. */
+  #contradicts(): boolean {
+    const { total, completed, failed } = this.#counts;
+    return this.#status === "completed" && completed + failed < total;
+  }
+
+  /** A contradicting terminal status is trusted only when the next look says the same. */
+  #doubt(): boolean {
+    if (!this.#contradicts()) return (this.#doubted = false);
+    if (this.#doubted) return false;
+    return (this.#doubted = true);
   }
 
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
@@ -293,28 +347,40 @@ export class Batch {
   }
 
   /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
-  #pollFailed(why: string): void {
-    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.finish(why);
+  #pollFailed(why: string, stop: AbortSignal): void {
+    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.#giveUp(why, !this.#terminal(), stop);
+  }
+
+  /** Rejects the calls still waiting; with `cancel`, also cancels the batch, which may still be running and billing. */
+  #giveUp(why: string, cancel: boolean, stop?: AbortSignal): void {
+    this.finish(why);
+    if (cancel && !stop?.aborted) void this.cancelUpstream(stop);
   }
 
   /** Settles the call a result line belongs to. A duplicate line is ignored; a line for no call of ours is reported. */
-  readonly onLine = (raw: string): void => {
+  readonly onLine = (raw: string, file: ResultFile): void => {
     const parsed = parseLine(raw);
     if ("why" in parsed) {
-      this.#unreadable(raw, parsed.why, parsed.customId);
+      this.#unreadable(raw, parsed.why, parsed.customId, file);
       return;
     }
     const customId = parsed.line.custom_id;
     const call = this.#calls.get(customId);
     if (!call) {
-      if (this.#retriedIds.has(customId)) return;
+      if (this.#retriedIds.has(customId)) {
+        this.#repeated.add(file);
+        return;
+      }
       this.#ctx.sink.events.emit("warning", {
         batchId: this.#id,
         message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`,
       });
       return;
     }
-    if (call.settled) return;
+    if (call.settled) {
+      this.#repeated.add(file);
+      return;
+    }
     const out = lineOutcome(call, parsed.line, {
       endpoint: this.endpoint,
       batchId: this.#id,
@@ -339,11 +405,14 @@ export class Batch {
   }
 
   /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
-  #unreadable(text: string, why: string, customId: string | undefined): void {
+  #unreadable(text: string, why: string, customId: string | undefined, file: ResultFile): void {
     const call = this.#calls.get(customId ?? "");
     const preview = this.#ctx.transport.quote(text.slice(0, 200));
     if (call) {
-      if (call.settled) return;
+      if (call.settled) {
+        this.#repeated.add(file);
+        return;
+      }
       this.#settle(
         call,
         false,

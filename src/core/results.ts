@@ -70,7 +70,8 @@ export async function readNewLines(
     return { next: start + lines, cut, incomplete: undefined, lines };
   }
   const lastLine = Number.parseInt(res.headers.get("x-last-line") ?? "", 10);
-  const promised = Number.isFinite(lastLine) ? Math.max(0, lastLine - start) : undefined;
+  // Never below the request's skip (spec §6): one that is would pin the cursor, and the file be read again each poll.
+  const promised = Number.isFinite(lastLine) && lastLine >= start ? lastLine - start : undefined;
   // A last line without "\n" is whole only if it parses and the server does not promise more lines than that.
   let cut = false;
   const rest = splitter.rest();

@@ -22,7 +22,7 @@ const MAX_QUOTED_BODY = 1_000;
 export type { FileUpload };
 
 export interface RequestSpec {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "DELETE";
   /** Path below baseURL, starting with "/" (never an absolute URL: the key goes to baseURL's origin only). */
   path: string;
   query?: Record<string, string | number>;

@@ -46,6 +46,7 @@ export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
   const files = new Map<string, string[]>();
   const incomplete = new Set<string>();
   const uploads: Upload[] = [];
+  const deleted = new Set<string>();
   const overrides: Override[] = [];
   const attempts = new Map<string, number>();
   /** Called on each batch right after its creation (before auto-completion), to shape its fate. */
@@ -76,6 +77,9 @@ export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
   const route: Handler = (req, res) => {
     const i = overrides.findIndex((o) => o.match(req));
     if (i !== -1) return overrides.splice(i, 1)[0]!.handler(req, res);
+    handle(req, res);
+  };
+  const handle: Handler = (req, res) => {
     const url = new URL(req.url, "http://x");
     const path = url.pathname;
     if (req.method === "POST" && path === "/v1/files") {
@@ -103,6 +107,17 @@ export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
       hooks.onCreate?.(b, upload);
       if (complete && b.status === "in_progress") finishNow(b, upload);
       return send(res, 200, b);
+    }
+    if (req.method === "GET" && path === "/v1/files") {
+      const data = uploads.flatMap((u, i) =>
+        deleted.has(`file-in-${i + 1}`) ? [] : [{ id: `file-in-${i + 1}`, filename: u.filename, bytes: null }],
+      );
+      return send(res, 200, { object: "list", data: data.reverse() });
+    }
+    const file = /^\/v1\/files\/([^/]+)$/.exec(path);
+    if (req.method === "DELETE" && file) {
+      deleted.add(file[1]!);
+      return send(res, 200, { id: file[1], object: "file", deleted: true });
     }
     if (req.method === "GET" && path === "/v1/batches")
       return send(res, 200, { object: "list", data: [...batches.values()].reverse(), has_more: false });
@@ -140,6 +155,16 @@ export async function fakeProvider(complete?: (line: LineSeen) => LineFate) {
     /** Batches each custom_id was sent in so far (auto-complete only). */
     attempts,
     hooks,
+    /** Input files deleted by the client. */
+    deleted,
+    /** Handles the request as usual but throws the answer away, then lets `then` answer (or not). */
+    silently:
+      (then: Handler): Handler =>
+      (req, res) => {
+        const sink = { writeHead: () => sink, end: () => sink, write: () => true } as unknown as http.ServerResponse;
+        handle(req, sink);
+        then(req, res);
+      },
     /** Completes a batch now, its lines' fates decided by `complete`. */
     finish: (id: string) =>
       finishNow(batches.get(id)!, uploads[Number(batches.get(id)!.input_file_id!.replace("file-in-", "")) - 1]!),
