@@ -1,7 +1,8 @@
 // Lifecycle events: one typed emitter per client. Listeners never throw into the core.
 import type { Endpoint } from "./internal/endpoints.js";
 
-export type FlushReason = "size" | "bytes" | "time" | "close";
+/** What flushed a buffer: `batchSize`, `maxBatchBytes`, `batchWindowMs`, close(), or `maxBuffers` open at once. */
+export type FlushReason = "size" | "bytes" | "time" | "close" | "buffers";
 export interface BatchCounts {
   total: number;
   completed: number;

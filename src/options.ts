@@ -20,6 +20,7 @@ export const DEFAULTS = {
   requestTimeoutMs: 300_000,
   deadlineGraceMs: 3_600_000,
   lineRetries: 2,
+  maxBuffers: 100,
 } as const;
 
 /** OpenAI's hard limit: a batch file cannot hold more lines than this. */
@@ -104,6 +105,12 @@ export const optionsSchema = z.strictObject({
    * settles; with 0, they are freed once the provider has validated the batch. Default 2.
    */
   lineRetries: z.number().int("lineRetries must be a whole number").min(0, "lineRetries must be >= 0").optional(),
+  /**
+   * Buffers (one per endpoint and model) that may fill at once. A call for a new endpoint or model beyond it first
+   * flushes the buffer that was opened first (flush reason "buffers"), so calls spread over many models cannot hold
+   * unbounded buffers and timers. Default 100.
+   */
+  maxBuffers: positiveInt("maxBuffers").optional(),
   /** Called with every lifecycle event; exceptions it throws are swallowed. */
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
@@ -141,6 +148,7 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
   deadlineGraceMs: number;
   lineRetries: number;
+  maxBuffers: number;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
   dispatcher?: Dispatcher;
@@ -221,6 +229,7 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
     lineRetries: o.lineRetries ?? DEFAULTS.lineRetries,
+    maxBuffers: o.maxBuffers ?? DEFAULTS.maxBuffers,
     onEvent: o.onEvent,
     clock: o.clock,
     dispatcher: o.dispatcher,

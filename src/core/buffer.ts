@@ -1,5 +1,6 @@
 // Calls wait here, one partition per (endpoint, model), until a flush trigger turns a partition into a batch file:
-// `batchSize` calls, `maxBatchBytes` encoded bytes, `batchWindowMs` since its first call, or close(). A flush hands
+// `batchSize` calls, `maxBatchBytes` encoded bytes, `batchWindowMs` since its first call, close(), or a new partition
+// beyond `maxBuffers` (the oldest is flushed). A flush hands
 // the partition over synchronously, so calls arriving while it uploads start the next file.
 // Each line is encoded once, in pieces, straight into the partition's ~1 MB Buffers, which are the file's parts at upload: a
 // waiting call keeps no string of its own, and nothing is joined or re-encoded later. A flushed call keeps a view of
@@ -41,6 +42,8 @@ export interface BufferLimits {
   batchSize: number;
   maxBatchBytes: number;
   batchWindowMs: number;
+  /** Partitions open at once; opening one more flushes the oldest. */
+  maxBuffers: number;
 }
 
 export class CallBuffer {
@@ -102,6 +105,11 @@ export class CallBuffer {
   }
 
   #open(key: string, call: Call): Partition {
+    // Map order is opening order: the first partition is the oldest.
+    if (this.#partitions.size >= this.#limits.maxBuffers) {
+      const [oldestKey, oldest] = this.#partitions.entries().next().value!;
+      this.#flush(oldestKey, oldest, "buffers");
+    }
     const p: Partition = {
       endpoint: call.endpoint,
       model: call.model,

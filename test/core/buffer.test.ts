@@ -25,11 +25,15 @@ function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completion
 }
 const fileOf = (f: Flushed) => Buffer.concat(f.parts).toString();
 
-function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number }> = {}) {
+function setup(
+  limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number; maxBuffers: number }> = {},
+) {
   const clock = createClock();
   const flushes: Flushed[] = [];
-  const raw = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) =>
-    flushes.push(f),
+  const raw = new CallBuffer(
+    { batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, maxBuffers: 100, ...limits },
+    clock,
+    (f) => flushes.push(f),
   );
   // The buffer writes head, body, then LINE_TAIL: split the test line accordingly.
   const add = (c: Call) => {
@@ -146,6 +150,25 @@ describe("CallBuffer", () => {
     // A flushed call keeps a view of its own line: it may be sent again in a later file.
     const own = (c: Call) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes).toString();
     expect(calls.map(own)).toEqual(calls.map((c) => lines.get(c)));
+  });
+
+  it("opening a partition beyond maxBuffers flushes the oldest one first", () => {
+    const { buffer, flushes, clock } = setup({ maxBuffers: 2 });
+    const [a, b, c] = [call("a"), call("b"), call("c")];
+    buffer.add(a);
+    buffer.add(b);
+    expect(flushes).toHaveLength(0);
+    buffer.add(call("b"));
+    expect(flushes).toHaveLength(0);
+    buffer.add(c);
+    expect(flushes.map((f) => [f.model, f.reason])).toEqual([["a", "buffers"]]);
+    buffer.add(call("a"));
+    expect(flushes.map((f) => [f.model, f.reason])).toEqual([
+      ["a", "buffers"],
+      ["b", "buffers"],
+    ]);
+    expect(buffer.size).toBe(2);
+    expect(clock.countTimers()).toBe(2);
   });
 
   it("requeue puts a flushed call's very bytes into the next file of its partition", () => {
