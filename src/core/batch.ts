@@ -7,7 +7,7 @@ import type { Endpoint } from "../internal/endpoints.js";
 import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError, ResultParseError } from "../errors.js";
 import type { BatchCounts } from "../events.js";
 import type { Clock } from "../internal/clock.js";
-import type { Transport } from "../internal/transport.js";
+import type { BatchHttp } from "./slots.js";
 import type { FileCursor, ReadStats } from "./results.js";
 import { ResultFiles } from "./result-files.js";
 import { batchSchema, TERMINAL_STATUSES, type BatchEnvelope } from "../internal/schemas.js";
@@ -38,7 +38,7 @@ export interface BatchSettings extends CreateSettings {
 
 /** What every batch of one engine shares. */
 export interface BatchContext {
-  transport: Transport;
+  transport: BatchHttp;
   sink: SettleSink;
   clock: Clock;
   settings: BatchSettings;

@@ -15,6 +15,7 @@ import { Events } from "../events.js";
 import { Transport } from "../internal/transport.js";
 import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
+import { SlottedTransport } from "./slots.js";
 import { Tracker } from "./tracker.js";
 
 export interface CallOptions {
@@ -103,7 +104,7 @@ export class Engine {
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
     this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
-    this.#tracker = new Tracker(this.#queue, this.#clock, this.options.pollIntervalMs, this.#stop.signal, (b) => {
+    this.#tracker = new Tracker(this.#clock, this.options.pollIntervalMs, this.#stop.signal, (b) => {
       if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
     });
     this.#capacity = new CapacityWaits(this.#clock, {
@@ -129,7 +130,7 @@ export class Engine {
     });
     const window = windowToMs(this.options.completionWindow);
     this.#batchContext = {
-      transport: this.#transport,
+      transport: new SlottedTransport(this.#transport, this.#queue),
       sink: this.#sink,
       clock: this.#clock,
       settings: {
@@ -220,16 +221,14 @@ export class Engine {
     });
     const batch = new Batch(f, this.#batchContext);
     this.#submitting.add(batch);
-    void this.#queue
-      .add(() => batch.submit(this.#stop.signal), { priority: 1 })
-      .then((ok) => {
-        this.#submitting.delete(batch);
-        if (!ok) return;
-        this.#batchesCreated++;
-        // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
-        if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
-        this.#tracker.add(batch);
-      });
+    void batch.submit(this.#stop.signal).then((ok) => {
+      this.#submitting.delete(batch);
+      if (!ok) return;
+      this.#batchesCreated++;
+      // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
+      if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
+      this.#tracker.add(batch);
+    });
   }
 
   /** The door to the provider, for surfaces that also send requests of their own (serve's `/models` passthrough). */

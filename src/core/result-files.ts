@@ -2,7 +2,7 @@
 // is terminal, resuming after a cut. Owned by one Batch (private to it); every cursor move is reported to it.
 import { APIError } from "../errors.js";
 import type { BatchCounts } from "../events.js";
-import type { Transport } from "../internal/transport.js";
+import type { BatchHttp } from "./slots.js";
 import type { ResultFile } from "./recorder.js";
 import { readNewLines, type FileCursor, type ReadStats } from "./results.js";
 
@@ -12,7 +12,7 @@ const MAX_DRAIN_PASSES = 5;
 const MAX_RESUMES = 3;
 
 export interface ResultFilesContext {
-  transport: Transport;
+  transport: BatchHttp;
   reads: ReadStats;
   onLine: (line: string, file: ResultFile) => void;
   /** A cursor moved (the owner records it). */

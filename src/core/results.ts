@@ -5,7 +5,7 @@
 // and nothing is handed over twice. The cursor is its batch's: this file reports where it ends, never moves it.
 import { APIConnectionError, AutoBatchError } from "../errors.js";
 import { LineSplitter } from "../internal/jsonl.js";
-import type { Transport } from "../internal/transport.js";
+import type { BatchHttp } from "./slots.js";
 
 export interface FileCursor {
   readonly fileId: string;
@@ -36,7 +36,7 @@ export interface ReadStats {
  * `stats`. Throws on HTTP errors (nothing was handed over); a cut response is reported in the outcome.
  */
 export async function readNewLines(
-  transport: Transport,
+  transport: BatchHttp,
   cursor: FileCursor,
   onLine: (line: string) => void,
   stats: ReadStats,

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { APIConnectionError, APIError, type AutoBatchError, BatchFailedError } from "../errors.js";
 import { sleep, type Clock } from "../internal/clock.js";
 import type { Endpoint } from "../internal/endpoints.js";
-import type { Transport } from "../internal/transport.js";
+import type { BatchHttp } from "./slots.js";
 import { batchListSchema, batchSchema, fileObjectSchema, type BatchEnvelope } from "../internal/schemas.js";
 
 /** Metadata key that tags each batch with a client-made key, so a retried create can find a batch it already made. */
@@ -22,7 +22,7 @@ const fileListSchema = z.looseObject({
 });
 
 export interface SubmitContext {
-  transport: Transport;
+  transport: BatchHttp;
   clock: Clock;
 }
 
@@ -152,7 +152,7 @@ export async function lookupBatch(
 }
 
 /** Newest first: a batch created moments ago by an attempt whose answer was lost is on the first page. */
-async function findBatch(transport: Transport, key: string, signal?: AbortSignal): Promise<BatchEnvelope | undefined> {
+async function findBatch(transport: BatchHttp, key: string, signal?: AbortSignal): Promise<BatchEnvelope | undefined> {
   const list = await transport.jsonOnce(
     { method: "GET", path: "/batches", query: { limit: 100 }, signal },
     batchListSchema,
@@ -160,13 +160,13 @@ async function findBatch(transport: Transport, key: string, signal?: AbortSignal
   return list.data.find((b) => b.metadata?.[BATCH_KEY] === key);
 }
 
-export async function cancelBatch(transport: Transport, id: string, signal?: AbortSignal): Promise<void> {
+export async function cancelBatch(transport: BatchHttp, id: string, signal?: AbortSignal): Promise<void> {
   await transport.json({ method: "POST", path: `/batches/${encodeURIComponent(id)}/cancel`, signal }, batchSchema);
 }
 
 /** Ids of the files named `filename` (of `bytes` when the list says), newest first. Throws when the list cannot be read. */
 async function listFiles(
-  transport: Transport,
+  transport: BatchHttp,
   filename: string,
   bytes: number,
   signal: AbortSignal,
@@ -180,7 +180,7 @@ async function listFiles(
 
 /** Best effort: deletes copies of the file other than the one in use. */
 async function deleteSpares(
-  transport: Transport,
+  transport: BatchHttp,
   filename: string,
   bytes: number,
   keep: string,
