@@ -1,16 +1,19 @@
-// One batch, the sole owner of its state: its calls by custom_id, status, counts, file cursors and errors. Submit
-// (submit.ts) → poll: what a look at the batch means (status → new lines → terminal drain → finish) is decided here;
-// the tracker only decides when to look. Every change goes through a method below, which tells the recorder.
+// One batch, the sole owner of its state: its calls (batch-calls.ts), what the provider says of it (batch-status.ts),
+// its file cursors (result-files.ts). Submit (submit.ts) → poll: what a look at the batch means (status → new lines →
+// terminal drain → finish, give up, or hand the calls on) is decided here; the tracker only decides when to look.
+// Every change goes through this class and the parts it owns, which tell the recorder.
 import { randomBytes } from "node:crypto";
-import { settle, type Call, type SettleSink } from "./call.js";
+import type { Call, SettleSink } from "./call.js";
+import { BatchCalls } from "./batch-calls.js";
 import type { Endpoint } from "../internal/endpoints.js";
-import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError, ResultParseError } from "../errors.js";
+import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError } from "../errors.js";
 import type { BatchCounts } from "../events.js";
 import type { Clock } from "../internal/clock.js";
 import type { BatchHttp } from "./slots.js";
 import type { FileCursor, ReadStats } from "./results.js";
 import { ResultFiles } from "./result-files.js";
-import { batchSchema, TERMINAL_STATUSES, type BatchEnvelope } from "../internal/schemas.js";
+import { batchSchema, type BatchEnvelope } from "../internal/schemas.js";
+import { BatchStatus } from "./batch-status.js";
 import {
   cancelBatch,
   createBatch,
@@ -20,11 +23,8 @@ import {
   uploadFile,
   type CreateSettings,
 } from "./submit.js";
-import { lineOutcome, parseLine } from "./line-result.js";
 import type { BatchRecorder, ResultFile } from "./recorder.js";
 
-/** The batch-level error code of a batch refused over the provider's enqueued-token limit (OpenAI, Azure). */
-const TOKEN_LIMIT = "token_limit_exceeded";
 /** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
  *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
 const MAX_FAILED_POLLS = 3;
@@ -62,30 +62,19 @@ export class Batch {
   readonly model: string;
   readonly bytes: number;
   readonly #ctx: BatchContext;
-  readonly #calls = new Map<string, Call>();
-  /** Calls whose line failed transiently and went into a later batch: their lines here are ignored. */
-  readonly #retriedIds = new Set<string>();
-  readonly #size: number;
+  readonly #calls: BatchCalls;
   #id: string | undefined;
   #inputFileId: string | undefined;
-  #status = "submitting";
-  #counts: BatchCounts = { total: 0, completed: 0, failed: 0 };
+  readonly #state = new BatchStatus();
   readonly #files: ResultFiles;
   #createdAt = 0;
-  #batchErrors: string[] = [];
-  #errorCode: string | undefined;
   #refused = false;
-  /** The last look saw a contradicting terminal status (see #doubt). */
-  #doubted = false;
   /** Files that handed over a line already used: their lines moved, and a re-read may find more. */
   readonly #repeated = new Set<ResultFile>();
   /** Its calls' lines were dropped: past validation, with line retries off, nothing sends them again. */
   #linesDropped = false;
-  #unsettled: number;
   #done = false;
   #failedPolls = 0;
-  #succeeded = 0;
-  #failed = 0;
   /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
   readonly #nobodyWaits = new AbortController();
   /** The JSONL file until it is uploaded. */
@@ -97,17 +86,25 @@ export class Batch {
     this.bytes = input.bytes;
     this.#parts = input.parts;
     this.#ctx = ctx;
+    this.#calls = new BatchCalls(input.calls, this, {
+      sink: ctx.sink,
+      line: () => ({ endpoint: this.endpoint, batchId: this.#id, batchStatus: this.#state.status }),
+      quote: (text) => ctx.transport.quote(text),
+      warn: this.#warn,
+      settled: (customId, ok) => {
+        // Every caller left before the batch was created: its upload/create retries stop.
+        if (this.#calls.unsettled === 0 && !this.#id) this.#nobodyWaits.abort();
+        ctx.recorder?.settled(this, customId, ok);
+      },
+      left: (customId) => ctx.recorder?.retried(this, customId),
+      repeated: (file) => this.#repeated.add(file),
+    });
     this.#files = new ResultFiles({
       transport: ctx.transport,
       reads: ctx.reads,
-      onLine: this.onLine,
+      onLine: (line, file) => this.#calls.onLine(line, file),
       moved: (file, next) => ctx.recorder?.cursor(this, file, next),
     });
-    for (const c of input.calls) {
-      this.#calls.set(c.customId, c);
-      c.owner = this;
-    }
-    this.#unsettled = this.#size = input.calls.length;
   }
 
   get id(): string | undefined {
@@ -117,10 +114,10 @@ export class Batch {
     return this.#inputFileId;
   }
   get status(): string {
-    return this.#status;
+    return this.#state.status;
   }
   get counts(): Readonly<BatchCounts> {
-    return this.#counts;
+    return this.#state.counts;
   }
   get output(): FileCursor | undefined {
     return this.#files.output;
@@ -134,7 +131,7 @@ export class Batch {
   }
   /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
   get batchErrors(): readonly string[] {
-    return this.#batchErrors;
+    return this.#state.errors;
   }
   /** Refused over the provider's enqueued-token limit: its calls went back to wait for capacity. */
   get refused(): boolean {
@@ -145,11 +142,11 @@ export class Batch {
     return this.#done;
   }
   get size(): number {
-    return this.#size;
+    return this.#calls.size;
   }
   /** Calls of this batch still waiting for a result (released callers excluded). */
   get unsettled(): number {
-    return this.#unsettled;
+    return this.#calls.unsettled;
   }
 
   /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
@@ -175,11 +172,11 @@ export class Batch {
       this.#ctx.sink.events.emit("batchSubmitFailed", {
         endpoint: this.endpoint,
         model: this.model,
-        calls: this.#size,
+        calls: this.#calls.size,
         message: reason.message,
       });
       this.#ctx.recorder?.submitFailed(this, reason);
-      for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
+      this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
       // The provider may have made the batch all the same (every caller left while the create was in flight, or it
       // could not be looked up): find it and cancel it, so nobody pays for it.
       const maybe = failure instanceof CreateFailed && failure.maybeCreated;
@@ -193,10 +190,7 @@ export class Batch {
     this.#inputFileId = inputFileId;
     this.#createdAt = this.#ctx.clock.Date.now();
     const { deadlineMs } = this.#ctx.settings;
-    for (const c of this.#calls.values()) {
-      c.batchId = created.id;
-      if (deadlineMs !== undefined) c.deadlineAt ??= this.#createdAt + deadlineMs;
-    }
+    this.#calls.created(created.id, deadlineMs === undefined ? undefined : this.#createdAt + deadlineMs);
     this.#ctx.recorder?.submitted(this);
     this.#apply(created);
     this.#ctx.sink.events.emit("batchSubmitted", {
@@ -204,7 +198,7 @@ export class Batch {
       inputFileId,
       endpoint: this.endpoint,
       model: this.model,
-      calls: this.#size,
+      calls: this.#calls.size,
       bytes: this.bytes,
     });
   }
@@ -248,8 +242,8 @@ export class Batch {
       clock.clearTimeout(timer);
     }
     const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
-    if (!this.#done && this.#unsettled > 0 && (late.signal.aborted || (past && !this.#terminal())))
-      this.#giveUp("it is still not finished long after its completion window", !this.#terminal());
+    if (!this.#done && this.#calls.unsettled > 0 && (late.signal.aborted || (past && !this.#state.terminal)))
+      this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
   }
 
   async #look(signal: AbortSignal, stop: AbortSignal): Promise<void> {
@@ -266,16 +260,16 @@ export class Batch {
     }
     if (this.#apply(envelope)) this.#progress();
     // Every caller has its result: this read only learns the final status for the batchDone event.
-    if (this.#unsettled === 0) return this.finish("");
-    if (this.#status === "failed" && this.#errorCode === TOKEN_LIMIT) return this.#overCapacity();
-    const doubted = this.#doubt();
-    if (!this.#terminal() || doubted) {
-      await this.#files.readRunning(this.#counts, signal);
+    if (this.#calls.unsettled === 0) return this.finish("");
+    if (this.#state.overCapacity) return this.#overCapacity();
+    const doubted = this.#state.doubt();
+    if (!this.#state.terminal || doubted) {
+      await this.#files.readRunning(this.#state.counts, signal);
       this.#failedPolls = 0;
       return;
     }
     try {
-      const waiting = () => this.#unsettled > 0;
+      const waiting = () => this.#calls.unsettled > 0;
       await this.#files.drain(waiting, signal);
       // Doubleword's positions are mostly, not always, stable: a line read twice shows that lines moved, and one
       // full re-read of that file finds the ones that moved past the cursor. Other files cannot hold more.
@@ -285,70 +279,36 @@ export class Batch {
       if (signal.aborted) return;
       return this.#pollFailed(`its result files could not be read (${(err as Error).message})`, stop);
     }
-    if (this.#contradicts() && this.#unsettled > 0)
+    if (this.#state.contradicts && this.#calls.unsettled > 0)
       return this.#giveUp("its status says completed while its counts say lines are unfinished", true, stop);
     this.finish("no result line for this call");
   }
 
-  #terminal(): boolean {
-    return TERMINAL_STATUSES.has(this.#status);
-  }
-
-  /** `completed` while the counts say lines are unfinished: a status read from a lagging replica, or a bug. */
-  #contradicts(): boolean {
-    const { total, completed, failed } = this.#counts;
-    return this.#status === "completed" && completed + failed < total;
-  }
-
-  /** A contradicting terminal status is trusted only when the next look says the same. */
-  #doubt(): boolean {
-    if (!this.#contradicts()) return (this.#doubted = false);
-    if (this.#doubted) return false;
-    return (this.#doubted = true);
-  }
-
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
   #apply(b: BatchEnvelope): boolean {
-    const counts = {
-      total: b.request_counts?.total ?? 0,
-      completed: b.request_counts?.completed ?? 0,
-      failed: b.request_counts?.failed ?? 0,
-    };
-    const changed =
-      b.status !== this.#status ||
-      counts.completed !== this.#counts.completed ||
-      counts.failed !== this.#counts.failed ||
-      counts.total !== this.#counts.total;
-    this.#status = b.status;
-    this.#counts = counts;
+    const changed = this.#state.apply(b);
     const files = [this.#files.track("output", b.output_file_id), this.#files.track("error", b.error_file_id)];
-    const errs = b.errors?.data ?? [];
-    this.#errorCode = errs[0]?.code ?? undefined;
-    if (!this.#linesDropped && !this.#ctx.settings.lineRetries && b.status !== "validating" && b.status !== "failed") {
+    if (!this.#linesDropped && !this.#ctx.settings.lineRetries && this.#state.validated) {
       this.#linesDropped = true;
-      for (const c of this.#calls.values()) c.chunk = undefined;
+      this.#calls.dropLines();
     }
-    if (errs.length)
-      this.#batchErrors = errs.map(
-        (e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`,
-      );
-    if (changed || files.includes(true) || errs.length) this.#ctx.recorder?.progress(this);
+    if (changed || files.includes(true) || b.errors?.data?.length) this.#ctx.recorder?.progress(this);
     return changed;
   }
 
   #progress(): void {
     this.#ctx.sink.events.emit("batchProgress", {
       batchId: this.#id!,
-      status: this.#status,
-      counts: this.#counts,
-      settled: this.#size - this.#unsettled,
-      calls: this.#size,
+      status: this.#state.status,
+      counts: this.#state.counts,
+      settled: this.#calls.size - this.#calls.unsettled,
+      calls: this.#calls.size,
     });
   }
 
   /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
   #pollFailed(why: string, stop: AbortSignal): void {
-    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.#giveUp(why, !this.#terminal(), stop);
+    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.#giveUp(why, !this.#state.terminal, stop);
   }
 
   /** Rejects the calls still waiting; with `cancel`, also cancels the batch, which may still be running and billing. */
@@ -357,140 +317,48 @@ export class Batch {
     if (cancel && !stop?.aborted) void this.cancelUpstream(stop);
   }
 
-  /** Settles the call a result line belongs to. A duplicate line is ignored; a line for no call of ours is reported. */
-  readonly onLine = (raw: string, file: ResultFile): void => {
-    const parsed = parseLine(raw);
-    if ("why" in parsed) {
-      this.#unreadable(raw, parsed.why, parsed.customId, file);
-      return;
-    }
-    const customId = parsed.line.custom_id;
-    const call = this.#calls.get(customId);
-    if (!call) {
-      if (this.#retriedIds.has(customId)) {
-        this.#repeated.add(file);
-        return;
-      }
-      this.#ctx.sink.events.emit("warning", {
-        batchId: this.#id,
-        message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`,
-      });
-      return;
-    }
-    if (call.settled) {
-      this.#repeated.add(file);
-      return;
-    }
-    const out = lineOutcome(call, parsed.line, {
-      endpoint: this.endpoint,
-      batchId: this.#id,
-      batchStatus: this.#status,
-    });
-    if (out.transient && this.#ctx.sink.retryable(call)) this.#retry(call, out.value as AutoBatchError);
-    else this.#settle(call, out.ok, out.value);
-  };
-
-  /** Hands a call whose line failed transiently back to the engine, which sends its line again in a later batch. */
-  #retry(call: Call, reason: AutoBatchError): void {
-    this.#leave(call);
-    this.#ctx.sink.retry(call);
-    const status = (reason as { status?: number }).status;
-    this.#ctx.sink.events.emit("callRetried", {
-      customId: call.customId,
-      batchId: this.#id!,
-      retry: call.retries,
-      ...(status !== undefined && { status }),
-      message: reason.message,
-    });
-  }
-
-  /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
-  #unreadable(text: string, why: string, customId: string | undefined, file: ResultFile): void {
-    const call = this.#calls.get(customId ?? "");
-    const preview = this.#ctx.transport.quote(text.slice(0, 200));
-    if (call) {
-      if (call.settled) {
-        this.#repeated.add(file);
-        return;
-      }
-      this.#settle(
-        call,
-        false,
-        new ResultParseError(`result line for this call ${why}: ${preview}`, {
-          customId: call.customId,
-          batchId: this.#id,
-        }),
-      );
-    } else {
-      this.#ctx.sink.events.emit("warning", {
-        batchId: this.#id,
-        message: `unattributable result line ${why}: ${preview}`,
-      });
-    }
-  }
-
   /** The provider refused the whole batch for now: every waiting call goes back, to wait for capacity. */
   #overCapacity(): void {
-    const calls = [...this.#calls.values()].filter((c) => !c.settled);
-    for (const c of calls) this.#leave(c);
+    const calls = this.#calls.waiting();
+    for (const c of calls) this.#calls.leave(c);
     this.#refused = true;
     this.finish("");
     this.#ctx.sink.overCapacity(this, calls);
-  }
-
-  /** A waiting call leaves this batch for a later one; its lines here are ignored from now on. */
-  #leave(call: Call): void {
-    this.#calls.delete(call.customId);
-    this.#retriedIds.add(call.customId);
-    this.#unsettled--;
-    call.owner = undefined;
-    this.#ctx.recorder?.retried(this, call.customId);
   }
 
   /** Rejects every call still waiting, naming the batch, its status and why. */
   finish(why: string): void {
     if (this.#done) return;
     this.#done = true;
-    const detail = this.#batchErrors.length ? `; provider errors: ${this.#batchErrors.slice(0, 3).join("; ")}` : "";
-    for (const call of this.#calls.values()) {
-      if (call.settled) continue;
-      this.#settle(
-        call,
-        false,
-        new BatchFailedError(`Batch ${this.#id} ended with status "${this.#status}": ${why}${detail}`, {
+    const detail = this.#state.errors.length ? `; provider errors: ${this.#state.errors.slice(0, 3).join("; ")}` : "";
+    this.#calls.rejectWaiting(
+      (call) =>
+        new BatchFailedError(`Batch ${this.#id} ended with status "${this.#state.status}": ${why}${detail}`, {
           customId: call.customId,
           batchId: this.#id,
-          batchStatus: this.#status,
+          batchStatus: this.#state.status,
         }),
-      );
-    }
+    );
     this.#ctx.recorder?.finished(this, why);
+    const calls = this.#calls;
     this.#ctx.sink.events.emit("batchDone", {
       batchId: this.#id!,
-      status: this.#status,
-      counts: this.#counts,
-      succeeded: this.#succeeded,
-      failed: this.#failed,
-      ...(this.#retriedIds.size > 0 && { retried: this.#retriedIds.size }),
-      calls: this.#size,
+      status: this.#state.status,
+      counts: this.#state.counts,
+      succeeded: calls.succeeded,
+      failed: calls.failed,
+      ...(calls.left > 0 && { retried: calls.left }),
+      calls: calls.size,
     });
   }
 
   /** Releases one caller (its signal aborted) without stopping the batch. */
   release(call: Call, reason: unknown): void {
-    this.#settle(call, false, reason);
+    this.#calls.settle(call, false, reason);
   }
 
   /** Releases all waiting calls with `reason` (used by close with cancel). */
   abandon(reason: (call: Call) => unknown): void {
-    for (const call of this.#calls.values()) if (!call.settled) this.#settle(call, false, reason(call));
-  }
-
-  #settle(call: Call, ok: boolean, value: unknown): void {
-    if (!settle(call, this.#ctx.sink, ok, value)) return;
-    if (--this.#unsettled === 0 && !this.#id) this.#nobodyWaits.abort();
-    if (ok) this.#succeeded++;
-    else this.#failed++;
-    this.#ctx.recorder?.settled(this, call.customId, ok);
+    this.#calls.rejectWaiting(reason);
   }
 }
