@@ -71,6 +71,7 @@ export class CallBuffer {
 
   /** Buffers again a call whose line failed in an earlier batch: the same bytes go into a later file. */
   requeue(call: Call): void {
+    call.owner = undefined;
     this.#place(call, "", "", call.chunk!.subarray(call.offset!, call.offset! + call.bytes));
   }
 

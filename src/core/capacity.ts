@@ -16,6 +16,8 @@ export interface CapacityHooks {
   release(calls: Call[]): void;
   /** Rejects a call whose deadline passed while it waited. */
   expire(call: Call): void;
+  /** Rejects a call its caller released (its signal aborted) while it waited. */
+  reject(call: Call, reason: unknown): void;
 }
 
 /** How a wait ends: when one of `runningBatches` finishes, or (none running) after `retryInMs`. */
@@ -37,16 +39,19 @@ export class CapacityWaits {
   readonly #waiting = new Map<string, Waiting>();
   /** Refusals in a row per partition with no batch of it running: the backoff's exponent. */
   readonly #refusals = new Map<string, number>();
+  /** The owner of a waiting call, so its caller can leave while it waits. */
+  readonly #holder: NonNullable<Call["owner"]>;
 
   constructor(clock: Clock, hooks: CapacityHooks) {
     this.#clock = clock;
     this.#hooks = hooks;
+    this.#holder = { release: (call, reason) => hooks.reject(call, reason) };
   }
 
   /** Calls waiting for capacity. */
   get size(): number {
     let n = 0;
-    for (const w of this.#waiting.values()) n += w.calls.length;
+    for (const w of this.#waiting.values()) for (const c of w.calls) if (!c.settled) n++;
     return n;
   }
 
@@ -55,7 +60,10 @@ export class CapacityWaits {
     const key = `${endpoint}\0${model}`;
     let w = this.#waiting.get(key);
     if (!w) this.#waiting.set(key, (w = { endpoint, model, calls: [], timer: undefined }));
-    w.calls.push(...calls);
+    for (const c of calls) {
+      c.owner = this.#holder;
+      w.calls.push(c);
+    }
     const running = this.#hooks.running(endpoint, model);
     const now = this.#clock.Date.now();
     const deadline = Math.min(...w.calls.map((c) => c.deadlineAt ?? Number.POSITIVE_INFINITY));

@@ -117,6 +117,7 @@ export class Engine {
       release: (calls) => {
         for (const c of calls) this.#buffer.requeue(c);
       },
+      reject: (call, reason) => settle(call, this.#sink, false, reason),
       expire: (call) =>
         settle(
           call,

@@ -108,6 +108,28 @@ describe("the enqueued-token limit", () => {
     expect((await calls[1]!).choices[0]!.message.content).toBe("echo: y");
   });
 
+  it("a call released by its signal while it waits for capacity is rejected at once; the others wait on", async () => {
+    const { client, events, p, drive } = await start({ batchSize: 3, batchWindowMs: 600_000 });
+    p.hooks.onCreate = (b) => {
+      if (b.id === "batch_1") refuse(b);
+    };
+    const ac = new AbortController();
+    const leaving = client.chat.completions.create(chat("leaves"), { signal: ac.signal });
+    const staying = client.chat.completions.create(chat("stays"));
+    const third = client.chat.completions.create(chat("third"));
+    await drive(() => events.some((e) => e.type === "capacityWait"));
+    // A new call of the same model waits in a buffer meanwhile.
+    const buffered = client.chat.completions.create(chat("buffered"));
+    ac.abort();
+    expect((await rejection(leaving)).name).toBe("APIUserAbortError");
+    expect(client.stats).toMatchObject({ waitingForCapacity: 2, buffered: 1 });
+    await drive(() => client.stats.pending === 0, 20_000, 20);
+    expect((await staying).choices[0]!.message.content).toBe("echo: stays");
+    expect((await third).choices[0]!.message.content).toBe("echo: third");
+    expect((await buffered).choices[0]!.message.content).toBe("echo: buffered");
+    expect(p.uploads.at(-1)!.customIds).toHaveLength(3);
+  });
+
   it("a call whose deadline passes while it waits for capacity is rejected, naming the limit", async () => {
     const { client, events, p, drive } = await start({ completionWindow: "1h", deadlineGraceMs: 0 });
     p.hooks.onCreate = (b) => refuse(b);
