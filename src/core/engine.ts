@@ -1,6 +1,7 @@
 // The core every surface shares (AutoBatcher, the batching fetch, serve): validate → buffer → batch → tracker →
-// settle. Data flows one way; each piece of state has one owner (calls waiting: the buffer; calls in flight: their
-// batch; running batches: the tracker).
+// settle. Data flows one way, except that a call whose line failed transiently (or whose batch was refused over the
+// token limit) goes back to the buffer; each piece of state has one owner (calls waiting: the buffer; calls in
+// flight: their batch; calls waiting for capacity: the capacity waits; running batches: the tracker).
 import PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
 import { Batch, type BatchContext } from "./batch.js";
@@ -85,7 +86,7 @@ export class Engine {
       retryable: (call) => call.retries < this.options.lineRetries && !this.#stop.signal.aborted,
       retry: (call) => {
         call.retries++;
-        this.#buffer.requeue(call);
+        this.#requeue(call);
       },
       overCapacity: (batch, calls) => {
         const wait = this.#capacity.hold(batch.endpoint, batch.model, calls);
@@ -115,7 +116,7 @@ export class Engine {
         return n;
       },
       release: (calls) => {
-        for (const c of calls) this.#buffer.requeue(c);
+        for (const c of calls) this.#requeue(c);
       },
       reject: (call, reason) => settle(call, this.#sink, false, reason),
       expire: (call) =>
@@ -210,6 +211,12 @@ export class Engine {
     const error = new APIUserAbortError({ customId: call.customId, batchId: call.batchId });
     if (!this.#buffer.remove(call) && call.owner) call.owner.release(call, error);
     else settle(call, this.#sink, false, error);
+  }
+
+  /** Buffers a call's line again for a later batch; once closing, that batch goes out at once (close() waits for it). */
+  #requeue(call: Call): void {
+    this.#buffer.requeue(call);
+    if (this.#closed) this.#buffer.flushAll("close");
   }
 
   #onFlush(f: Flushed): void {

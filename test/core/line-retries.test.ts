@@ -87,6 +87,18 @@ describe("line retries", () => {
     expect(events.filter((e) => e.type === "callSettled")).toHaveLength(1);
   });
 
+  it("once the client is closing, a retried line goes out at once instead of waiting for its buffer's window", async () => {
+    const { client, events } = await start({ batchWindowMs: 3_600_000, batchSize: 2 });
+    const pending = client.chat.completions.create(chat("fail 500 x1"));
+    const closing = client.close();
+    expect((await pending).choices[0]!.message.content).toBe("echo: fail 500 x1");
+    await closing;
+    expect(events.filter((e) => e.type === "flush").map((e) => (e as { reason: string }).reason)).toEqual([
+      "close",
+      "close",
+    ]);
+  });
+
   it("a call released by its signal while its line waits for a retry is not sent again", async () => {
     const { client, events } = await start({ batchWindowMs: 60_000, batchSize: 2 });
     const ac = new AbortController();
