@@ -1,7 +1,8 @@
 // Lifecycle events: one typed emitter per client. Listeners never throw into the core.
 import type { Endpoint } from "./internal/endpoints.js";
 
-export type FlushReason = "size" | "bytes" | "time" | "close";
+/** What flushed a buffer: `batchSize`, `maxBatchBytes`, `batchWindowMs`, close(), or `maxBuffers` open at once. */
+export type FlushReason = "size" | "bytes" | "time" | "close" | "buffers";
 export interface BatchCounts {
   total: number;
   completed: number;
@@ -24,8 +25,35 @@ export interface EventMap {
   batchSubmitFailed: { endpoint: Endpoint; model: string; calls: number; message: string };
   /** A poll saw a new status or new counts. */
   batchProgress: { batchId: string; status: string; counts: BatchCounts; settled: number; calls: number };
-  /** The batch reached a terminal state (or was given up on) and every call of it is settled. */
-  batchDone: { batchId: string; status: string; counts: BatchCounts; succeeded: number; failed: number; calls: number };
+  /**
+   * The batch reached a terminal state (or was given up on) and every call of it is settled, or went into a later
+   * batch (`retried`, present when not 0).
+   */
+  batchDone: {
+    batchId: string;
+    status: string;
+    counts: BatchCounts;
+    succeeded: number;
+    failed: number;
+    retried?: number;
+    calls: number;
+  };
+  /**
+   * A batch was refused over the provider's enqueued-token limit (`token_limit_exceeded`): its calls wait, without
+   * spending their line retries, until one of `runningBatches` (this client's, same model) finishes or, with none
+   * running, `retryInMs`; then they go into a new batch.
+   */
+  capacityWait: {
+    batchId: string;
+    endpoint: Endpoint;
+    model: string;
+    calls: number;
+    runningBatches: number;
+    retryInMs?: number;
+    message: string;
+  };
+  /** A call's line failed transiently (`status` when an HTTP status exists) and goes into a later batch: retry number `retry`. */
+  callRetried: { customId: string; batchId: string; retry: number; status?: number; message: string };
   /** One call settled. `ok` false means it was rejected (`status` when an HTTP status exists). */
   callSettled: { customId: string; batchId?: string; ok: boolean; status?: number };
   /** Something worth logging that concerns no single call (e.g. a result line for an unknown custom_id). */

@@ -22,6 +22,8 @@ export const DEFAULTS = {
   maxResponseBytes: 10 * MB,
   maxResultLineBytes: 100 * MB,
   deadlineGraceMs: 3_600_000,
+  lineRetries: 2,
+  maxBuffers: 100,
 } as const;
 
 /** OpenAI's hard limit: a batch file cannot hold more lines than this. */
@@ -86,6 +88,8 @@ export const optionsSchema = z.strictObject({
   maxResponseBytes: positiveInt("maxResponseBytes").optional(),
   maxResultLineBytes: positiveInt("maxResultLineBytes").optional(),
   deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
+  lineRetries: z.number().int("lineRetries must be a whole number").min(0, "lineRetries must be >= 0").optional(),
+  maxBuffers: positiveInt("maxBuffers").optional(),
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
     .optional(),
@@ -201,6 +205,21 @@ export interface AutoBatcherOptions {
    */
   maxResultLineBytes?: number;
   /**
+   * Times a line that failed transiently (its result says 408, 409, 429 or 5xx, `batch_expired` or `request_timeout`)
+   * is sent again in a later batch before its caller sees the error; other failures reject at once. Failed lines are
+   * not billed. While a line may be sent again its bytes stay in memory until its call settles; with 0 they are freed
+   * once the provider has validated the batch.
+   * @default 2
+   */
+  lineRetries?: number;
+  /**
+   * Buffers (one per endpoint and model) that may fill at once. A call for a new endpoint or model beyond it first
+   * flushes the buffer opened first (flush reason `"buffers"`), so calls spread over many models cannot hold unbounded
+   * buffers and timers.
+   * @default 100
+   */
+  maxBuffers?: number;
+  /**
    * Milliseconds past the completion window after which a still-running batch's calls are failed.
    * @default 3600000
    */
@@ -242,6 +261,8 @@ export interface ResolvedOptions {
   maxResponseBytes: number;
   maxResultLineBytes: number;
   deadlineGraceMs: number;
+  lineRetries: number;
+  maxBuffers: number;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
   dispatcher?: Dispatcher;
@@ -324,6 +345,8 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     maxResponseBytes: o.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
     maxResultLineBytes: o.maxResultLineBytes ?? DEFAULTS.maxResultLineBytes,
     deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
+    lineRetries: o.lineRetries ?? DEFAULTS.lineRetries,
+    maxBuffers: o.maxBuffers ?? DEFAULTS.maxBuffers,
     onEvent: o.onEvent,
     clock: o.clock,
     dispatcher: o.dispatcher,

@@ -1,19 +1,29 @@
-// One batch, the sole owner of its state: its calls by custom_id, status, counts, file cursors and errors. Submit
-// (submit.ts) → poll: what a look at the batch means (status → new lines → terminal drain → finish) is decided here;
-// the tracker only decides when to look. Every change goes through a method below, which tells the recorder.
+// One batch, the sole owner of its state: its calls (batch-calls.ts), what the provider says of it (batch-status.ts),
+// its file cursors (result-files.ts). Submit (submit.ts) → poll: what a look at the batch means (status → new lines →
+// terminal drain → finish, give up, or hand the calls on) is decided here; the tracker only decides when to look.
+// Every change goes through this class and the parts it owns, which tell the recorder.
 import { randomBytes } from "node:crypto";
-import { settle, type Call, type SettleSink } from "./call.js";
+import type { Call, SettleSink } from "./call.js";
+import { BatchCalls } from "./batch-calls.js";
 import type { Endpoint } from "../internal/endpoints.js";
-import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError, ResultParseError } from "../errors.js";
+import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError } from "../errors.js";
 import type { BatchCounts } from "../events.js";
 import type { Clock } from "../internal/clock.js";
-import type { Transport } from "../internal/transport.js";
+import type { BatchHttp } from "./slots.js";
 import type { FileCursor, ReadStats } from "./results.js";
 import { ResultFiles } from "./result-files.js";
-import { batchSchema, TERMINAL_STATUSES, type BatchEnvelope } from "../internal/schemas.js";
-import { cancelBatch, createBatch, findBatch, submitError, uploadFile, type CreateSettings } from "./submit.js";
-import { lineOutcome, parseLine } from "./line-result.js";
-import type { BatchRecorder } from "./recorder.js";
+import { batchSchema, type BatchEnvelope } from "../internal/schemas.js";
+import { BatchStatus } from "./batch-status.js";
+import {
+  cancelBatch,
+  createBatch,
+  CreateFailed,
+  lookupBatch,
+  submitError,
+  uploadFile,
+  type CreateSettings,
+} from "./submit.js";
+import type { BatchRecorder, ResultFile } from "./recorder.js";
 
 /** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
  *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
@@ -22,11 +32,13 @@ const MAX_FAILED_POLLS = 3;
 export interface BatchSettings extends CreateSettings {
   /** ms after creation after which a non-terminal batch is given up on; undefined: never. */
   deadlineMs: number | undefined;
+  /** The `lineRetries` option: with 0, lines are dropped once validation can no longer refuse the batch. */
+  lineRetries: number;
 }
 
 /** What every batch of one engine shares. */
 export interface BatchContext {
-  transport: Transport;
+  transport: BatchHttp;
   sink: SettleSink;
   clock: Clock;
   settings: BatchSettings;
@@ -50,19 +62,19 @@ export class Batch {
   readonly model: string;
   readonly bytes: number;
   readonly #ctx: BatchContext;
-  readonly #calls = new Map<string, Call>();
+  readonly #calls: BatchCalls;
   #id: string | undefined;
   #inputFileId: string | undefined;
-  #status = "submitting";
-  #counts: BatchCounts = { total: 0, completed: 0, failed: 0 };
+  readonly #state = new BatchStatus();
   readonly #files: ResultFiles;
   #createdAt = 0;
-  #batchErrors: string[] = [];
-  #unsettled: number;
+  #refused = false;
+  /** Files that handed over a line already used: their lines moved, and a re-read may find more. */
+  readonly #repeated = new Set<ResultFile>();
+  /** Its calls' lines were dropped: past validation, with line retries off, nothing sends them again. */
+  #linesDropped = false;
   #done = false;
   #failedPolls = 0;
-  #succeeded = 0;
-  #failed = 0;
   /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
   readonly #nobodyWaits = new AbortController();
   /** The JSONL file until it is uploaded. */
@@ -74,17 +86,25 @@ export class Batch {
     this.bytes = input.bytes;
     this.#parts = input.parts;
     this.#ctx = ctx;
+    this.#calls = new BatchCalls(input.calls, this, {
+      sink: ctx.sink,
+      line: () => ({ endpoint: this.endpoint, batchId: this.#id, batchStatus: this.#state.status }),
+      quote: (text) => ctx.transport.quote(text),
+      warn: this.#warn,
+      settled: (customId, ok) => {
+        // Every caller left before the batch was created: its upload/create retries stop.
+        if (this.#calls.unsettled === 0 && !this.#id) this.#nobodyWaits.abort();
+        ctx.recorder?.settled(this, customId, ok);
+      },
+      left: (customId) => ctx.recorder?.retried(this, customId),
+      repeated: (file) => this.#repeated.add(file),
+    });
     this.#files = new ResultFiles({
       transport: ctx.transport,
       reads: ctx.reads,
-      onLine: this.onLine,
+      onLine: (line, file) => this.#calls.onLine(line, file),
       moved: (file, next) => ctx.recorder?.cursor(this, file, next),
     });
-    for (const c of input.calls) {
-      this.#calls.set(c.customId, c);
-      c.owner = this;
-    }
-    this.#unsettled = input.calls.length;
   }
 
   get id(): string | undefined {
@@ -94,10 +114,10 @@ export class Batch {
     return this.#inputFileId;
   }
   get status(): string {
-    return this.#status;
+    return this.#state.status;
   }
   get counts(): Readonly<BatchCounts> {
-    return this.#counts;
+    return this.#state.counts;
   }
   get output(): FileCursor | undefined {
     return this.#files.output;
@@ -111,7 +131,11 @@ export class Batch {
   }
   /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
   get batchErrors(): readonly string[] {
-    return this.#batchErrors;
+    return this.#state.errors;
+  }
+  /** Refused over the provider's enqueued-token limit: its calls went back to wait for capacity. */
+  get refused(): boolean {
+    return this.#refused;
   }
   /** finish() ran: every call is settled and batchDone was emitted. */
   get done(): boolean {
@@ -122,31 +146,28 @@ export class Batch {
   }
   /** Calls of this batch still waiting for a result (released callers excluded). */
   get unsettled(): number {
-    return this.#unsettled;
-  }
-  /** The custom_ids of its calls, in file order. */
-  customIds(): IterableIterator<string> {
-    return this.#calls.keys();
+    return this.#calls.unsettled;
   }
 
   /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
   async submit(stop: AbortSignal): Promise<boolean> {
-    const { transport, settings } = this.#ctx;
+    const { settings } = this.#ctx;
     const signal = AbortSignal.any([stop, this.#nobodyWaits.signal]);
     let creating = false;
     try {
       let inputFileId: string;
       try {
-        inputFileId = await uploadFile(transport, this.key, this.#parts ?? [], this.bytes, signal);
+        inputFileId = await uploadFile(this.#ctx, this.key, this.#parts ?? [], this.bytes, signal, this.#warn);
       } finally {
-        // Kept for retries until here; a waiting call never needs its line again.
+        // Kept for retries until here; each call keeps a view of its own line while it may be sent again.
         this.#parts = undefined;
       }
       creating = true;
-      const created = await createBatch(transport, this.key, this.endpoint, inputFileId, settings, signal);
+      const created = await createBatch(this.#ctx, this.key, this.endpoint, inputFileId, settings, signal);
       this.#created(created, inputFileId);
       return true;
-    } catch (err) {
+    } catch (failure) {
+      const err = failure instanceof CreateFailed ? failure.reason : failure;
       const reason = err instanceof AutoBatchError ? err : new APIConnectionError(String(err));
       this.#ctx.sink.events.emit("batchSubmitFailed", {
         endpoint: this.endpoint,
@@ -155,9 +176,11 @@ export class Batch {
         message: reason.message,
       });
       this.#ctx.recorder?.submitFailed(this, reason);
-      for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
-      // Every caller left while the create was in flight: the provider may have made the batch all the same.
-      if (creating && this.#nobodyWaits.signal.aborted && !stop.aborted) void this.cancelUpstream(stop);
+      this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
+      // The provider may have made the batch all the same (every caller left while the create was in flight, or it
+      // could not be looked up): find it and cancel it, so nobody pays for it.
+      const maybe = failure instanceof CreateFailed && failure.maybeCreated;
+      if (creating && (maybe || this.#nobodyWaits.signal.aborted) && !stop.aborted) void this.cancelUpstream(stop);
       return false;
     }
   }
@@ -166,7 +189,8 @@ export class Batch {
     this.#id = created.id;
     this.#inputFileId = inputFileId;
     this.#createdAt = this.#ctx.clock.Date.now();
-    for (const c of this.#calls.values()) c.batchId = created.id;
+    const { deadlineMs } = this.#ctx.settings;
+    this.#calls.created(created.id, deadlineMs === undefined ? undefined : this.#createdAt + deadlineMs);
     this.#ctx.recorder?.submitted(this);
     this.#apply(created);
     this.#ctx.sink.events.emit("batchSubmitted", {
@@ -186,22 +210,43 @@ export class Batch {
   async cancelUpstream(signal?: AbortSignal): Promise<void> {
     const { transport } = this.#ctx;
     try {
-      const id = this.#id ?? (await findBatch(transport, this.key, signal))?.id;
+      const find = () => lookupBatch(this.#ctx, this.key, signal);
+      const id = this.#id ?? (await transport.withRetry({ method: "GET", path: "/batches", signal }, find))?.id;
       if (id) await cancelBatch(transport, id, signal);
     } catch (err) {
-      this.#ctx.sink.events.emit("warning", {
-        batchId: this.#id,
-        message: `could not cancel batch upstream: ${(err as Error).message}`,
-      });
+      this.#warn(`could not cancel batch upstream: ${(err as Error).message}`);
     }
   }
 
+  readonly #warn = (message: string): void => {
+    this.#ctx.sink.events.emit("warning", { batchId: this.#id, message });
+  };
+
   /**
    * One look at a created batch: reads its status; while it runs, the lines its counts say are new, and gives up
-   * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up.
+   * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up. The
+   * deadline also cuts a request of this look still in flight (a body that trickles never times out on its own).
    */
-  async poll(signal: AbortSignal): Promise<void> {
+  async poll(stop: AbortSignal): Promise<void> {
     if (this.#done) return;
+    const { clock, settings } = this.#ctx;
+    const late = new AbortController();
+    const deadlineAt = settings.deadlineMs === undefined ? undefined : this.#createdAt + settings.deadlineMs;
+    const timer =
+      deadlineAt === undefined
+        ? undefined
+        : clock.setTimeout(() => late.abort(), Math.max(0, deadlineAt - clock.Date.now()) + 1);
+    try {
+      await this.#look(AbortSignal.any([stop, late.signal]), stop);
+    } finally {
+      clock.clearTimeout(timer);
+    }
+    const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
+    if (!this.#done && this.#calls.unsettled > 0 && (late.signal.aborted || (past && !this.#state.terminal)))
+      this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
+  }
+
+  async #look(signal: AbortSignal, stop: AbortSignal): Promise<void> {
     let envelope: BatchEnvelope;
     try {
       envelope = await this.#ctx.transport.json(
@@ -211,161 +256,109 @@ export class Batch {
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof NotFoundError) return this.finish("the batch no longer exists upstream (404)");
-      return this.#pollFailed(`its status could not be read (${(err as Error).message})`);
+      return this.#pollFailed(`its status could not be read (${(err as Error).message})`, stop);
     }
     if (this.#apply(envelope)) this.#progress();
     // Every caller has its result: this read only learns the final status for the batchDone event.
-    if (this.#unsettled === 0) return this.finish("");
-    if (!TERMINAL_STATUSES.has(this.#status)) {
-      await this.#files.readRunning(this.#counts, signal);
+    if (this.#calls.unsettled === 0) return this.finish("");
+    if (this.#state.overCapacity) return this.#overCapacity();
+    const doubted = this.#state.doubt();
+    if (!this.#state.terminal || doubted) {
+      await this.#files.readRunning(this.#state.counts, signal);
       this.#failedPolls = 0;
-      const deadline = this.#ctx.settings.deadlineMs;
-      if (this.#unsettled > 0 && deadline !== undefined && this.#ctx.clock.Date.now() - this.#createdAt > deadline)
-        this.finish("it is still not finished long after its completion window");
       return;
     }
     try {
-      const waiting = () => this.#unsettled > 0;
+      const waiting = () => this.#calls.unsettled > 0;
       await this.#files.drain(waiting, signal);
-      // Doubleword's positions are mostly, not always, stable: one full re-read finds lines that moved.
-      if (waiting() && this.#files.rewind()) await this.#files.drain(waiting, signal);
+      // Doubleword's positions are mostly, not always, stable: a line read twice shows that lines moved, and one
+      // full re-read of that file finds the ones that moved past the cursor. Other files cannot hold more.
+      if (waiting() && this.#files.rewind(this.#repeated)) await this.#files.drain(waiting, signal);
     } catch (err) {
       // The batch is billed and its results exist: keep it and try again next tick rather than lose them.
       if (signal.aborted) return;
-      return this.#pollFailed(`its result files could not be read (${(err as Error).message})`);
+      return this.#pollFailed(`its result files could not be read (${(err as Error).message})`, stop);
     }
+    if (this.#state.contradicts && this.#calls.unsettled > 0)
+      return this.#giveUp("its status says completed while its counts say lines are unfinished", true, stop);
     this.finish("no result line for this call");
   }
 
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
   #apply(b: BatchEnvelope): boolean {
-    const counts = {
-      total: b.request_counts?.total ?? 0,
-      completed: b.request_counts?.completed ?? 0,
-      failed: b.request_counts?.failed ?? 0,
-    };
-    const changed =
-      b.status !== this.#status ||
-      counts.completed !== this.#counts.completed ||
-      counts.failed !== this.#counts.failed ||
-      counts.total !== this.#counts.total;
-    this.#status = b.status;
-    this.#counts = counts;
+    const changed = this.#state.apply(b);
     const files = [this.#files.track("output", b.output_file_id), this.#files.track("error", b.error_file_id)];
-    const errs = b.errors?.data ?? [];
-    if (errs.length)
-      this.#batchErrors = errs.map(
-        (e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`,
-      );
-    if (changed || files.includes(true) || errs.length) this.#ctx.recorder?.progress(this);
+    if (!this.#linesDropped && !this.#ctx.settings.lineRetries && this.#state.validated) {
+      this.#linesDropped = true;
+      this.#calls.dropLines();
+    }
+    if (changed || files.includes(true) || b.errors?.data?.length) this.#ctx.recorder?.progress(this);
     return changed;
   }
 
   #progress(): void {
     this.#ctx.sink.events.emit("batchProgress", {
       batchId: this.#id!,
-      status: this.#status,
-      counts: this.#counts,
-      settled: this.#calls.size - this.#unsettled,
+      status: this.#state.status,
+      counts: this.#state.counts,
+      settled: this.#calls.size - this.#calls.unsettled,
       calls: this.#calls.size,
     });
   }
 
   /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
-  #pollFailed(why: string): void {
-    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.finish(why);
+  #pollFailed(why: string, stop: AbortSignal): void {
+    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.#giveUp(why, !this.#state.terminal, stop);
   }
 
-  /** Settles the call a result line belongs to. A duplicate line is ignored; a line for no call of ours is reported. */
-  readonly onLine = (raw: string): void => {
-    const parsed = parseLine(raw);
-    if ("why" in parsed) {
-      this.#unreadable(raw, parsed.why, parsed.customId);
-      return;
-    }
-    const customId = parsed.line.custom_id;
-    const call = this.#calls.get(customId);
-    if (!call) {
-      this.#ctx.sink.events.emit("warning", {
-        batchId: this.#id,
-        message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`,
-      });
-      return;
-    }
-    if (call.settled) return;
-    const out = lineOutcome(call, parsed.line, {
-      endpoint: this.endpoint,
-      batchId: this.#id,
-      batchStatus: this.#status,
-    });
-    this.#settle(call, out.ok, out.value);
-  };
+  /** Rejects the calls still waiting; with `cancel`, also cancels the batch, which may still be running and billing. */
+  #giveUp(why: string, cancel: boolean, stop?: AbortSignal): void {
+    this.finish(why);
+    if (cancel && !stop?.aborted) void this.cancelUpstream(stop);
+  }
 
-  /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
-  #unreadable(text: string, why: string, customId: string | undefined): void {
-    const call = this.#calls.get(customId ?? "");
-    const preview = this.#ctx.transport.quote(text.slice(0, 200));
-    if (call) {
-      if (call.settled) return;
-      this.#settle(
-        call,
-        false,
-        new ResultParseError(`result line for this call ${why}: ${preview}`, {
-          customId: call.customId,
-          batchId: this.#id,
-        }),
-      );
-    } else {
-      this.#ctx.sink.events.emit("warning", {
-        batchId: this.#id,
-        message: `unattributable result line ${why}: ${preview}`,
-      });
-    }
+  /** The provider refused the whole batch for now: every waiting call goes back, to wait for capacity. */
+  #overCapacity(): void {
+    const calls = this.#calls.waiting();
+    for (const c of calls) this.#calls.leave(c);
+    this.#refused = true;
+    this.finish("");
+    this.#ctx.sink.overCapacity(this, calls);
   }
 
   /** Rejects every call still waiting, naming the batch, its status and why. */
   finish(why: string): void {
     if (this.#done) return;
     this.#done = true;
-    const detail = this.#batchErrors.length ? `; provider errors: ${this.#batchErrors.slice(0, 3).join("; ")}` : "";
-    for (const call of this.#calls.values()) {
-      if (call.settled) continue;
-      this.#settle(
-        call,
-        false,
-        new BatchFailedError(`Batch ${this.#id} ended with status "${this.#status}": ${why}${detail}`, {
+    const detail = this.#state.errors.length ? `; provider errors: ${this.#state.errors.slice(0, 3).join("; ")}` : "";
+    this.#calls.rejectWaiting(
+      (call) =>
+        new BatchFailedError(`Batch ${this.#id} ended with status "${this.#state.status}": ${why}${detail}`, {
           customId: call.customId,
           batchId: this.#id,
-          batchStatus: this.#status,
+          batchStatus: this.#state.status,
         }),
-      );
-    }
+    );
     this.#ctx.recorder?.finished(this, why);
+    const calls = this.#calls;
     this.#ctx.sink.events.emit("batchDone", {
       batchId: this.#id!,
-      status: this.#status,
-      counts: this.#counts,
-      succeeded: this.#succeeded,
-      failed: this.#failed,
-      calls: this.#calls.size,
+      status: this.#state.status,
+      counts: this.#state.counts,
+      succeeded: calls.succeeded,
+      failed: calls.failed,
+      ...(calls.left > 0 && { retried: calls.left }),
+      calls: calls.size,
     });
   }
 
   /** Releases one caller (its signal aborted) without stopping the batch. */
   release(call: Call, reason: unknown): void {
-    this.#settle(call, false, reason);
+    this.#calls.settle(call, false, reason);
   }
 
   /** Releases all waiting calls with `reason` (used by close with cancel). */
   abandon(reason: (call: Call) => unknown): void {
-    for (const call of this.#calls.values()) if (!call.settled) this.#settle(call, false, reason(call));
-  }
-
-  #settle(call: Call, ok: boolean, value: unknown): void {
-    if (!settle(call, this.#ctx.sink, ok, value)) return;
-    if (--this.#unsettled === 0 && !this.#id) this.#nobodyWaits.abort();
-    if (ok) this.#succeeded++;
-    else this.#failed++;
-    this.#ctx.recorder?.settled(this, call.customId, ok);
+    this.#calls.rejectWaiting(reason);
   }
 }

@@ -1,6 +1,7 @@
 // The core every surface shares (AutoBatcher, the batching fetch, serve): validate → buffer → batch → tracker →
-// settle. Data flows one way; each piece of state has one owner (calls waiting: the buffer; calls in flight: their
-// batch; running batches: the tracker).
+// settle. Data flows one way, except that a call whose line failed transiently (or whose batch was refused over the
+// token limit) goes back to the buffer; each piece of state has one owner (calls waiting: the buffer; calls in
+// flight: their batch; calls waiting for capacity: the capacity waits; running batches: the tracker).
 import PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
 import { Batch, type BatchContext } from "./batch.js";
@@ -9,11 +10,13 @@ import { setMaxListeners } from "node:events";
 import { settle, type Call, type SettleSink } from "./call.js";
 import { realClock, type Clock } from "../internal/clock.js";
 import { prepareBody, type Endpoint } from "../internal/endpoints.js";
-import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "../errors.js";
+import { APIUserAbortError, BatchFailedError, ClientClosedError, InvalidParamsError } from "../errors.js";
+import { CapacityWaits } from "./capacity.js";
 import { Events } from "../events.js";
 import { Transport } from "../internal/transport.js";
 import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
+import { SlottedTransport } from "./slots.js";
 import { Tracker } from "./tracker.js";
 
 export interface CallOptions {
@@ -37,6 +40,8 @@ export interface CloseOptions {
 export interface EngineStats {
   /** Calls waiting in buffers. */
   buffered: number;
+  /** Calls of batches refused over the provider's enqueued-token limit, waiting for capacity. */
+  waitingForCapacity: number;
   /** Calls whose batch is being uploaded or created. */
   submitting: number;
   /** Batches being tracked. */
@@ -57,6 +62,7 @@ export class Engine {
   readonly #queue: PQueue;
   readonly #buffer: CallBuffer;
   readonly #tracker: Tracker;
+  readonly #capacity: CapacityWaits;
   readonly #submitting = new Set<Batch>();
   readonly #stop = new AbortController();
   readonly #idPrefix = randomBytes(6).toString("base64url");
@@ -77,22 +83,63 @@ export class Engine {
       settled: () => {
         if (--this.#pending === 0) this.#notifyIdle();
       },
+      retryable: (call) => call.retries < this.options.lineRetries && !this.#stop.signal.aborted,
+      retry: (call) => {
+        call.retries++;
+        this.#requeue(call);
+      },
+      overCapacity: (batch, calls) => {
+        const wait = this.#capacity.hold(batch.endpoint, batch.model, calls);
+        this.events.emit("capacityWait", {
+          batchId: batch.id!,
+          endpoint: batch.endpoint,
+          model: batch.model,
+          calls: calls.length,
+          ...wait,
+          message: batch.batchErrors[0] ?? "token_limit_exceeded",
+        });
+      },
     };
     // Every queued task listens on the stop signal; many running batches are normal, not a leak.
     setMaxListeners(0, this.#stop.signal);
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
     this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
-    this.#tracker = new Tracker(this.#queue, this.#clock, this.options.pollIntervalMs, this.#stop.signal);
+    this.#tracker = new Tracker(this.#clock, this.options.pollIntervalMs, this.#stop.signal, (b) => {
+      if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
+    });
+    this.#capacity = new CapacityWaits(this.#clock, {
+      running: (endpoint, model) => {
+        let n = 0;
+        for (const set of [this.#tracker.batches, this.#submitting])
+          for (const b of set) if (b.endpoint === endpoint && b.model === model && !b.done && !b.refused) n++;
+        return n;
+      },
+      release: (calls) => {
+        for (const c of calls) this.#requeue(c);
+      },
+      reject: (call, reason) => settle(call, this.#sink, false, reason),
+      expire: (call) =>
+        settle(
+          call,
+          this.#sink,
+          false,
+          new BatchFailedError(
+            "token_limit_exceeded: the provider's enqueued-token limit kept refusing this call's batch until the call's deadline",
+            { customId: call.customId, batchId: call.batchId, batchStatus: "failed" },
+          ),
+        ),
+    });
     const window = windowToMs(this.options.completionWindow);
     this.#batchContext = {
-      transport: this.#transport,
+      transport: new SlottedTransport(this.#transport, this.#queue),
       sink: this.#sink,
       clock: this.#clock,
       settings: {
         completionWindow: this.options.completionWindow,
         metadata: this.options.metadata,
         deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs,
+        lineRetries: this.options.lineRetries,
       },
       reads: { requests: 0, bytes: 0, lines: 0 },
     };
@@ -103,6 +150,7 @@ export class Engine {
     for (const b of this.#submitting) submitting += b.size;
     return {
       buffered: this.#buffer.size,
+      waitingForCapacity: this.#capacity.size,
       submitting,
       runningBatches: this.#tracker.running,
       pending: this.#pending,
@@ -140,6 +188,7 @@ export class Engine {
       bytes,
       decodeBase64: prepared.decodeBase64,
       raw: options?.raw ?? false,
+      retries: 0,
       settled: false,
       resolve: noop,
       reject: noop,
@@ -164,6 +213,12 @@ export class Engine {
     else settle(call, this.#sink, false, error);
   }
 
+  /** Buffers a call's line again for a later batch; once closing, that batch goes out at once (close() waits for it). */
+  #requeue(call: Call): void {
+    this.#buffer.requeue(call);
+    if (this.#closed) this.#buffer.flushAll("close");
+  }
+
   #onFlush(f: Flushed): void {
     this.events.emit("flush", {
       endpoint: f.endpoint,
@@ -174,16 +229,14 @@ export class Engine {
     });
     const batch = new Batch(f, this.#batchContext);
     this.#submitting.add(batch);
-    void this.#queue
-      .add(() => batch.submit(this.#stop.signal), { priority: 1 })
-      .then((ok) => {
-        this.#submitting.delete(batch);
-        if (!ok) return;
-        this.#batchesCreated++;
-        // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
-        if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
-        this.#tracker.add(batch);
-      });
+    void batch.submit(this.#stop.signal).then((ok) => {
+      this.#submitting.delete(batch);
+      if (!ok) return;
+      this.#batchesCreated++;
+      // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
+      if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
+      this.#tracker.add(batch);
+    });
   }
 
   /** The door to the provider, for surfaces that also send requests of their own (serve's `/models` passthrough). */
@@ -212,7 +265,8 @@ export class Engine {
           customId: call.customId,
           batchId: call.batchId,
         });
-      for (const call of this.#buffer.drain()) settle(call, this.#sink, false, closed(call));
+      for (const call of [...this.#buffer.drain(), ...this.#capacity.drain()])
+        settle(call, this.#sink, false, closed(call));
       this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
       const running = [...this.#tracker.batches];
       this.#tracker.stop();

@@ -12,6 +12,7 @@ import {
 } from "../errors.js";
 import { errorFromBody, parseErrorBody } from "../internal/error-body.js";
 import { recoverCustomId } from "../internal/jsonl.js";
+import { isRetryableStatus } from "../internal/retry.js";
 import { readResultLine, type ResultLine } from "../internal/schemas.js";
 
 /** A line as read: its envelope, or why it cannot be used and the custom_id its text still shows (if any). */
@@ -26,7 +27,12 @@ export interface LineContext {
 export interface LineOutcome {
   ok: boolean;
   value: unknown;
+  /** A failure worth sending again in a later batch (408, 409, 429, 5xx, an expired batch, a timeout). */
+  transient?: boolean;
 }
+
+/** Error-line codes (no HTTP response) that say the request did not run, not that it is wrong. */
+const TRANSIENT_CODES = new Set(["batch_expired", "request_timeout"]);
 
 export function parseLine(raw: string): ParsedLine {
   let parsed: unknown;
@@ -76,9 +82,15 @@ function settleFromLine(call: Call, line: ResultLine, ctx: LineContext): LineOut
     return {
       ok: false,
       value: APIError.generate(response.status_code, inner, message ?? "the request failed", undefined, errCtx),
+      transient: isRetryableStatus(response.status_code),
     };
   }
-  return { ok: false, value: lineError(error?.code, error?.message, errCtx, ctx.batchStatus) };
+  const value = lineError(error?.code, error?.message, errCtx, ctx.batchStatus);
+  const transient =
+    TRANSIENT_CODES.has(error?.code ?? "") ||
+    value instanceof APIConnectionError ||
+    (value instanceof APIError && value.status !== undefined && isRetryableStatus(value.status));
+  return { ok: false, value, transient };
 }
 
 /** The provider's error inside a non-2xx line body: `{"error":{...}}`, a JSON string of it, or text. */

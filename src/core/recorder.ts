@@ -13,6 +13,8 @@ export interface BatchRecorder {
   progress(batch: Batch): void;
   /** A result file's cursor moved to `next` (lines handed over). */
   cursor(batch: Batch, file: ResultFile, next: number): void;
+  /** One call left this batch for a later one (its line failed transiently, or the batch was refused for capacity). */
+  retried(batch: Batch, customId: string): void;
   /** One call of the batch settled. */
   settled(batch: Batch, customId: string, ok: boolean): void;
   /** The batch is done: every call settled, batchDone emitted. */

@@ -2,7 +2,7 @@
 // is terminal, resuming after a cut. Owned by one Batch (private to it); every cursor move is reported to it.
 import { APIError } from "../errors.js";
 import type { BatchCounts } from "../events.js";
-import type { Transport } from "../internal/transport.js";
+import type { BatchHttp } from "./slots.js";
 import type { ResultFile } from "./recorder.js";
 import { readNewLines, type FileCursor, type ReadStats } from "./results.js";
 
@@ -12,9 +12,9 @@ const MAX_DRAIN_PASSES = 5;
 const MAX_RESUMES = 3;
 
 export interface ResultFilesContext {
-  transport: Transport;
+  transport: BatchHttp;
   reads: ReadStats;
-  onLine: (line: string) => void;
+  onLine: (line: string, file: ResultFile) => void;
   /** A cursor moved (the owner records it). */
   moved: (file: ResultFile, next: number) => void;
 }
@@ -58,14 +58,16 @@ export class ResultFiles {
     }
   }
 
-  /** Moves both cursors back to the start. Returns false when there was nothing read to go back over. */
-  rewind(): boolean {
-    if (!this.#output?.next && !this.#error?.next) return false;
-    for (const file of ["output", "error"] as const) {
+  /** Moves the cursors of `files` back to the start. Returns false when there was nothing to go back over. */
+  rewind(files: Iterable<ResultFile>): boolean {
+    let moved = false;
+    for (const file of files) {
       const cursor = this.#get(file);
-      if (cursor?.next) this.#move(file, cursor, 0);
+      if (!cursor?.next) continue;
+      this.#move(file, cursor, 0);
+      moved = true;
     }
-    return true;
+    return moved;
   }
 
   /**
@@ -79,7 +81,7 @@ export class ResultFiles {
       const cursor = this.#get(file)!;
       let failure: unknown;
       try {
-        const out = await readNewLines(transport, cursor, onLine, reads, signal);
+        const out = await readNewLines(transport, cursor, (line) => onLine(line, file), reads, signal);
         this.#move(file, cursor, out.next);
         if (!out.cut) return out.incomplete === true && (out.lines > 0 || !terminal);
         failure = out.cut;

@@ -5,7 +5,7 @@
 // and nothing is handed over twice. The cursor is its batch's: this file reports where it ends, never moves it.
 import { APIConnectionError, AutoBatchError } from "../errors.js";
 import { LineSplitter } from "../internal/jsonl.js";
-import type { Transport } from "../internal/transport.js";
+import type { BatchHttp } from "./slots.js";
 
 export interface FileCursor {
   readonly fileId: string;
@@ -36,7 +36,7 @@ export interface ReadStats {
  * `stats`. Throws on HTTP errors (nothing was handed over); a cut response is reported in the outcome.
  */
 export async function readNewLines(
-  transport: Transport,
+  transport: BatchHttp,
   cursor: FileCursor,
   onLine: (line: string) => void,
   stats: ReadStats,
@@ -70,7 +70,8 @@ export async function readNewLines(
     return { next: start + lines, cut, incomplete: undefined, lines };
   }
   const lastLine = Number.parseInt(res.headers.get("x-last-line") ?? "", 10);
-  const promised = Number.isFinite(lastLine) ? Math.max(0, lastLine - start) : undefined;
+  // Never below the request's skip (spec §6): one that is would pin the cursor, and the file be read again each poll.
+  const promised = Number.isFinite(lastLine) && lastLine >= start ? lastLine - start : undefined;
   // A last line without "\n" is whole only if it parses and the server does not promise more lines than that.
   let cut = false;
   const rest = splitter.rest();

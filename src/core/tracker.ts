@@ -1,24 +1,31 @@
 // One scheduler for every running batch: a single tick every `pollIntervalMs` has each batch that is not already
-// being looked at poll itself (batch.ts decides what a poll means), through the shared p-queue that caps concurrent
-// HTTP work. No timer per call or per batch; the tick exists only while some batch is tracked.
-import type PQueue from "p-queue";
+// being looked at poll itself (batch.ts decides what a poll means). The cap on concurrent HTTP work applies to each
+// request (slots.ts), not to a poll as a whole. No timer per call or per batch; the tick exists only while some
+// batch is tracked.
 import type { Batch } from "./batch.js";
 import type { Clock } from "../internal/clock.js";
 
 export class Tracker {
   readonly #batches = new Set<Batch>();
-  readonly #busy = new Set<Batch>();
-  readonly #queue: PQueue;
+  /** Polls in flight: a batch in here is skipped by the tick. */
+  readonly #busy = new Map<Batch, Promise<void>>();
   readonly #clock: Clock;
   readonly #pollIntervalMs: number;
   readonly #signal: AbortSignal;
+  readonly #onDone: (batch: Batch) => void;
   #timer: unknown;
 
-  constructor(queue: PQueue, clock: Clock, pollIntervalMs: number, signal: AbortSignal) {
-    this.#queue = queue;
+  /** `onDone` hears of each batch that leaves, finished. */
+  constructor(
+    clock: Clock,
+    pollIntervalMs: number,
+    signal: AbortSignal,
+    onDone: (batch: Batch) => void = () => undefined,
+  ) {
     this.#clock = clock;
     this.#pollIntervalMs = pollIntervalMs;
     this.#signal = signal;
+    this.#onDone = onDone;
   }
 
   get running(): number {
@@ -53,20 +60,20 @@ export class Tracker {
   #tick(): void {
     for (const batch of this.#batches) {
       if (this.#busy.has(batch)) continue;
-      this.#busy.add(batch);
-      void this.#queue
-        .add(() => batch.poll(this.#signal), { signal: this.#signal })
+      const polling = batch
+        .poll(this.#signal)
         .catch(() => undefined)
         .finally(() => {
           this.#busy.delete(batch);
-          if (!batch.done) return;
-          this.#batches.delete(batch);
+          if (!batch.done || !this.#batches.delete(batch)) return;
+          this.#onDone(batch);
           // The last batch is done: no tick may outlive it and hold the process open.
           if (this.#batches.size === 0) {
             this.#clock.clearTimeout(this.#timer);
             this.#timer = undefined;
           }
         });
+      this.#busy.set(batch, polling);
     }
   }
 
@@ -75,9 +82,9 @@ export class Tracker {
    * waits for calls, not for that read), so each still reports batchDone with its final status.
    */
   async finishSettled(): Promise<void> {
-    await this.#queue.onIdle();
+    await Promise.all(this.#busy.values());
     const pending = [...this.#batches].filter((b) => b.unsettled === 0 && !b.done);
-    await Promise.allSettled(pending.map((b) => this.#queue.add(() => b.poll(this.#signal), { signal: this.#signal })));
+    await Promise.allSettled(pending.map((b) => b.poll(this.#signal)));
     for (const b of pending) b.finish("");
   }
 }

@@ -27,7 +27,7 @@ const MAX_ERROR_BODY = 65_536;
 export type { FileUpload };
 
 export interface RequestSpec {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "DELETE";
   /** Path below baseURL, starting with "/" (never an absolute URL: the key goes to baseURL's origin only). */
   path: string;
   query?: Record<string, string | number>;

@@ -39,8 +39,10 @@ const ENGINE_LOG: { [K in EventName]: LogRule<K> } = {
   batchDone: { event: "batch.done", level: (e) => (e.status === "completed" ? "info" : "warn") },
   batchSubmitFailed: { event: "batch.submit_failed", level: "error" },
   warning: { event: "engine.warning", level: "warn" },
+  capacityWait: { event: "batch.capacity_wait", level: "warn" },
   // Per-call settlements are left to the request log; not listening also spares the core building their payloads.
   callSettled: null,
+  callRetried: null,
 };
 
 /** Logs the engine's batch lifecycle events. */

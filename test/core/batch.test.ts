@@ -15,6 +15,11 @@ afterEach(async () => {
   await p.close();
 });
 
+/** Real I/O in small steps until `check` holds; bounded. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!check()) throw new Error(`timed out waiting for ${what}`);
+}
 const content = (file: string) => p.requests("GET", `/v1/files/${file}/content`);
 const skipOf = (url: string) => new URL(url, "http://x").searchParams.get("skip");
 
@@ -80,7 +85,8 @@ describe("Batch: poll", () => {
     const { b, fake } = await created(3);
     p.files.get("out_1")!.push(okLine("c0"));
     p.files.get("err_1")!.push(errorLine("c1", 400, "bad request here"));
-    Object.assign(fake, { status: "completed", request_counts: { total: 3, completed: 1, failed: 1 } });
+    // The counts promise a line for c2 that the files do not hold.
+    Object.assign(fake, { status: "completed", request_counts: { total: 3, completed: 2, failed: 1 } });
     await b.poll(h.stop.signal);
     expect(h.outcomes.get("c0")?.ok).toBe(true);
     expect(h.outcomes.get("c1")).toMatchObject({ ok: false, value: { status: 400 } });
@@ -90,6 +96,8 @@ describe("Batch: poll", () => {
     expect(b.done).toBe(true);
     const done = h.events.find((e) => e.type === "batchDone");
     expect(done).toMatchObject({ batchId: "batch_1", status: "completed", succeeded: 1, failed: 2, calls: 3 });
+    // A missing line alone is no reason to read either file again: no line came twice, so none moved.
+    expect([content("out_1").length, content("err_1").length]).toEqual([1, 1]);
   });
 
   it("a terminal batch whose lines moved is re-read once from the start, and only once", async () => {
@@ -103,7 +111,61 @@ describe("Batch: poll", () => {
     await b.poll(h.stop.signal);
     expect(h.outcomes.get("c1")?.ok).toBe(true);
     expect(content("out_1").map((r) => skipOf(r.url))).toEqual([null, "1", null]);
+    // The error file repeated nothing: it is not read again.
+    expect(content("err_1")).toHaveLength(1);
     expect(b.done).toBe(true);
+  });
+
+  it("a completed status whose counts show unfinished lines is not trusted until the next look says it again", async () => {
+    const { b, fake } = await created(2);
+    Object.assign(fake, { status: "completed", request_counts: { total: 2, completed: 0, failed: 0 } });
+    await b.poll(h.stop.signal);
+    expect(b.done).toBe(false);
+    // The next look shows it running after all, then finished.
+    Object.assign(fake, { status: "in_progress" });
+    await b.poll(h.stop.signal);
+    p.files.get("out_1")!.push(okLine("c0"), okLine("c1"));
+    Object.assign(fake, { status: "completed", request_counts: { total: 2, completed: 2, failed: 0 } });
+    await b.poll(h.stop.signal);
+    expect([h.outcomes.get("c0")?.ok, h.outcomes.get("c1")?.ok]).toEqual([true, true]);
+    expect(p.requests("POST", "/v1/batches/batch_1/cancel")).toHaveLength(0);
+  });
+
+  it("a contradicting completed status seen twice is given up on, and the batch cancelled upstream", async () => {
+    const { b, fake } = await created(2);
+    p.files.get("out_1")!.push(okLine("c0"));
+    Object.assign(fake, { status: "completed", request_counts: { total: 2, completed: 1, failed: 0 } });
+    await b.poll(h.stop.signal);
+    expect(h.outcomes.get("c0")?.ok).toBe(true);
+    expect(b.done).toBe(false);
+    await b.poll(h.stop.signal);
+    expect(b.done).toBe(true);
+    expect(h.outcomes.get("c1")!.value.message).toMatch(
+      /status says completed while its counts say lines are unfinished/,
+    );
+    await until(() => p.requests("POST", "/v1/batches/batch_1/cancel").length === 1, "the cancel");
+  });
+
+  it("the deadline fires while a result read trickles on, and the batch is cancelled", async () => {
+    const { b, fake } = await created(2);
+    fake.request_counts = { total: 2, completed: 1, failed: 0 };
+    let trickling = false;
+    p.once(
+      (r) => r.url.startsWith("/v1/files/out_1/content"),
+      (_req, res) => {
+        // A byte now and then, never the end: no idle timeout ever fires.
+        res.writeHead(200, { "x-incomplete": "true" });
+        res.write(`${okLine("c0").slice(0, 10)}`);
+        trickling = true;
+      },
+    );
+    const polling = b.poll(h.stop.signal);
+    await until(() => trickling, "the read");
+    await h.clock.tickAsync(60_001);
+    await polling;
+    expect(b.done).toBe(true);
+    expect(h.outcomes.get("c0")!.value.message).toMatch(/still not finished long after its completion window/);
+    await until(() => p.requests("POST", "/v1/batches/batch_1/cancel").length === 1, "the cancel");
   });
 
   it("drains a terminal file again while the server says X-Incomplete: true", async () => {
@@ -141,6 +203,8 @@ describe("Batch: poll", () => {
     await b.poll(h.stop.signal);
     expect(b.done).toBe(true);
     expect(h.outcomes.get("c0")!.value.message).toMatch(/its status could not be read .*boom/);
+    // It may still run and bill: it is cancelled upstream.
+    await until(() => p.requests("POST", "/v1/batches/batch_1/cancel").length === 1, "the cancel");
   });
 
   it("a terminal batch whose files cannot be read is kept for the next poll, then given up after three", async () => {
@@ -193,5 +257,25 @@ describe("Batch: poll", () => {
       "cursor error 1",
       "finished no result line for this call",
     ]);
+  });
+});
+
+describe("Batch: transient lines", () => {
+  it("hands a transiently failed call back instead of settling it; finishing the batch leaves it alone", async () => {
+    await h.transport.close();
+    h = harness(p.url, {}, 60_000, 1);
+    const { b, fake } = await created(3);
+    p.files.get("err_1")!.push(errorLine("c0", 503), errorLine("c1", 400));
+    p.files.get("out_1")!.push(okLine("c2"));
+    Object.assign(fake, { status: "completed", request_counts: { total: 3, completed: 1, failed: 2 } });
+    await b.poll(h.stop.signal);
+    expect(h.retried.map((c) => [c.customId, c.retries])).toEqual([["c0", 1]]);
+    expect(h.outcomes.has("c0")).toBe(false);
+    expect(h.outcomes.get("c1")).toMatchObject({ ok: false, value: { status: 400 } });
+    expect(b.done).toBe(true);
+    expect(h.events.find((e) => e.type === "callRetried")).toMatchObject({ customId: "c0", retry: 1, status: 503 });
+    expect(h.events.find((e) => e.type === "batchDone")).toMatchObject({ retried: 1, succeeded: 1, failed: 1 });
+    expect(h.events.some((e) => e.type === "warning")).toBe(false);
+    expect(h.log).toContain("retried c0");
   });
 });

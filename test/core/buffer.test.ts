@@ -15,6 +15,7 @@ function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completion
     bytes,
     decodeBase64: false,
     raw: false,
+    retries: 0,
     settled: false,
     resolve() {},
     reject() {},
@@ -24,11 +25,15 @@ function call(model = "m", bytes = 10, endpoint: Endpoint = "/v1/chat/completion
 }
 const fileOf = (f: Flushed) => Buffer.concat(f.parts).toString();
 
-function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number }> = {}) {
+function setup(
+  limits: Partial<{ batchSize: number; maxBatchBytes: number; batchWindowMs: number; maxBuffers: number }> = {},
+) {
   const clock = createClock();
   const flushes: Flushed[] = [];
-  const raw = new CallBuffer({ batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, ...limits }, clock, (f) =>
-    flushes.push(f),
+  const raw = new CallBuffer(
+    { batchSize: 3, maxBatchBytes: 1_000, batchWindowMs: 1_000, maxBuffers: 100, ...limits },
+    clock,
+    (f) => flushes.push(f),
   );
   // The buffer writes head, body, then LINE_TAIL: split the test line accordingly.
   const add = (c: Call) => {
@@ -44,7 +49,7 @@ function setup(limits: Partial<{ batchSize: number; maxBatchBytes: number; batch
       return raw.size;
     },
   };
-  return { clock, flushes, buffer };
+  return { clock, flushes, buffer, raw };
 }
 
 describe("CallBuffer", () => {
@@ -137,12 +142,69 @@ describe("CallBuffer", () => {
 
   it("writes lines across chunk boundaries in order, a line longer than a chunk in a chunk of its own", () => {
     const { buffer, flushes } = setup({ batchSize: 10, maxBatchBytes: 10_000_000 });
-    const calls = [call("m", 700_000), call("m", 700_000), call("m", 1_500_000), call("m", 5)];
+    const calls = [call("m", 700_000), call("m", 700_000), call("m", 1_500_000), call("m", 8)];
     calls.forEach((c) => buffer.add(c));
     buffer.flushAll("close");
     expect(flushes[0]!.parts.length).toBeGreaterThan(1);
     expect(fileOf(flushes[0]!)).toBe(calls.map((c) => lines.get(c)).join(""));
-    expect(calls.every((c) => c.chunk === undefined)).toBe(true);
+    // A flushed call keeps a view of its own line: it may be sent again in a later file.
+    const own = (c: Call) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes).toString();
+    expect(calls.map(own)).toEqual(calls.map((c) => lines.get(c)));
+  });
+
+  it("opening a partition beyond maxBuffers flushes the oldest one first", () => {
+    const { buffer, flushes, clock } = setup({ maxBuffers: 2 });
+    const [a, b, c] = [call("a"), call("b"), call("c")];
+    buffer.add(a);
+    buffer.add(b);
+    expect(flushes).toHaveLength(0);
+    buffer.add(call("b"));
+    expect(flushes).toHaveLength(0);
+    buffer.add(c);
+    expect(flushes.map((f) => [f.model, f.reason])).toEqual([["a", "buffers"]]);
+    buffer.add(call("a"));
+    expect(flushes.map((f) => [f.model, f.reason])).toEqual([
+      ["a", "buffers"],
+      ["b", "buffers"],
+    ]);
+    expect(buffer.size).toBe(2);
+    expect(clock.countTimers()).toBe(2);
+  });
+
+  it("requeue puts a flushed call's very bytes into the next file of its partition", () => {
+    const { raw, flushes, buffer } = setup({ batchSize: 2 });
+    const [a, b, c] = [call(), call(), call()];
+    buffer.add(a);
+    buffer.add(b);
+    expect(flushes).toHaveLength(1);
+    buffer.add(c);
+    raw.requeue(a);
+    expect(flushes).toHaveLength(2);
+    expect(flushes[1]!.calls).toEqual([c, a]);
+    expect(fileOf(flushes[1]!)).toBe(lines.get(c)! + lines.get(a)!);
+  });
+
+  it("a call aborted before the flush leaves the file, and the others keep their own lines", () => {
+    const { buffer, flushes } = setup({ batchSize: 3 });
+    const [a, b, c] = [call(), call(), call()];
+    buffer.add(a);
+    buffer.add(b);
+    a.settled = true;
+    expect(buffer.remove(a)).toBe(true);
+    buffer.add(c);
+    buffer.flushAll("close");
+    expect(fileOf(flushes[0]!)).toBe(lines.get(b)! + lines.get(c)!);
+    const own = (x: Call) => x.chunk!.subarray(x.offset!, x.offset! + x.bytes).toString();
+    expect([own(b), own(c)]).toEqual([lines.get(b), lines.get(c)]);
+  });
+
+  it("remove refuses a call its batch already owns", () => {
+    const { buffer, flushes } = setup({ batchSize: 1 });
+    const a = call();
+    buffer.add(a);
+    expect(flushes).toHaveLength(1);
+    a.owner = { release: () => undefined };
+    expect(buffer.remove(a)).toBe(false);
   });
 
   it("encodes multi-byte characters by their UTF-8 size", () => {
@@ -154,6 +216,7 @@ describe("CallBuffer", () => {
       bytes: Buffer.byteLength(`héllo→${LINE_TAIL}`),
       decodeBase64: false,
       raw: false,
+      retries: 0,
       settled: false,
       resolve() {},
       reject() {},

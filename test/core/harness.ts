@@ -16,7 +16,16 @@ export interface Outcome {
   value: any;
 }
 
-export function harness(baseURL: string, options: AutoBatcherOptions = {}, deadlineMs: number | undefined = 60_000) {
+export function harness(
+  baseURL: string,
+  options: AutoBatcherOptions = {},
+  deadlineMs: number | undefined = 60_000,
+  lineRetries = 0,
+) {
+  /** Calls handed back for a later batch. */
+  const retried: Call[] = [];
+  /** Calls handed back to wait for capacity. */
+  const refused: Call[] = [];
   const clock = createClock(1_000_000);
   const transport = new Transport(resolveOptions({ apiKey: KEY, baseURL, maxRetries: 0, ...options }), clock);
   const events: AutoBatchEvent[] = [];
@@ -26,14 +35,24 @@ export function harness(baseURL: string, options: AutoBatcherOptions = {}, deadl
     submitFailed: (_b, reason) => log.push(`submitFailed ${reason.message}`),
     progress: (b) => log.push(`progress ${b.status} ${b.counts.completed}/${b.counts.failed}`),
     cursor: (_b, file, next) => log.push(`cursor ${file} ${next}`),
+    retried: (_b, id) => log.push(`retried ${id}`),
     settled: (_b, id, ok) => log.push(`settled ${id} ${ok}`),
     finished: (_b, why) => log.push(`finished ${why}`),
   };
   const ctx: BatchContext = {
     transport,
-    sink: { events: new Events((e) => events.push(e)), settled: () => undefined },
+    sink: {
+      events: new Events((e) => events.push(e)),
+      settled: () => undefined,
+      retryable: (call) => call.retries < lineRetries,
+      retry: (call) => {
+        call.retries++;
+        retried.push(call);
+      },
+      overCapacity: (_batch, calls) => refused.push(...calls),
+    },
     clock,
-    settings: { completionWindow: "24h", metadata: {}, deadlineMs },
+    settings: { completionWindow: "24h", metadata: {}, deadlineMs, lineRetries },
     reads: { requests: 0, bytes: 0, lines: 0 },
     recorder,
   };
@@ -54,6 +73,7 @@ export function harness(baseURL: string, options: AutoBatcherOptions = {}, deadl
         bytes: line.length,
         decodeBase64: false,
         raw: false,
+        retries: 0,
         settled: false,
         resolve: (value) => outcomes.set(customId, { ok: true, value }),
         reject: (value) => outcomes.set(customId, { ok: false, value }),
@@ -63,5 +83,5 @@ export function harness(baseURL: string, options: AutoBatcherOptions = {}, deadl
     return new Batch({ endpoint: ENDPOINT, model: "m", calls, parts, bytes }, ctx);
   }
 
-  return { clock, transport, events, log, ctx, outcomes, batch, stop: new AbortController() };
+  return { clock, transport, events, log, ctx, outcomes, retried, refused, batch, stop: new AbortController() };
 }

@@ -58,6 +58,13 @@ describe("readNewLines", () => {
     expect(got).toHaveLength(3);
   });
 
+  it("an X-Last-Line below the cursor is ignored rather than pinning it", async () => {
+    const { read } = await reader([body(`${line(5)}\n${line(6)}\n`, { "x-last-line": "1" })]);
+    const out = await read({ fileId: "out", next: 5 });
+    expect(out.next).toBe(7);
+    expect(out.cut).toBeUndefined();
+  });
+
   it("reports X-Incomplete true, false, or absent", async () => {
     const { read } = await reader([
       body("", { "x-incomplete": "true" }),

@@ -1,5 +1,4 @@
 import { createClock } from "@sinonjs/fake-timers";
-import PQueue from "p-queue";
 import { describe, expect, it } from "vitest";
 import type { Batch } from "../../src/core/batch.js";
 import { Tracker } from "../../src/core/tracker.js";
@@ -28,13 +27,13 @@ function fakeBatch() {
   return f;
 }
 
-function tracker(concurrency = 8) {
+function tracker() {
   const clock = createClock();
-  const queue = new PQueue({ concurrency });
   const stop = new AbortController();
-  const t = new Tracker(queue, clock, 100, stop.signal);
+  const done: unknown[] = [];
+  const t = new Tracker(clock, 100, stop.signal, (b) => done.push(b));
   const add = (f: ReturnType<typeof fakeBatch>) => t.add(f as unknown as Batch);
-  return { clock, queue, stop, t, add };
+  return { clock, stop, t, add, done };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -82,8 +81,8 @@ describe("Tracker", () => {
     expect(slow.polls).toBe(2);
   });
 
-  it("drops a batch once its poll finished it; after the last one no timer is left", async () => {
-    const { clock, add, t } = tracker();
+  it("drops a batch once its poll finished it, telling onDone; after the last one no timer is left", async () => {
+    const { clock, add, t, done } = tracker();
     const a = fakeBatch();
     const b = fakeBatch();
     add(a);
@@ -106,22 +105,22 @@ describe("Tracker", () => {
     expect(t.running).toBe(0);
     expect(clock.countTimers()).toBe(0);
     expect([a.polls, b.polls]).toEqual([1, 2]);
+    expect(done).toEqual([a, b]);
   });
 
-  it("polls through the shared queue, so its concurrency caps polls in flight", async () => {
-    const { clock, add, queue } = tracker(2);
-    const batches = [fakeBatch(), fakeBatch(), fakeBatch()];
-    for (const b of batches) {
-      b.hold = true;
-      add(b);
-    }
+  it("finishSettled waits for polls in flight", async () => {
+    const { clock, add, t } = tracker();
+    const slow = fakeBatch();
+    slow.hold = true;
+    add(slow);
     clock.tick(100);
+    let finished = false;
+    const finishing = t.finishSettled().then(() => (finished = true));
     await settle();
-    expect(batches.map((b) => b.polls)).toEqual([1, 1, 0]);
-    expect(queue.pending).toBe(2);
-    batches[0]!.release();
-    await settle();
-    expect(batches[2]!.polls).toBe(1);
+    expect(finished).toBe(false);
+    slow.release();
+    await finishing;
+    expect(slow.polls).toBe(1);
   });
 
   it("finishSettled polls each batch whose callers all have results, then finishes it", async () => {
