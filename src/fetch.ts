@@ -51,6 +51,8 @@ const ROUTES: Record<string, Endpoint> = {
   "/embeddings": "/v1/embeddings",
   "/responses": "/v1/responses",
 };
+/** The paths below baseURL whose `POST`s are batched. */
+export const BATCHED_PATHS: ReadonlySet<string> = new Set(Object.keys(ROUTES));
 
 /**
  * Status for failures that have no provider status of their own (the batch failed, expired or was cancelled; the
