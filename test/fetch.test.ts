@@ -128,10 +128,12 @@ describe("createBatchingFetch with openai-node", () => {
     const { openai, passedThrough, batchingFetch } = setup();
     const list = await openai.files.list();
     expect(Array.isArray(list.data)).toBe(true);
-    await expect(openai.models.list()).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    expect((await openai.models.list()).data.map((m) => m.id)).toEqual(["autobatch-emulator"]);
+    await expect(openai.vectorStores.list()).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     expect(passedThrough.map((s) => `${s.method} ${new URL(s.url).pathname}`)).toEqual([
       "GET /v1/files",
       "GET /v1/models",
+      "GET /v1/vector_stores",
     ]);
     expect(batchingFetch.stats.batchesCreated).toBe(0);
   });
