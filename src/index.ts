@@ -4,7 +4,13 @@ export { AutoBatcher, type CallOptions } from "./client.js";
 export { APIPromise, type WithRequestID } from "./api-promise.js";
 export { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "./fetch.js";
 export type { CloseOptions, EngineStats } from "./core/engine.js";
-export { DEFAULTS, InvalidOptionsError, type AutoBatcherOptions, type OptionIssue } from "./options.js";
+export {
+  DEFAULTS,
+  InvalidOptionsError,
+  type AutoBatcherOptions,
+  type DispatcherLike,
+  type OptionIssue,
+} from "./options.js";
 export type { Clock } from "./internal/clock.js";
 export type { AutoBatchEvent, EventMap, EventName, BatchCounts, FlushReason } from "./events.js";
 export type { Endpoint } from "./internal/endpoints.js";

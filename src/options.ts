@@ -1,10 +1,27 @@
 // Every option, its default and its unit, in one place. The README's option table mirrors this file.
 import { z } from "zod";
-import type { Dispatcher } from "undici";
+import type { Readable } from "node:stream";
 import type { Clock } from "./internal/clock.js";
 import type { AutoBatchEvent } from "./events.js";
 
 const MB = 1_000_000;
+
+/**
+ * What autobatch calls on a `dispatcher`: undici's `request()` method. Every undici 7 and 8 `Agent`, `ProxyAgent`,
+ * `Pool` and `Client` has it, so the option does not depend on the undici major autobatch itself uses.
+ */
+export interface DispatcherLike {
+  request(options: {
+    origin: string;
+    path: string;
+    method: "GET" | "POST";
+    headers: Record<string, string>;
+    body?: string | Readable;
+    signal?: AbortSignal;
+    headersTimeout: number;
+    bodyTimeout: number;
+  }): Promise<{ statusCode: number; body: Readable & { text(): Promise<string> } }>;
+}
 
 export const DEFAULTS = {
   baseURL: "https://api.openai.com/v1",
@@ -107,9 +124,12 @@ export const optionsSchema = z.strictObject({
       "clock must provide Date.now/setTimeout/clearTimeout",
     )
     .optional(),
-  /** undici dispatcher for Batch API requests (proxies, custom TLS). Default: a private Agent. */
+  /** undici 7 or 8 dispatcher (Agent, ProxyAgent, ...) for Batch API requests (proxies, custom TLS). Default: a private Agent. */
   dispatcher: z
-    .custom<Dispatcher>((v) => typeof v === "object" && v !== null, "dispatcher must be an undici Dispatcher")
+    .custom<DispatcherLike>(
+      (v) => typeof v === "object" && v !== null && typeof (v as DispatcherLike).request === "function",
+      "dispatcher must be an undici Dispatcher (an Agent, ProxyAgent, Pool or Client)",
+    )
     .optional(),
 });
 
@@ -134,7 +154,7 @@ export interface ResolvedOptions {
   deadlineGraceMs: number;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
-  dispatcher?: Dispatcher;
+  dispatcher?: DispatcherLike;
 }
 
 /** One problem with one option: its path (the option's name first; empty for the options as a whole) and what is wrong. */

@@ -1,6 +1,6 @@
 // The one door to the provider: undici requests against `baseURL`, with the key, the retry policy (retry.ts) and
 // the mapping of error bodies (error-body.ts) to APIError applied to every Batch API call.
-import { Agent, request, type Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import { Readable } from "node:stream";
 import type { z } from "zod";
 import type { Clock } from "./clock.js";
@@ -8,7 +8,7 @@ import { parseErrorBody } from "./error-body.js";
 import { multipart, type FileUpload } from "./multipart.js";
 import { withRetry } from "./retry.js";
 import { APIConnectionError, APIConnectionTimeoutError, APIError, AutoBatchError } from "../errors.js";
-import type { ResolvedOptions } from "../options.js";
+import type { DispatcherLike, ResolvedOptions } from "../options.js";
 
 const TIMEOUT_CODES = new Set([
   "UND_ERR_HEADERS_TIMEOUT",
@@ -41,17 +41,18 @@ export interface StreamResponse {
 export class Transport {
   readonly #o: ResolvedOptions;
   readonly #clock: Clock;
-  readonly #dispatcher: Dispatcher;
-  readonly #ownsDispatcher: boolean;
+  readonly #dispatcher: DispatcherLike;
+  readonly #ownAgent: Agent | undefined;
   readonly #origin: string;
   readonly #basePath: string;
 
   constructor(options: ResolvedOptions, clock: Clock) {
     this.#o = options;
     this.#clock = clock;
-    this.#ownsDispatcher = !options.dispatcher;
-    this.#dispatcher =
-      options.dispatcher ?? new Agent({ keepAliveTimeout: 4_000, connections: options.maxConcurrency * 2 });
+    this.#ownAgent = options.dispatcher
+      ? undefined
+      : new Agent({ keepAliveTimeout: 4_000, connections: options.maxConcurrency * 2 });
+    this.#dispatcher = options.dispatcher ?? (this.#ownAgent as Agent);
     const base = new URL(options.baseURL);
     this.#origin = base.origin;
     this.#basePath = base.pathname.replace(/\/+$/, "");
@@ -128,15 +129,18 @@ export class Transport {
     }
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(this.url(spec), {
+      const url = this.url(spec);
+      // The dispatcher's own request() (not undici's top-level one), so a user's undici 8 Agent works as well as 7's.
+      res = (await this.#dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: spec.method,
         headers,
         body,
         signal: spec.signal,
-        dispatcher: this.#dispatcher,
         headersTimeout: this.#o.requestTimeoutMs,
         bodyTimeout: this.#o.requestTimeoutMs,
-      });
+      })) as Dispatcher.ResponseData;
     } catch (err) {
       throw this.connectionError(spec, err);
     }
@@ -189,7 +193,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close().catch(() => undefined);
+    await this.#ownAgent?.close().catch(() => undefined);
   }
 }
 
