@@ -3,6 +3,7 @@
 export { AutoBatcher, type CallOptions } from "./client.js";
 export { APIPromise, type WithRequestID } from "./api-promise.js";
 export { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "./fetch.js";
+export { createLongWaitFetch, type LongWaitFetch, type LongWaitFetchOptions } from "./long-wait-fetch.js";
 export type { CloseOptions, EngineStats } from "./core/engine.js";
 export {
   DEFAULTS,
