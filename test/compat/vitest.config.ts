@@ -15,7 +15,7 @@ function newestMajors(): Plugin {
     enforce: "pre",
     resolveId(source, importer, options) {
       if (!SWAPPED.test(source) || importer?.startsWith(here)) return null;
-      return this.resolve(source, `${here}index.js`, { ...options, skipSelf: true });
+      return this.resolve(source, `${here}vitest.config.ts`, { ...options, skipSelf: true });
     },
   };
 }
@@ -33,6 +33,7 @@ export default defineConfig({
       "test/dispatcher.test.ts",
       "test/serve/sdk.test.ts",
       "test/serve/long-wait.test.ts",
+      "test/compat/majors.test.ts",
     ],
     typecheck: { enabled: true, include: ["test/openai-compat.test-d.ts"], tsconfig: "./test/compat/tsconfig.json" },
     testTimeout: 20_000,
