@@ -1,7 +1,7 @@
 // Clients of `autobatch serve` wait as long as a batch runs. With fake time (undici's timers and openai-node's
 // included) and a server that holds its answer: Node's own fetch gives up at 300 s, the documented client
 // (createLongWaitFetch + a long `timeout`) is still waiting after 2 hours and gets the answer when it comes.
-import { install, type InstalledClock } from "@sinonjs/fake-timers";
+import { install } from "@sinonjs/fake-timers";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import OpenAI from "openai";
@@ -15,7 +15,7 @@ let server: http.Server;
 let baseURL: string;
 const held: http.ServerResponse[] = [];
 // One fake clock for the whole file: undici starts its timer tick once per process, on the clock of the moment.
-let clock: InstalledClock;
+let clock: ReturnType<typeof install>;
 beforeAll(() => {
   clock = install({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"] });
 });
