@@ -1,7 +1,7 @@
 // AutoBatcher: the drop-in client. `client.chat.completions.create(params)` and friends look like openai-node's (same
 // param and result types, an APIPromise with withResponse()/asResponse()), but every call waits in a buffer and is
-// answered from a Batch API result line. The types come from `openai`, a dev dependency only: apps that want them
-// install `openai` themselves (see the README).
+// answered from a Batch API result line. The types come from `openai`, an optional peer dependency: imported as
+// types only, so AutoBatcher runs without it (see docs/install.md).
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions";
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
 import type { Response, ResponseCreateParamsNonStreaming } from "openai/resources/responses/responses";
