@@ -1,15 +1,47 @@
 // AutoBatcher: the drop-in client. `client.chat.completions.create(params)` and friends look like openai-node's (same
 // param and result types, an APIPromise with withResponse()/asResponse()), but every call waits in a buffer and is
-// answered from a Batch API result line. The types come from `openai`, a dev dependency only: apps that want them
-// install `openai` themselves (see the README).
+// answered from a Batch API result line. The types come from `openai`, an optional peer dependency: imported as
+// types only, so AutoBatcher runs without it (see docs/install.md).
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "openai/resources/chat/completions";
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
 import type { Response, ResponseCreateParamsNonStreaming } from "openai/resources/responses/responses";
 import { APIPromise } from "./api-promise.js";
-import { Engine, type CallOptions, type CloseOptions, type EngineStats } from "./core/engine.js";
+import { Engine, type CloseOptions, type EngineStats } from "./core/engine.js";
+import { APIConnectionTimeoutError, InvalidParamsError } from "./errors.js";
+import { realClock } from "./internal/clock.js";
 import type { Endpoint } from "./internal/endpoints.js";
 import type { EventMap, EventName } from "./events.js";
 import type { AutoBatcherOptions } from "./options.js";
+
+/**
+ * The second argument of `create()`: openai-node's request options, so code written against openai compiles. A
+ * batched call has no HTTP request of its own, so only some fields apply.
+ */
+export interface CallOptions {
+  /** Honoured. Aborting before the flush removes the call from its buffer; after, it releases the caller (the batch goes on). */
+  signal?: AbortSignal | null;
+  /**
+   * Honoured: milliseconds this call waits for its result before rejecting with `APIConnectionTimeoutError` (its
+   * line stays in its batch). Default: none, the call waits as long as its batch may run.
+   */
+  timeout?: number;
+  /** Passed to the durable store, which answers a repeated key with the first call's result. */
+  idempotencyKey?: string;
+  /** Not applied: a batched call is not retried per call; Batch API requests retry under the client's `maxRetries`. */
+  maxRetries?: number;
+  /** Not applied: a batch line carries no headers; use the client's `defaultHeaders` for Batch API requests. */
+  headers?: unknown;
+  /** Not applied: a batch line carries no query string. */
+  query?: unknown;
+  /** Not applied: Batch API requests use the client's `dispatcher`. */
+  fetchOptions?: unknown;
+  /** Not applied (openai-node internals): the endpoint and body come from the method and its params. */
+  method?: unknown;
+  path?: unknown;
+  body?: unknown;
+  stream?: unknown;
+  defaultBaseURL?: unknown;
+}
 
 export type {
   ChatCompletion,
@@ -56,16 +88,47 @@ export class AutoBatcher {
     this.#engine = new Engine(options);
     const facade =
       <P, R>(endpoint: Endpoint) =>
-      (params: P, options?: CallOptions) =>
-        this.#engine.submit(endpoint, params, {
-          signal: options?.signal,
-          promiseClass: APIPromise as PromiseConstructor,
-        }) as APIPromise<R>;
+      (params: P, options?: CallOptions): APIPromise<R> =>
+        options?.timeout === undefined
+          ? (this.#engine.submit(endpoint, params, {
+              signal: options?.signal,
+              promiseClass: APIPromise as PromiseConstructor,
+            }) as APIPromise<R>)
+          : this.#submitWithTimeout<R>(endpoint, params, options.timeout, options.signal);
     this.chat = {
       completions: { create: facade<ChatCompletionCreateParamsNonStreaming, ChatCompletion>("/v1/chat/completions") },
     };
     this.embeddings = { create: facade<EmbeddingCreateParams, CreateEmbeddingResponse>("/v1/embeddings") };
     this.responses = { create: facade<ResponseCreateParamsNonStreaming, Response>("/v1/responses") };
+  }
+
+  /** A call with its own deadline: an extra signal the clock aborts, and the abort reported as a timeout. */
+  #submitWithTimeout<R>(endpoint: Endpoint, params: unknown, timeout: number, signal?: AbortSignal | null) {
+    if (!Number.isFinite(timeout) || timeout <= 0)
+      return APIPromise.reject(
+        new InvalidParamsError(`timeout must be a positive number of milliseconds (got ${timeout})`, "timeout"),
+      ) as APIPromise<R>;
+    const clock = this.#engine.options.clock ?? realClock;
+    const deadline = new AbortController();
+    let timedOut = false;
+    const timer = clock.setTimeout(() => {
+      timedOut = true;
+      deadline.abort();
+    }, timeout);
+    const combined = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
+    const call = this.#engine.submit(endpoint, params, { signal: combined });
+    return new APIPromise<R>((resolve, reject) => {
+      call.then(
+        (value) => {
+          clock.clearTimeout(timer);
+          resolve(value as never);
+        },
+        (err: unknown) => {
+          clock.clearTimeout(timer);
+          reject(timedOut ? new APIConnectionTimeoutError() : err);
+        },
+      );
+    });
   }
 
   /** Subscribes to a lifecycle event; returns a function that unsubscribes. */

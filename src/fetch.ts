@@ -14,6 +14,7 @@ import {
   InvalidParamsError,
 } from "./errors.js";
 import type { EventMap, EventName } from "./events.js";
+import { resultToSSE, splitStream } from "./internal/sse.js";
 import type { AutoBatcherOptions } from "./options.js";
 
 /** The `fetch` signature openai-node, the AI SDK and LangChain.js accept. */
@@ -27,11 +28,13 @@ export interface BatchingFetchOptions extends AutoBatcherOptions {
    */
   fetch?: FetchLike;
   /**
-   * What a batchable request with `stream: true` gets: `"reject"`, a 400 that says why, or `"passthrough"`, sent
-   * unbatched to the real fetch at real-time price.
-   * @default "reject"
+   * What a batchable request with `stream: true` gets. `"batch"` (default): it is batched like any other call and,
+   * once its result is in, answered as the SSE stream the provider would have sent (the whole answer at once), so
+   * streaming code (the AI SDK's `streamText`, LangChain's `.stream()`) works unchanged. `"reject"`: a 400 that says
+   * why. `"passthrough"`: sent unbatched to the real fetch, streamed live at real-time price.
+   * @default "batch"
    */
-  streaming?: "reject" | "passthrough";
+  streaming?: "batch" | "reject" | "passthrough";
 }
 
 export interface BatchingFetch extends FetchLike {
@@ -53,6 +56,8 @@ const ROUTES: Record<string, Endpoint> = {
   "/embeddings": "/v1/embeddings",
   "/responses": "/v1/responses",
 };
+/** The paths below baseURL whose `POST`s are batched. */
+export const BATCHED_PATHS: ReadonlySet<string> = new Set(Object.keys(ROUTES));
 
 /**
  * Status for failures that have no provider status of their own (the batch failed, expired or was cancelled; the
@@ -63,6 +68,10 @@ const ROUTES: Record<string, Endpoint> = {
 const NO_RETRY_STATUS = 400;
 /** The Response constructor refuses a body with these. */
 const NULL_BODY_STATUSES = new Set([204, 205]);
+
+const STREAMING_MODES: readonly unknown[] = ["batch", "reject", "passthrough"];
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function isRequestLike(input: unknown): input is Request {
   return (
@@ -93,9 +102,9 @@ function isRequestLike(input: unknown): input is Request {
  * ```
  */
 export function createBatchingFetch(options: BatchingFetchOptions = {}): BatchingFetch {
-  const { fetch: passthrough, streaming = "reject", ...engineOptions } = options;
-  if (streaming !== "reject" && streaming !== "passthrough")
-    throw new TypeError(`streaming must be "reject" or "passthrough" (got ${JSON.stringify(streaming)})`);
+  const { fetch: passthrough, streaming = "batch", ...engineOptions } = options;
+  if (!STREAMING_MODES.includes(streaming))
+    throw new TypeError(`streaming must be "batch", "reject" or "passthrough" (got ${JSON.stringify(streaming)})`);
   const engine = new Engine(engineOptions);
   const base = new URL(engine.options.baseURL);
   const basePath = base.pathname.replace(/\/+$/, "");
@@ -120,14 +129,16 @@ export function createBatchingFetch(options: BatchingFetchOptions = {}): Batchin
         code: null,
       });
     }
-    if (streaming === "passthrough" && (params as { stream?: unknown } | null)?.stream === true) {
+    const wantsStream = isObject(params) && params.stream === true;
+    if (wantsStream && streaming === "passthrough") {
       // The body may have been a one-shot stream: hand the text we read to the real fetch.
       return realFetch(input, { ...init, body: text });
     }
+    const split = wantsStream && streaming === "batch" && isObject(params) ? splitStream(params) : undefined;
     const signal = init?.signal ?? request?.signal ?? undefined;
     try {
-      const raw = (await engine.submit(endpoint, params, { signal, raw: true })) as RawResult;
-      return resultResponse(raw);
+      const raw = (await engine.submit(endpoint, split?.params ?? params, { signal, raw: true })) as RawResult;
+      return split ? streamResponse(endpoint, raw, split.includeUsage) : resultResponse(raw);
     } catch (err) {
       if (err instanceof APIUserAbortError) throw abortReason(signal);
       return failureResponse(err);
@@ -164,6 +175,15 @@ async function bodyText(request: Request | undefined, init: RequestInit | undefi
   if (body != null) return new Response(body).text();
   // A Request's body stays readable for a pass-through: read a copy.
   return request ? request.clone().text() : "";
+}
+
+/** A 2xx result re-wrapped as SSE; an error line stays JSON, as a provider answers a failed stream request. */
+function streamResponse(endpoint: Endpoint, raw: RawResult, includeUsage: boolean): Response {
+  if (raw.status < 200 || raw.status >= 300) return resultResponse(raw);
+  const headers = callHeaders(raw.customId, raw.batchId, raw.requestId);
+  headers.set("content-type", "text/event-stream; charset=utf-8");
+  headers.set("cache-control", "no-cache");
+  return new Response(resultToSSE(endpoint, raw.body, includeUsage), { status: raw.status, headers });
 }
 
 function resultResponse(raw: RawResult): Response {

@@ -1,10 +1,27 @@
 // AutoBatcher's options: the documented interface, the schema that checks it, and the defaults, resolved here only.
 import { z } from "zod";
-import type { Dispatcher } from "undici";
+import type { Readable } from "node:stream";
 import type { Clock } from "./internal/clock.js";
 import type { AutoBatchEvent } from "./events.js";
 
 const MB = 1_000_000;
+
+/**
+ * What autobatch calls on a `dispatcher`: undici's `request()` method. Every undici 7 and 8 `Agent`, `ProxyAgent`,
+ * `Pool` and `Client` has it, so the option does not depend on the undici major autobatch itself uses.
+ */
+export interface DispatcherLike {
+  request(options: {
+    origin: string;
+    path: string;
+    method: "GET" | "POST" | "DELETE";
+    headers: Record<string, string>;
+    body?: string | Readable;
+    signal?: AbortSignal;
+    headersTimeout: number;
+    bodyTimeout: number;
+  }): Promise<{ statusCode: number; body: Readable & { text(): Promise<string> } }>;
+}
 
 /** The defaults of AutoBatcherOptions, applied by resolveOptions() and nowhere else. */
 export const DEFAULTS = {
@@ -100,7 +117,10 @@ export const optionsSchema = z.strictObject({
     )
     .optional(),
   dispatcher: z
-    .custom<Dispatcher>((v) => typeof v === "object" && v !== null, "dispatcher must be an undici Dispatcher")
+    .custom<DispatcherLike>(
+      (v) => typeof v === "object" && v !== null && typeof (v as DispatcherLike).request === "function",
+      "dispatcher must be an undici Dispatcher (an Agent, ProxyAgent, Pool or Client)",
+    )
     .optional(),
 });
 
@@ -235,10 +255,10 @@ export interface AutoBatcherOptions {
    */
   clock?: Clock;
   /**
-   * undici dispatcher for Batch API requests (proxies, custom TLS).
+   * undici 7 or 8 dispatcher (Agent, ProxyAgent, Pool, Client) for Batch API requests (proxies, custom TLS).
    * @default a private undici Agent
    */
-  dispatcher?: Dispatcher;
+  dispatcher?: DispatcherLike;
 }
 
 export interface ResolvedOptions {
@@ -265,7 +285,7 @@ export interface ResolvedOptions {
   maxBuffers: number;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
-  dispatcher?: Dispatcher;
+  dispatcher?: DispatcherLike;
 }
 
 /** One problem with one option: its path (the option's name first; empty for the options as a whole) and what is wrong. */

@@ -95,7 +95,7 @@ describe("built declarations", () => {
   it("dist/fetch.d.ts: BatchingFetchOptions' own fields likewise", () => {
     const options = fields("fetch.d.ts", "BatchingFetchOptions");
     expectDocumented(options, "BatchingFetchOptions");
-    expect(options.get("streaming")?.defaultTag).toBe('"reject"');
+    expect(options.get("streaming")?.defaultTag).toBe('"batch"');
   });
 
   it("dist/emulator/types.d.ts: EmulatorOptions and UpstreamOptions likewise", () => {

@@ -5,7 +5,7 @@ import { ChatOpenAI } from "@langchain/openai";
 import { APICallError, embedMany, generateText, streamText } from "ai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../src/emulator/index.js";
-import { createBatchingFetch, type BatchingFetch, type FetchLike } from "../src/fetch.js";
+import { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "../src/fetch.js";
 
 let emu: Emulator;
 beforeAll(async () => {
@@ -18,7 +18,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((f) => f.close({ cancel: true })));
 });
 
-function batching(extra: { batchSize?: number; batchWindowMs?: number; lineRetries?: number } = {}) {
+function batching(extra: Partial<BatchingFetchOptions> = {}) {
   const passedThrough: string[] = [];
   const fetch: FetchLike = (input, init) => {
     passedThrough.push(input instanceof Request ? input.url : String(input));
@@ -115,8 +115,20 @@ describe("Vercel AI SDK", () => {
     expect(await call).toMatchObject({ name: "AbortError" });
   });
 
-  it("rejects streamText with the reason (default), since a Batch API cannot stream", async () => {
-    const { batchingFetch } = batching();
+  it("streams streamText (chat and responses) from the batch's result (default)", async () => {
+    const { batchingFetch, passedThrough } = batching({ batchWindowMs: 50 });
+    const openai = provider(batchingFetch);
+    const [chat, responses] = await Promise.all([
+      streamText({ model: openai.chat("gpt-test"), prompt: "c", maxRetries: 0 }).text,
+      streamText({ model: openai.responses("gpt-test"), prompt: "r", maxRetries: 0 }).text,
+    ]);
+    expect(chat).toBe("echo: c");
+    expect(responses).toBe("echo: r");
+    expect(passedThrough).toEqual([]);
+  });
+
+  it('rejects streamText with the reason with streaming: "reject"', async () => {
+    const { batchingFetch } = batching({ streaming: "reject" });
     const errors: unknown[] = [];
     const result = streamText({
       model: provider(batchingFetch).chat("gpt-test"),
@@ -148,6 +160,14 @@ describe("LangChain.js", () => {
     );
     expect(result.map((m) => m.text)).toEqual(Array.from({ length: 12 }, (_, i) => `echo: q${i}`));
     expect(files).toBe(1);
+    expect(passedThrough).toEqual([]);
+  });
+
+  it("streams .stream() from the batch's result (default)", async () => {
+    const { batchingFetch, passedThrough } = batching();
+    let text = "";
+    for await (const chunk of await chat(batchingFetch).stream("s")) text += chunk.text;
+    expect(text).toBe("echo: s");
     expect(passedThrough).toEqual([]);
   });
 

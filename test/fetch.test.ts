@@ -128,10 +128,12 @@ describe("createBatchingFetch with openai-node", () => {
     const { openai, passedThrough, batchingFetch } = setup();
     const list = await openai.files.list();
     expect(Array.isArray(list.data)).toBe(true);
-    await expect(openai.models.list()).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    expect((await openai.models.list()).data.map((m) => m.id)).toEqual(["autobatch-emulator"]);
+    await expect(openai.vectorStores.list()).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     expect(passedThrough.map((s) => `${s.method} ${new URL(s.url).pathname}`)).toEqual([
       "GET /v1/files",
       "GET /v1/models",
+      "GET /v1/vector_stores",
     ]);
     expect(batchingFetch.stats.batchesCreated).toBe(0);
   });
@@ -202,8 +204,35 @@ describe("createBatchingFetch with openai-node", () => {
     expect((err as Error).cause).toBeInstanceOf(TypeError);
   });
 
-  it("rejects stream: true with a 400 that says why (default)", async () => {
-    const { openai, passedThrough } = setup();
+  it("answers stream: true from the batch as an SSE stream the SDK rebuilds (default)", async () => {
+    const { openai, batchingFetch, passedThrough } = setup({ batchWindowMs: 50 });
+    const [chat, response] = await Promise.all([
+      openai.chat.completions.create({
+        model: "gpt-test",
+        messages: user("s"),
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
+      openai.responses.create({ model: "gpt-test", input: "r", stream: true }),
+    ]);
+    let text = "";
+    let usage: unknown;
+    for await (const chunk of chat) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      usage ??= chunk.usage ?? undefined;
+    }
+    const events: string[] = [];
+    for await (const event of response) events.push(event.type);
+    expect(text).toBe("echo: s");
+    expect(usage).toMatchObject({ total_tokens: expect.any(Number) });
+    expect(events.at(-1)).toBe("response.completed");
+    expect(events).toContain("response.output_text.delta");
+    expect(batchingFetch.stats.batchesCreated).toBe(2);
+    expect(passedThrough).toEqual([]);
+  });
+
+  it('rejects stream: true with a 400 that says why with streaming: "reject"', async () => {
+    const { openai, passedThrough } = setup({ streaming: "reject" });
     const err = await openai.chat.completions.create({ model: "gpt-test", messages: user("s"), stream: true }).then(
       () => undefined,
       (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,

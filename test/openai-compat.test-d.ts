@@ -1,4 +1,4 @@
-// Type compatibility with openai@6.49: code written against openai-node's non-streaming types compiles unchanged
+// Type compatibility with openai@6.49 (test/compat runs it against openai@7 too): code written against openai-node's non-streaming types compiles unchanged
 // against AutoBatcher, and the batching fetch fits every client that takes a `fetch`.
 import type { createOpenAI } from "@ai-sdk/openai";
 import type { ChatOpenAIFields } from "@langchain/openai";
@@ -25,6 +25,7 @@ import {
   type OpenAIError,
   type BatchingFetch,
 } from "../src/index.js";
+import { BatchOpenAI, type BatchOpenAIOptions } from "../src/openai.js";
 
 declare const client: AutoBatcher;
 
@@ -103,5 +104,54 @@ describe("error classes", () => {
     expectTypeOf<Pick<APIError, Fields>>().toExtend<Pick<OpenAIAPIError, Exclude<Fields, "error">>>();
     expectTypeOf<BadRequestError["status"]>().toEqualTypeOf<400>();
     expectTypeOf<APIError>().toExtend<OpenAIError>();
+  });
+});
+
+describe("per-call options", () => {
+  it("AutoBatcher's create() takes openai's RequestOptions", () => {
+    const options: OpenAI.RequestOptions = { timeout: 1_000, maxRetries: 0, headers: { "x-a": "1" } };
+    void client.chat.completions.create({ model: "m", messages: [] }, options);
+    void client.embeddings.create({ model: "m", input: "x" }, { signal: new AbortController().signal });
+    void client.responses.create({ model: "m" }, { idempotencyKey: "k", timeout: 5 });
+    // @ts-expect-error a typo is still a type error
+    void client.chat.completions.create({ model: "m", messages: [] }, { timeot: 1 });
+  });
+
+  it("AutoBatcher is drop-in for openai's method shapes, not for the OpenAI class itself", () => {
+    type Completions = Pick<OpenAI["chat"]["completions"], "create">;
+    const nonStreaming = (c: { create: (p: ChatCompletionCreateParamsNonStreaming) => Promise<ChatCompletion> }) => c;
+    void nonStreaming(client.chat.completions);
+    // The whole resource (streaming overloads, parse(), list(), ...) and the class need BatchOpenAI.
+    expectTypeOf(client.chat.completions).not.toExtend<Completions>();
+    expectTypeOf(client).not.toExtend<OpenAI>();
+  });
+});
+
+describe("BatchOpenAI", () => {
+  const batchClient = new BatchOpenAI({ apiKey: "k", batchWindowMs: 1_000, timeout: 60_000, batchMaxRetries: 3 });
+  it("is an OpenAI wherever one is expected", () => {
+    const takesClient = (c: OpenAI) => c;
+    const takesCompletions = (c: OpenAI["chat"]["completions"]) => c;
+    void takesClient(batchClient);
+    void takesCompletions(batchClient.chat.completions);
+    expectTypeOf(batchClient).toExtend<OpenAI>();
+    expectTypeOf(batchClient.withOptions({ timeout: 1 })).toEqualTypeOf<BatchOpenAI>();
+  });
+
+  it("keeps openai's overloads, per-call options and result types", () => {
+    expectTypeOf(
+      batchClient.chat.completions.create({ model: "m", messages: [] }, { timeout: 1_000, maxRetries: 0 }),
+    ).resolves.toExtend<ChatCompletion>();
+    expectTypeOf(
+      batchClient.embeddings.create({ model: "m", input: "x" }),
+    ).resolves.toExtend<CreateEmbeddingResponse>();
+    expectTypeOf(batchClient.close).returns.toEqualTypeOf<Promise<void>>();
+  });
+
+  it("takes openai's client options and AutoBatcher's", () => {
+    expectTypeOf<ClientOptions>().toExtend<BatchOpenAIOptions>();
+    expectTypeOf<{ batchSize: number; streaming: "reject"; onEvent: () => void }>().toExtend<BatchOpenAIOptions>();
+    // @ts-expect-error not an option of either
+    void new BatchOpenAI({ batchSiz: 1 });
   });
 });

@@ -5,10 +5,12 @@ import { startEmulator, type Emulator } from "../src/emulator/index.js";
 
 // The recipes import the published name; here it is the source tree, so no build is needed.
 vi.mock("autobatch", () => import("../src/index.js"));
+vi.mock("autobatch/openai", () => import("../src/openai.js"));
 
 const { main: openaiNode } = await import("../examples/recipes/openai-node.js");
 const { main: aiSdk } = await import("../examples/recipes/ai-sdk.js");
 const { main: langchain } = await import("../examples/recipes/langchain.js");
+const { main: batchOpenAI } = await import("../examples/recipes/batch-openai.js");
 
 let emu: Emulator;
 beforeAll(async () => {
@@ -32,6 +34,16 @@ describe("recipes", () => {
 
   it("openai-node: three chat calls, one batch", async () => {
     const { result, batches } = await counting(() => openaiNode(fast()));
+    expect(result).toEqual([
+      "echo: Name a prime number.",
+      "echo: What is the capital of France?",
+      "echo: Say hi in Italian.",
+    ]);
+    expect(batches).toBe(1);
+  });
+
+  it("BatchOpenAI: a function typed (client: OpenAI), three calls, one batch", async () => {
+    const { result, batches } = await counting(() => batchOpenAI(fast()));
     expect(result).toEqual([
       "echo: Name a prime number.",
       "echo: What is the capital of France?",

@@ -2,6 +2,7 @@
 // The `autobatch` command: one subcommand per surface, each owning its own flags.
 import { pathToFileURL } from "node:url";
 import { realpathSync } from "node:fs";
+import { createRequire } from "node:module";
 
 type Command = { run(argv: string[]): Promise<number | void> };
 
@@ -18,12 +19,17 @@ function usage(): string {
     "  emulator   run a local Batch API server (no network, no key)",
     "  serve      run an OpenAI-compatible proxy that batches every call it receives",
     "",
-    "Run `autobatch <command> --help` for a command's options.",
+    "Run `autobatch <command> --help` for a command's options; `autobatch --version` prints the version.",
   ].join("\n");
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "-v" || name === "--version") {
+    // The same package.json from src/cli (tsx) and dist/cli (the published bin).
+    console.log((createRequire(import.meta.url)("../../package.json") as { version: string }).version);
+    return 0;
+  }
   if (!name || name === "-h" || name === "--help") {
     console.log(usage());
     return name ? 0 : 1;

@@ -543,6 +543,21 @@ async function cancelBatch(ctx: RouteContext, { id }: RouteRequest): Promise<Rep
   return reply;
 }
 
+// ---------------------------------------------------------------- models
+
+/** Many clients probe the model list. The built-in model answers to any name, so `:id` always exists. */
+function modelObject(id: string): Record<string, unknown> {
+  return { id, object: "model", created: 0, owned_by: "autobatch-emulator" };
+}
+
+async function listModels(): Promise<Reply> {
+  return json(200, { object: "list", data: [modelObject("autobatch-emulator")] });
+}
+
+async function getModel(_ctx: RouteContext, { id }: RouteRequest): Promise<Reply> {
+  return json(200, modelObject(id));
+}
+
 // ---------------------------------------------------------------- table
 
 export interface Route {
@@ -567,6 +582,8 @@ export const ROUTES: Route[] = [
   route("GET", "/v1/batches", listBatches),
   route("GET", "/v1/batches/:id", getBatch),
   route("POST", "/v1/batches/:id/cancel", cancelBatch),
+  route("GET", "/v1/models", listModels),
+  route("GET", "/v1/models/:id", getModel),
 ];
 
 /** Matches a method and /v1 path (query stripped, trailing slashes ignored). */

@@ -2,7 +2,7 @@
 // the mapping of error bodies (error-body.ts) to APIError applied to every Batch API call. Whatever the provider
 // sends is bounded here: each attempt has a total deadline (a trickling body cannot outlast it), JSON and error
 // bodies a size cap, and every byte passes the key's redactor (redact.ts) before anyone reads it.
-import { Agent, request, type Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import { Readable } from "node:stream";
 import type { z } from "zod";
 import type { Clock } from "./clock.js";
@@ -11,7 +11,7 @@ import { multipart, type FileUpload } from "./multipart.js";
 import { Redactor } from "./redact.js";
 import { withRetry } from "./retry.js";
 import { APIConnectionError, APIConnectionTimeoutError, APIError, AutoBatchError } from "../errors.js";
-import type { ResolvedOptions } from "../options.js";
+import type { DispatcherLike, ResolvedOptions } from "../options.js";
 
 const TIMEOUT_CODES = new Set([
   "UND_ERR_HEADERS_TIMEOUT",
@@ -46,8 +46,8 @@ export interface StreamResponse {
 export class Transport {
   readonly #o: ResolvedOptions;
   readonly #clock: Clock;
-  readonly #dispatcher: Dispatcher;
-  readonly #ownsDispatcher: boolean;
+  readonly #dispatcher: DispatcherLike;
+  readonly #ownAgent: Agent | undefined;
   readonly #origin: string;
   readonly #basePath: string;
   readonly #redactor: Redactor;
@@ -55,9 +55,10 @@ export class Transport {
   constructor(options: ResolvedOptions, clock: Clock) {
     this.#o = options;
     this.#clock = clock;
-    this.#ownsDispatcher = !options.dispatcher;
-    this.#dispatcher =
-      options.dispatcher ?? new Agent({ keepAliveTimeout: 4_000, connections: options.maxConcurrency * 2 });
+    this.#ownAgent = options.dispatcher
+      ? undefined
+      : new Agent({ keepAliveTimeout: 4_000, connections: options.maxConcurrency * 2 });
+    this.#dispatcher = options.dispatcher ?? (this.#ownAgent as Agent);
     const base = new URL(options.baseURL);
     this.#origin = base.origin;
     this.#basePath = base.pathname.replace(/\/+$/, "");
@@ -176,15 +177,18 @@ export class Transport {
       deadline.signal.aborted && !spec.signal?.aborted ? deadline.signal.reason : this.connectionError(spec, err);
     let raw: Dispatcher.ResponseData;
     try {
-      raw = await request(this.url(spec), {
+      const url = this.url(spec);
+      // The dispatcher's own request() (not undici's top-level one), so a user's undici 8 Agent works as well as 7's.
+      raw = (await this.#dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: spec.method,
         headers,
         body,
         signal: spec.signal ? AbortSignal.any([spec.signal, deadline.signal]) : deadline.signal,
-        dispatcher: this.#dispatcher,
         headersTimeout: this.#o.requestTimeoutMs,
         bodyTimeout: this.#o.requestTimeoutMs,
-      });
+      })) as Dispatcher.ResponseData;
     } catch (err) {
       this.#clock.clearTimeout(timer);
       throw failure(err);
@@ -260,7 +264,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close().catch(() => undefined);
+    await this.#ownAgent?.close().catch(() => undefined);
   }
 }
 

@@ -15,7 +15,7 @@ import { HttpError, toHttpError } from "./errors.js";
 import type { IdempotencyCache, Attached } from "./idempotency.js";
 import type { Logger } from "./log.js";
 import { route } from "./routes.js";
-import { chatCompletionToSSE, responseToSSE } from "./sse.js";
+import { resultToSSE, splitStream } from "../internal/sse.js";
 
 export interface HandlerContext {
   engine: Engine;
@@ -110,9 +110,7 @@ async function batched(
   const body = await readCallBody(req, ctx.maxBodyBytes);
   if (res.destroyed) return;
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
-  const { stream, stream_options: streamOptions, ...params } = body;
-  const wantsStream = stream === true;
-  const includeUsage = wantsStream && isObject(streamOptions) && streamOptions.include_usage === true;
+  const { params, stream: wantsStream, includeUsage } = splitStream(body);
   trace.stream = wantsStream;
   const start = (signal: AbortSignal) =>
     ctx.engine.submit(endpoint, params, { signal, raw: true }) as Promise<RawResult>;
@@ -149,8 +147,7 @@ async function batched(
       .end(JSON.stringify(result.body));
     return;
   }
-  const sse =
-    endpoint === "/v1/responses" ? responseToSSE(result.body) : chatCompletionToSSE(result.body, { includeUsage });
+  const sse = resultToSSE(endpoint, result.body, includeUsage);
   res
     .writeHead(
       200,

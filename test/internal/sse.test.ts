@@ -1,6 +1,6 @@
 // SSE re-wrapping of finished results: shapes the SDKs' accumulators rebuild back into the same object.
 import { describe, expect, it } from "vitest";
-import { chatCompletionToSSE, responseToSSE } from "../../src/serve/sse.js";
+import { chatCompletionToSSE, responseToSSE } from "../../src/internal/sse.js";
 
 /** Splits an SSE payload into `{ event, data }` messages, `[DONE]` kept as the string. */
 function parse(sse: string): { event?: string; data: any }[] {

@@ -1,10 +1,36 @@
 // Re-wraps a finished result as the SSE stream the provider would have sent for `stream: true`, in the shapes the
 // official SDKs' iterators and accumulators (ChatCompletionStream, ResponseStream) rebuild back into the same object.
-// Each piece of content goes out whole, as a single delta.
+// Each piece of content goes out whole, as a single delta. Shared by serve and the batching fetch.
+import type { Endpoint } from "./endpoints.js";
 
 import { isObject } from "../internal/schemas.js";
 
 type Json = Record<string, unknown>;
+
+/** A request body split into what the Batch API gets (no stream fields) and how the caller wants the answer. */
+export interface StreamRequest {
+  params: Json;
+  /** `stream: true` was asked for: answer with `resultToSSE`. */
+  stream: boolean;
+  /** `stream_options.include_usage` (chat only). */
+  includeUsage: boolean;
+}
+
+/** The Batch API cannot stream: the stream fields come off, and the finished result is re-wrapped if asked. */
+export function splitStream(body: Json): StreamRequest {
+  const { stream, stream_options: streamOptions, ...params } = body;
+  const wantsStream = stream === true;
+  return {
+    params: wantsStream ? params : body,
+    stream: wantsStream,
+    includeUsage: wantsStream && isObject(streamOptions) && streamOptions.include_usage === true,
+  };
+}
+
+/** A finished result as the SSE stream its endpoint would have sent. */
+export function resultToSSE(endpoint: Endpoint, body: unknown, includeUsage: boolean): string {
+  return endpoint === "/v1/responses" ? responseToSSE(body) : chatCompletionToSSE(body, { includeUsage });
+}
 
 /** One SSE message; `event` is set for the Responses API, which names its events. */
 function frame(data: unknown, event?: string): string {
