@@ -3,10 +3,14 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { StoreError } from "../../src/store/errors.js";
 import { openStore } from "../../src/store/open.js";
+import { loadSqlite, type SqliteDatabase } from "../../src/store/sqlite-driver.js";
+
+// The driver the store itself uses (node:sqlite or better-sqlite3), so these tests run on every Node.
+const open = await loadSqlite("test");
+const pragma = (db: SqliteDatabase, name: string) => Object.values(db.prepare(`PRAGMA ${name}`).get() as object)[0];
 
 const dir = mkdtempSync(join(tmpdir(), "autobatch-sqlite-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,10 +21,10 @@ describe("SQLite store", () => {
   it("creates the file in WAL mode, marked as an autobatch store", async () => {
     const f = file();
     await (await openStore(f)).close();
-    const db = new Database(f, { readonly: true });
-    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-    expect(db.pragma("application_id", { simple: true })).toBe(0x41425354);
-    expect(db.pragma("user_version", { simple: true })).toBe(1);
+    const db = open(f);
+    expect(pragma(db, "journal_mode")).toBe("wal");
+    expect(pragma(db, "application_id")).toBe(0x41425354);
+    expect(pragma(db, "user_version")).toBe(1);
     db.close();
   });
 
@@ -35,21 +39,21 @@ describe("SQLite store", () => {
 
   it("refuses another application's SQLite database and leaves it untouched", async () => {
     const f = file();
-    const db = new Database(f);
+    const db = open(f);
     db.exec("CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('keep me')");
     db.close();
     await expect(openStore(f)).rejects.toThrow(`store ${f}: is a SQLite database but not an autobatch store`);
-    const again = new Database(f);
+    const again = open(f);
     expect(again.prepare("SELECT t FROM notes").get()).toEqual({ t: "keep me" });
-    expect(again.pragma("user_version", { simple: true })).toBe(0);
+    expect(pragma(again, "user_version")).toBe(0);
     again.close();
   });
 
   it("refuses a store written by a newer version", async () => {
     const f = file();
     await (await openStore(f)).close();
-    const db = new Database(f);
-    db.pragma("user_version = 99");
+    const db = open(f);
+    db.exec("PRAGMA user_version = 99");
     db.close();
     await expect(openStore(f)).rejects.toThrow(/newer version of autobatch \(schema 99; this version knows up to 1\)/);
   });
