@@ -3,7 +3,7 @@
 // batch; running batches: the tracker).
 import PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
-import { Batch } from "./batch.js";
+import { Batch, type BatchContext } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
 import { setMaxListeners } from "node:events";
 import { settle, type Call, type SettleSink } from "./call.js";
@@ -65,6 +65,7 @@ export class Engine {
   #batchesCreated = 0;
   #idleWaiters: (() => void)[] = [];
   readonly #sink: SettleSink;
+  readonly #batchContext: BatchContext;
   #closed = false;
 
   constructor(input?: AutoBatcherOptions) {
@@ -82,17 +83,19 @@ export class Engine {
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
     this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
+    this.#tracker = new Tracker(this.#queue, this.#clock, this.options.pollIntervalMs, this.#stop.signal);
     const window = windowToMs(this.options.completionWindow);
-    this.#tracker = new Tracker(
-      this.#queue,
-      this.#transport,
-      this.#clock,
-      {
-        pollIntervalMs: this.options.pollIntervalMs,
+    this.#batchContext = {
+      transport: this.#transport,
+      sink: this.#sink,
+      clock: this.#clock,
+      settings: {
+        completionWindow: this.options.completionWindow,
+        metadata: this.options.metadata,
         deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs,
       },
-      this.#stop.signal,
-    );
+      reads: { requests: 0, bytes: 0, lines: 0 },
+    };
   }
 
   get stats(): EngineStats {
@@ -104,7 +107,7 @@ export class Engine {
       runningBatches: this.#tracker.running,
       pending: this.#pending,
       batchesCreated: this.#batchesCreated,
-      reads: { ...this.#tracker.reads },
+      reads: { ...this.#batchContext.reads },
     };
   }
 
@@ -169,11 +172,10 @@ export class Engine {
       bytes: f.bytes,
       reason: f.reason,
     });
-    const batch = new Batch(f.endpoint, f.model, f.calls, f.parts, f.bytes, this.#sink, this.#transport);
+    const batch = new Batch(f, this.#batchContext);
     this.#submitting.add(batch);
-    const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
     void this.#queue
-      .add(() => batch.submit(settings, this.#clock.Date.now(), this.#stop.signal), { priority: 1 })
+      .add(() => batch.submit(this.#stop.signal), { priority: 1 })
       .then((ok) => {
         this.#submitting.delete(batch);
         if (!ok) return;
