@@ -17,6 +17,9 @@ export interface Call {
   /** Resolve with the unshaped `RawResult` (the batching fetch and serve re-emit the provider's bytes). */
   readonly raw: boolean;
   batchId?: string;
+  /** With a durable store: the request's identity and fingerprint (see store/identity.ts). */
+  identity?: string;
+  fingerprint?: string;
   settled: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
