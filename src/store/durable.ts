@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import type { ResumedBatch } from "../core/batch.js";
 import { settle, type Call, type SettleSink } from "../core/call.js";
 import { lineOutcome, parseLine } from "../core/line-result.js";
-import { BatchFailedError, ClientClosedError, InvalidParamsError, ResultParseError } from "../errors.js";
+import { ClientClosedError, InvalidParamsError, ResultParseError } from "../errors.js";
 import type { Events } from "../events.js";
 import type { Clock } from "../internal/clock.js";
 import type { Endpoint } from "../internal/endpoints.js";
@@ -215,11 +215,9 @@ export class Durable {
       else if (f?.state === "done") {
         this.#waiters.delete(id);
         for (const a of live) this.#replay(a.call, f);
-      } else if (f?.state === "lost") {
-        this.#waiters.delete(id);
-        for (const a of live) this.#settle(a.call, false, lostError(a.call, f));
-      } else if (!f && !(leader && !leader.settled)) {
-        // Its first caller left before the line was recorded: submit it after all.
+      } else if (f?.state === "lost" || (!f && !(leader && !leader.settled))) {
+        // Its batch ended without it (never created, failed, expired), or its first caller left before the line
+        // was recorded: submitted now, as a rerun would.
         this.#waiters.delete(id);
         for (const a of live) this.#place(a, undefined);
       }
@@ -330,12 +328,5 @@ export function detachedError(call: Call): ClientClosedError {
 function closedError(call: Call): ClientClosedError {
   return new ClientClosedError("the client was closed before this call's line could be looked up", {
     customId: call.customId,
-  });
-}
-
-function lostError(call: Call, f: FoundLine): BatchFailedError {
-  return new BatchFailedError(`Batch ${f.batchId ?? f.batchKey} that ran this request ended without its result`, {
-    customId: call.customId,
-    batchId: f.batchId,
   });
 }
