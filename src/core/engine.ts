@@ -230,6 +230,13 @@ export class Engine {
   /** A batch an earlier process recorded: tracked here from where it was left, its results stored. */
   #resume(r: ResumedBatch): void {
     const batch = Batch.resume(r, this.#batchContext);
+    this.events.emit("batchResumed", {
+      batchId: r.id,
+      endpoint: r.endpoint,
+      model: r.model,
+      lines: r.customIds.length,
+      unread: r.unread.length,
+    });
     if (batch.id) {
       this.#tracker.add(batch);
       return;

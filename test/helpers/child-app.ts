@@ -20,6 +20,8 @@ export interface AppOptions {
   pollIntervalMs: number;
   mode?: "run" | "hold";
   latency?: number[];
+  /** Put before every prompt (several apps with calls of their own). */
+  prefix?: string;
   /** SIGKILL the app as soon as this returns (or resolves to) true, given what it printed so far. */
   killWhen?: (lines: string[]) => boolean | Promise<boolean>;
   timeoutMs?: number;
@@ -31,7 +33,10 @@ export function runApp(o: AppOptions): Promise<AppRun> {
   const child = spawn(
     process.execPath,
     ["--import", "tsx", APP, o.baseURL, o.store, String(o.calls), String(o.pollIntervalMs), o.mode ?? "run"],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LATENCY: JSON.stringify(o.latency ?? []) } },
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, LATENCY: JSON.stringify(o.latency ?? []), PREFIX: o.prefix ?? "" },
+    },
   );
   const lines: string[] = [];
   let stderr = "";
