@@ -101,17 +101,25 @@ class PostgresStore implements Store {
     } catch (err) {
       throw new StoreError(this.location, `${what} failed: ${(err as Error).message}`, { cause: err });
     }
+    // A connection lost between two queries of the transaction is reported by the next query; unheard here, it
+    // would crash the process.
+    const lost = () => undefined;
+    client.on("error", lost);
+    let broken: Error | undefined;
     try {
       await client.query("BEGIN");
       const out = await fn(client);
       await client.query("COMMIT");
       return out;
     } catch (err) {
+      broken = err as Error;
       await client.query("ROLLBACK").catch(() => undefined);
       if (err instanceof StoreError) throw err;
       throw new StoreError(this.location, `${what} failed: ${(err as Error).message}`, { cause: err });
     } finally {
-      client.release();
+      client.off("error", lost);
+      // A client whose transaction failed may be broken: the pool replaces it rather than hand it out again.
+      client.release(broken);
     }
   }
 

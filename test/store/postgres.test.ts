@@ -2,6 +2,9 @@
 // applied once however many processes start together.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmulator } from "../../src/emulator/index.js";
+import { AutoBatcher, type AutoBatchEvent } from "../../src/index.js";
+import { chat, KEY, waitFor } from "../helpers/client.js";
 import { StoreError } from "../../src/store/errors.js";
 import { openStore } from "../../src/store/open.js";
 import { startPostgres, type PgServer } from "../helpers/postgres.js";
@@ -46,4 +49,32 @@ describe("PostgreSQL store", () => {
     await c.end();
     await expect(openStore(url)).rejects.toThrow(/newer version of autobatch \(schema 7; this version knows up to 1\)/);
   });
+
+  it("keeps answering calls from the provider when the server goes away mid-run, with warnings", async () => {
+    const doomed = await startPostgres();
+    const emu = await startEmulator({ apiKey: KEY, latencyMs: 300 });
+    const events: AutoBatchEvent[] = [];
+    const client = new AutoBatcher({
+      apiKey: KEY,
+      baseURL: emu.url,
+      batchWindowMs: 10,
+      pollIntervalMs: 20,
+      store: await doomed.createDatabase(),
+      onEvent: (e) => events.push(e),
+    });
+    try {
+      const pending = client.chat.completions.create(chat("outlives its store"));
+      await waitFor(() => emu.counters.batchesCreated === 1, "the batch to be created");
+      doomed.stop();
+      expect((await pending).choices[0]!.message.content).toBe("echo: outlives its store");
+      await client.close();
+      const warnings = events.flatMap((e) => (e.type === "warning" ? [e.message] : []));
+      expect(warnings.some((m) => /^store postgres:\/\/.*failed: .*; \d+ write\(s\) kept, retrying/.test(m))).toBe(
+        true,
+      );
+      expect(warnings.some((m) => /write\(s\) could not be made before close/.test(m))).toBe(true);
+    } finally {
+      await emu.close();
+    }
+  }, 60_000);
 });
