@@ -71,6 +71,7 @@ export class Durable {
   #timer: unknown;
   #ticking = false;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(opts: DurableOptions, hooks: DurableHooks) {
     this.#opts = opts;
@@ -288,7 +289,12 @@ export class Durable {
   }
 
   /** Stops: callers still waiting on the store are released (detach) — their lines go on for a later process. */
-  async close(detach: boolean): Promise<void> {
+  close(detach: boolean): Promise<void> {
+    this.#closing ??= this.#close(detach);
+    return this.#closing;
+  }
+
+  async #close(detach: boolean): Promise<void> {
     await this.admitted();
     this.#closed = true;
     this.#hooks.clock.clearTimeout(this.#timer);
