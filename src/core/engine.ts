@@ -187,7 +187,7 @@ export class Engine {
     this.#pending++;
     if (signal) this.#watch(call, signal);
     const line: Line = { head, json: prepared.json };
-    if (this.#durable) this.#durable.admit(call, params, key, line);
+    if (this.#durable) this.#durable.admit(call, key, line);
     else this.#buffer.add(call, line.head, line.json);
     return promise;
   }
