@@ -221,6 +221,8 @@ export class Engine {
         this.#submitting.delete(batch);
         if (!ok) return;
         this.#batchesCreated++;
+        // Detached: it goes on upstream for a later process on the store.
+        if (this.#durable?.recorder.detaching) return;
         // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
         if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
         this.#tracker.add(batch);
