@@ -114,7 +114,10 @@ export class Durable {
       call.fingerprint = fingerprint(call.endpoint, line.json);
       call.identity = key !== undefined ? keyIdentity(key) : this.#occurrences.identity(call.fingerprint);
     }
-    if (this.#lookups.push({ call, line }) === 1) queueMicrotask(() => (this.#lookingUp = this.#lookUp()));
+    if (this.#lookups.push({ call, line }) === 1)
+      queueMicrotask(() => {
+        this.#lookingUp = Promise.all([this.#lookingUp, this.#lookUp()]).then(() => undefined);
+      });
   }
 
   /** Resolves when every call admitted so far has been placed (close flushes the buffers after this). */
