@@ -231,6 +231,10 @@ export class Engine {
 
   /** A batch an earlier process recorded: tracked here from where it was left, its results stored. */
   #resume(r: ResumedBatch): void {
+    if (this.#closed) {
+      this.#durable?.release([r.key]);
+      return;
+    }
     const batch = Batch.resume(r, this.#batchContext);
     this.events.emit("batchResumed", {
       batchId: r.id,

@@ -235,7 +235,12 @@ export class Durable {
     } catch (err) {
       return this.#warn(`could not look for unfinished batches: ${(err as Error).message}`);
     }
-    for (const b of taken) this.#resume(b);
+    for (const b of taken) {
+      // Its own lease, renewed late (a slow store): the batch is still tracked here, only the lease is back.
+      if (this.recorder.held.has(b.key)) continue;
+      if (this.#closed) this.release([b.key]);
+      else this.#resume(b);
+    }
   }
 
   #resume(stored: StoredBatch): void {

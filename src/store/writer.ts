@@ -29,6 +29,7 @@ export class StoreWriter {
   #retry: unknown;
   #failing = false;
   #scheduled = false;
+  #stopped = false;
   /** Result lines queued since the last write. */
   #results = 0;
 
@@ -47,6 +48,7 @@ export class StoreWriter {
    * transaction; past RESULTS_PER_WRITE of them, a long read is written in parts.
    */
   update(update: BatchUpdate): void {
+    if (this.#stopped) return;
     this.#queue.push({ kind: "update", update });
     const resultsOnly = !update.snapshot && !update.terminal;
     if (resultsOnly && ++this.#results < RESULTS_PER_WRITE) return;
@@ -65,8 +67,9 @@ export class StoreWriter {
     if (this.#queue.length) await this.#run();
   }
 
-  /** Stops retrying; returns how many writes were left unmade. */
+  /** Stops retrying and takes no more writes (the store is closing); returns how many writes were left unmade. */
   stop(): number {
+    this.#stopped = true;
     this.#ctx.clock.clearTimeout(this.#retry);
     this.#retry = 0;
     const left = this.#queue.length;
@@ -75,6 +78,10 @@ export class StoreWriter {
   }
 
   #push(op: Op): void {
+    if (this.#stopped) {
+      if (op.kind === "intent") op.done();
+      return;
+    }
     this.#queue.push(op);
     this.#schedule();
   }
@@ -131,6 +138,7 @@ export class StoreWriter {
       for (const op of ops.slice(i)) if (op.kind === "intent") op.done();
       this.#ctx.warn(`${(err as Error).message}; ${this.#queue.length} write(s) kept, retrying in ${RETRY_MS} ms`);
       this.#failing = true;
+      if (this.#stopped) return;
       this.#retry = this.#ctx.clock.setTimeout(() => {
         this.#retry = undefined;
         void this.#run();
