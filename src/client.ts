@@ -92,9 +92,10 @@ export class AutoBatcher {
         options?.timeout === undefined
           ? (this.#engine.submit(endpoint, params, {
               signal: options?.signal,
+              idempotencyKey: options?.idempotencyKey,
               promiseClass: APIPromise as PromiseConstructor,
             }) as APIPromise<R>)
-          : this.#submitWithTimeout<R>(endpoint, params, options.timeout, options.signal);
+          : this.#submitWithTimeout<R>(endpoint, params, options.timeout, options.signal, options.idempotencyKey);
     this.chat = {
       completions: { create: facade<ChatCompletionCreateParamsNonStreaming, ChatCompletion>("/v1/chat/completions") },
     };
@@ -103,7 +104,13 @@ export class AutoBatcher {
   }
 
   /** A call with its own deadline: an extra signal the clock aborts, and the abort reported as a timeout. */
-  #submitWithTimeout<R>(endpoint: Endpoint, params: unknown, timeout: number, signal?: AbortSignal | null) {
+  #submitWithTimeout<R>(
+    endpoint: Endpoint,
+    params: unknown,
+    timeout: number,
+    signal?: AbortSignal | null,
+    idempotencyKey?: string,
+  ) {
     if (!Number.isFinite(timeout) || timeout <= 0)
       return APIPromise.reject(
         new InvalidParamsError(`timeout must be a positive number of milliseconds (got ${timeout})`, "timeout"),
@@ -116,7 +123,7 @@ export class AutoBatcher {
       deadline.abort();
     }, timeout);
     const combined = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
-    const call = this.#engine.submit(endpoint, params, { signal: combined });
+    const call = this.#engine.submit(endpoint, params, { signal: combined, idempotencyKey });
     return new APIPromise<R>((resolve, reject) => {
       call.then(
         (value) => {

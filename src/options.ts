@@ -41,6 +41,8 @@ export const DEFAULTS = {
   deadlineGraceMs: 3_600_000,
   lineRetries: 2,
   maxBuffers: 100,
+  storeRetentionMs: 7 * 24 * 3_600_000,
+  requestIdentity: "fingerprint",
 } as const;
 
 /** OpenAI's hard limit: a batch file cannot hold more lines than this. */
@@ -107,6 +109,14 @@ export const optionsSchema = z.strictObject({
   deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
   lineRetries: z.number().int("lineRetries must be a whole number").min(0, "lineRetries must be >= 0").optional(),
   maxBuffers: positiveInt("maxBuffers").optional(),
+  store: z
+    .string({ error: "store must be a file path or a postgres:// URL" })
+    .min(1, "store must not be empty")
+    .optional(),
+  storeRetentionMs: nonNegative("storeRetentionMs").optional(),
+  requestIdentity: z
+    .enum(["fingerprint", "keys"], { error: 'requestIdentity must be "fingerprint" or "keys"' })
+    .optional(),
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
     .optional(),
@@ -240,6 +250,26 @@ export interface AutoBatcherOptions {
    */
   maxBuffers?: number;
   /**
+   * Durable state: a file path → an embedded SQLite database (one machine; several processes may share the file); a
+   * `postgres://` or `postgresql://` URL → PostgreSQL, shared by a fleet. With a store, a crash or restart loses no
+   * result and bills no line twice: a later client on the same store resumes the batches, replays stored results and
+   * takes over batches whose process died. See docs/durable-state.md.
+   * @default undefined (memory only)
+   */
+  store?: string;
+  /**
+   * Milliseconds a finished batch's results stay in the store, replayable (7 days).
+   * @default 604800000
+   */
+  storeRetentionMs?: number;
+  /**
+   * With a store, what names a call: `"fingerprint"`, its idempotency key, else its endpoint and canonical body plus
+   * its occurrence number among this client's identical calls, so a rerun replays; `"keys"`, only calls with an
+   * idempotency key are ever replayed or shared.
+   * @default "fingerprint"
+   */
+  requestIdentity?: "fingerprint" | "keys";
+  /**
    * Milliseconds past the completion window after which a still-running batch's calls are failed.
    * @default 3600000
    */
@@ -283,6 +313,9 @@ export interface ResolvedOptions {
   deadlineGraceMs: number;
   lineRetries: number;
   maxBuffers: number;
+  store?: string;
+  storeRetentionMs: number;
+  requestIdentity: "fingerprint" | "keys";
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
   dispatcher?: DispatcherLike;
@@ -367,12 +400,17 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
     lineRetries: o.lineRetries ?? DEFAULTS.lineRetries,
     maxBuffers: o.maxBuffers ?? DEFAULTS.maxBuffers,
+    store: o.store,
+    storeRetentionMs: o.storeRetentionMs ?? DEFAULTS.storeRetentionMs,
+    requestIdentity: o.requestIdentity ?? DEFAULTS.requestIdentity,
     onEvent: o.onEvent,
     clock: o.clock,
     dispatcher: o.dispatcher,
   };
   // Readable where needed, but absent from JSON.stringify, util.inspect and spreads of the options.
   Object.defineProperty(resolved, "apiKey", { value: apiKey, enumerable: false });
+  // A PostgreSQL URL may carry a password.
+  Object.defineProperty(resolved, "store", { value: o.store, enumerable: false });
   return resolved;
 }
 

@@ -17,6 +17,11 @@ export interface BatchCallsHooks {
   left(customId: string): void;
   /** A file handed over a line for a call already done with here: its lines moved. */
   repeated(file: ResultFile): void;
+  /**
+   * Every readable result line, verbatim, before its call (if any) settles: the batch records it. Returns whether
+   * the batch knows the custom_id without a call (a resumed batch's line), so it is not reported as unknown.
+   */
+  read(customId: string, raw: string): boolean;
 }
 
 export class BatchCalls {
@@ -66,6 +71,11 @@ export class BatchCalls {
     for (const c of this.#calls.values()) c.chunk = undefined;
   }
 
+  /** Every call of the batch's file still here, in order. */
+  all(): IterableIterator<Call> {
+    return this.#calls.values();
+  }
+
   waiting(): Call[] {
     return [...this.#calls.values()].filter((c) => !c.settled);
   }
@@ -75,10 +85,12 @@ export class BatchCalls {
     const parsed = parseLine(raw);
     if ("why" in parsed) return this.#unreadable(raw, parsed.why, parsed.customId, file);
     const customId = parsed.line.custom_id;
+    const known = this.#hooks.read(customId, raw);
     const call = this.#calls.get(customId);
     if (!call || call.settled) {
       if (call || this.#left.has(customId)) this.#hooks.repeated(file);
-      else this.#hooks.warn(`result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`);
+      else if (!known)
+        this.#hooks.warn(`result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`);
       return;
     }
     const out = lineOutcome(call, parsed.line, this.#hooks.line());

@@ -25,6 +25,13 @@ export class BatchStatus {
     return this.#errors;
   }
 
+  /** What an earlier process recorded of the batch (a resumed batch). */
+  restore(status: string, counts: BatchCounts, errors: readonly string[]): void {
+    this.#status = status;
+    this.#counts = { ...counts };
+    this.#errors = [...errors];
+  }
+
   /** Takes in a batch object read from the provider. Returns whether its status or counts changed. */
   apply(b: BatchEnvelope): boolean {
     const counts = {

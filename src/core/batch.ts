@@ -47,7 +47,28 @@ export interface BatchContext {
   recorder?: BatchRecorder;
 }
 
+/** A batch recorded by an earlier process, as a durable store gives it back. */
+export interface ResumedBatch {
+  key: string;
+  endpoint: Endpoint;
+  model: string;
+  id?: string;
+  inputFileId?: string;
+  status: string;
+  counts: BatchCounts;
+  output?: FileCursor;
+  error?: FileCursor;
+  batchErrors?: string[];
+  createdAt: number;
+  /** Every custom_id of its file. */
+  customIds: string[];
+  /** The custom_ids whose result line is not stored yet. */
+  unread: string[];
+}
+
 export interface BatchInput {
+  /** Default: a fresh random key. */
+  key?: string;
   endpoint: Endpoint;
   model: string;
   calls: Call[];
@@ -57,7 +78,7 @@ export interface BatchInput {
 }
 
 export class Batch {
-  readonly key = randomBytes(9).toString("base64url");
+  readonly key: string;
   readonly endpoint: Endpoint;
   readonly model: string;
   readonly bytes: number;
@@ -74,6 +95,12 @@ export class Batch {
   /** Its calls' lines were dropped: past validation, with line retries off, nothing sends them again. */
   #linesDropped = false;
   #done = false;
+  /** The provider 404s the batch: it is gone, as if ended. */
+  #gone = false;
+  /** Lines whose result was not read yet, tracked only for a recorder that keeps results. */
+  readonly #unread = new Set<string>();
+  /** custom_ids of a resumed batch, whose lines have no call here. */
+  #known: Set<string> | undefined;
   #failedPolls = 0;
   /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
   readonly #nobodyWaits = new AbortController();
@@ -81,6 +108,7 @@ export class Batch {
   #parts: Buffer[] | undefined;
 
   constructor(input: BatchInput, ctx: BatchContext) {
+    this.key = input.key ?? randomBytes(9).toString("base64url");
     this.endpoint = input.endpoint;
     this.model = input.model;
     this.bytes = input.bytes;
@@ -98,13 +126,57 @@ export class Batch {
       },
       left: (customId) => ctx.recorder?.retried(this, customId),
       repeated: (file) => this.#repeated.add(file),
+      read: (customId, raw) => {
+        if (this.#unread.delete(customId)) ctx.recorder?.result?.(this, customId, raw);
+        return this.#known?.has(customId) ?? false;
+      },
     });
+    if (ctx.recorder?.keepsResults) for (const c of input.calls) this.#unread.add(c.customId);
     this.#files = new ResultFiles({
       transport: ctx.transport,
       reads: ctx.reads,
       onLine: (line, file) => this.#calls.onLine(line, file),
       moved: (file, next) => ctx.recorder?.cursor(this, file, next),
     });
+  }
+
+  /** A batch recorded by an earlier process, tracked from where it was left: no call waits on it here. */
+  static resume(r: ResumedBatch, ctx: BatchContext): Batch {
+    const b = new Batch({ key: r.key, endpoint: r.endpoint, model: r.model, calls: [], parts: [], bytes: 0 }, ctx);
+    b.#parts = undefined;
+    b.#id = r.id;
+    b.#inputFileId = r.inputFileId;
+    b.#state.restore(r.status, r.counts, r.batchErrors ?? []);
+    b.#createdAt = r.createdAt;
+    b.#files.restore(r.output, r.error);
+    b.#known = new Set(r.customIds);
+    for (const id of r.unread) b.#unread.add(id);
+    return b;
+  }
+
+  /**
+   * A resumed batch whose creation was never recorded: finds it upstream by its key, else creates it from its
+   * uploaded file. Returns false when neither exists (nothing was billed; the batch is ended).
+   */
+  async reattach(stop: AbortSignal): Promise<boolean> {
+    try {
+      const found = await lookupBatch(this.#ctx, this.key, stop);
+      const upstreamFile = found?.input_file_id;
+      const fileId = typeof upstreamFile === "string" ? upstreamFile : this.#inputFileId;
+      if (found) this.#created(found, fileId ?? "");
+      else if (fileId)
+        this.#created(await createBatch(this.#ctx, this.key, this.endpoint, fileId, this.#ctx.settings, stop), fileId);
+      else {
+        this.#gone = true;
+        this.finish("it was never created upstream");
+        return false;
+      }
+      return true;
+    } catch (failure) {
+      const err = failure instanceof CreateFailed ? failure.reason : failure;
+      this.#warn(`could not resume batch ${this.key} (will try again later): ${(err as Error).message}`);
+      return false;
+    }
   }
 
   get id(): string | undefined {
@@ -133,6 +205,18 @@ export class Batch {
   get batchErrors(): readonly string[] {
     return this.#state.errors;
   }
+  /** The provider ended the batch (a terminal status) or no longer has it; false while it may still run upstream. */
+  get ended(): boolean {
+    return this.#gone || this.#state.terminal;
+  }
+  /** Lines whose result was not read yet (only counted for a recorder that keeps results). */
+  get unread(): number {
+    return this.#unread.size;
+  }
+  /** The calls of its file, in order (for the recorder's intent). */
+  calls(): IterableIterator<Call> {
+    return this.#calls.all();
+  }
   /** Refused over the provider's enqueued-token limit: its calls went back to wait for capacity. */
   get refused(): boolean {
     return this.#refused;
@@ -157,11 +241,14 @@ export class Batch {
     try {
       let inputFileId: string;
       try {
+        await this.#ctx.recorder?.intent?.(this);
         inputFileId = await uploadFile(this.#ctx, this.key, this.#parts ?? [], this.bytes, signal, this.#warn);
       } finally {
         // Kept for retries until here; each call keeps a view of its own line while it may be sent again.
         this.#parts = undefined;
       }
+      this.#inputFileId = inputFileId;
+      this.#ctx.recorder?.uploaded?.(this);
       creating = true;
       const created = await createBatch(this.#ctx, this.key, this.endpoint, inputFileId, settings, signal);
       this.#created(created, inputFileId);
@@ -242,7 +329,7 @@ export class Batch {
       clock.clearTimeout(timer);
     }
     const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
-    if (!this.#done && this.#calls.unsettled > 0 && (late.signal.aborted || (past && !this.#state.terminal)))
+    if (!this.#done && this.#wanted() && (late.signal.aborted || (past && !this.#state.terminal)))
       this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
   }
 
@@ -255,12 +342,15 @@ export class Batch {
       );
     } catch (err) {
       if (signal.aborted) return;
-      if (err instanceof NotFoundError) return this.finish("the batch no longer exists upstream (404)");
+      if (err instanceof NotFoundError) {
+        this.#gone = true;
+        return this.finish("the batch no longer exists upstream (404)");
+      }
       return this.#pollFailed(`its status could not be read (${(err as Error).message})`, stop);
     }
     if (this.#apply(envelope)) this.#progress();
-    // Every caller has its result: this read only learns the final status for the batchDone event.
-    if (this.#calls.unsettled === 0) return this.finish("");
+    // Every caller has its result (and every line, when results are kept): this read only learns the final status.
+    if (!this.#wanted()) return this.finish("");
     if (this.#state.overCapacity) return this.#overCapacity();
     const doubted = this.#state.doubt();
     if (!this.#state.terminal || doubted) {
@@ -269,7 +359,7 @@ export class Batch {
       return;
     }
     try {
-      const waiting = () => this.#calls.unsettled > 0;
+      const waiting = () => this.#wanted();
       await this.#files.drain(waiting, signal);
       // Doubleword's positions are mostly, not always, stable: a line read twice shows that lines moved, and one
       // full re-read of that file finds the ones that moved past the cursor. Other files cannot hold more.
@@ -279,9 +369,14 @@ export class Batch {
       if (signal.aborted) return;
       return this.#pollFailed(`its result files could not be read (${(err as Error).message})`, stop);
     }
-    if (this.#state.contradicts && this.#calls.unsettled > 0)
+    if (this.#state.contradicts && this.#wanted())
       return this.#giveUp("its status says completed while its counts say lines are unfinished", true, stop);
     this.finish("no result line for this call");
+  }
+
+  /** Some caller still waits here, or some line's result is still to be kept. */
+  #wanted(): boolean {
+    return this.#calls.unsettled > 0 || this.#unread.size > 0;
   }
 
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */

@@ -4,7 +4,7 @@
 // flight: their batch; calls waiting for capacity: the capacity waits; running batches: the tracker).
 import PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
-import { Batch, type BatchContext } from "./batch.js";
+import { Batch, type BatchContext, type ResumedBatch } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
 import { setMaxListeners } from "node:events";
 import { settle, type Call, type SettleSink } from "./call.js";
@@ -18,10 +18,17 @@ import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
 import { SlottedTransport } from "./slots.js";
 import { Tracker } from "./tracker.js";
+import { Durable, detachedError, type Line } from "../store/durable.js";
 
 export interface CallOptions {
   /** Aborting before the flush removes the call from its buffer; after, it releases the caller (the batch goes on). */
   signal?: AbortSignal | null;
+  /**
+   * With a store: names the call. The same key gets the same result, across processes sharing the store; the same
+   * key with another request is an InvalidParamsError. At most 512 characters. Default: none (see
+   * `requestIdentity`). Without a store it has no effect.
+   */
+  idempotencyKey?: string;
 }
 
 export interface SubmitOptions extends CallOptions {
@@ -34,6 +41,11 @@ export interface SubmitOptions extends CallOptions {
 export interface CloseOptions {
   /** Instead of waiting: cancel running batches upstream and reject every call still waiting. Default false. */
   cancel?: boolean;
+  /**
+   * With a store, instead of waiting: stop, leave running batches upstream for a later process on the same store,
+   * and release every call still waiting with a ClientClosedError saying so. Default false.
+   */
+  detach?: boolean;
 }
 
 /** Counters that make progress visible. */
@@ -72,6 +84,7 @@ export class Engine {
   #idleWaiters: (() => void)[] = [];
   readonly #sink: SettleSink;
   readonly #batchContext: BatchContext;
+  readonly #durable: Durable | undefined;
   #closed = false;
 
   constructor(input?: AutoBatcherOptions) {
@@ -143,6 +156,29 @@ export class Engine {
       },
       reads: { requests: 0, bytes: 0, lines: 0 },
     };
+    if (this.options.store) {
+      this.#durable = new Durable(
+        {
+          store: this.options.store,
+          retentionMs: this.options.storeRetentionMs,
+          keysOnly: this.options.requestIdentity === "keys",
+          pollIntervalMs: this.options.pollIntervalMs,
+        },
+        {
+          clock: this.#clock,
+          events: this.events,
+          sink: this.#sink,
+          enqueue: (call, line) => this.#buffer.add(call, line.head, line.json),
+          resume: (r) => this.#resume(r),
+        },
+      );
+      this.#batchContext.recorder = this.#durable.recorder;
+    }
+  }
+
+  /** Where results are kept: the store's file or URL (without credentials); undefined without a store. */
+  async storeLocation(): Promise<string | undefined> {
+    return this.#durable?.location();
   }
 
   get stats(): EngineStats {
@@ -165,6 +201,9 @@ export class Engine {
     if (this.#closed) return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
     const signal = options?.signal ?? undefined;
     if (signal?.aborted) return P.reject(new APIUserAbortError());
+    const key = options?.idempotencyKey;
+    if (key !== undefined && (typeof key !== "string" || key.length === 0 || key.length > 512))
+      return P.reject(new InvalidParamsError("idempotencyKey must be a non-empty string of at most 512 characters"));
     let prepared: ReturnType<typeof prepareBody>;
     try {
       prepared = prepareBody(endpoint, params, options?.raw);
@@ -196,7 +235,9 @@ export class Engine {
     const promise = track(call, P);
     this.#pending++;
     if (signal) this.#watch(call, signal);
-    this.#buffer.add(call, head, prepared.json);
+    const line: Line = { head, json: prepared.json };
+    if (this.#durable) this.#durable.admit(call, key, line);
+    else this.#buffer.add(call, line.head, line.json);
     return promise;
   }
 
@@ -233,9 +274,35 @@ export class Engine {
       this.#submitting.delete(batch);
       if (!ok) return;
       this.#batchesCreated++;
+      // Detached: it goes on upstream for a later process on the store.
+      if (this.#durable?.recorder.detaching) return;
       // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
       if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
       this.#tracker.add(batch);
+    });
+  }
+
+  /** A batch an earlier process recorded: tracked here from where it was left, its results stored. */
+  #resume(r: ResumedBatch): void {
+    if (this.#closed) {
+      this.#durable?.release([r.key]);
+      return;
+    }
+    const batch = Batch.resume(r, this.#batchContext);
+    this.events.emit("batchResumed", {
+      batchId: r.id,
+      endpoint: r.endpoint,
+      model: r.model,
+      lines: r.customIds.length,
+      unread: r.unread.length,
+    });
+    if (batch.id) {
+      this.#tracker.add(batch);
+      return;
+    }
+    void batch.reattach(this.#stop.signal).then((ok) => {
+      if (ok) this.#tracker.add(batch);
+      else if (!batch.done) this.#durable?.release([batch.key]);
     });
   }
 
@@ -259,7 +326,15 @@ export class Engine {
   /** Flushes what is buffered and waits for every call to settle; with `cancel`, cancels and rejects instead. */
   async close(options: CloseOptions = {}): Promise<void> {
     this.#closed = true;
-    if (options.cancel) {
+    if (options.detach && this.#durable) {
+      this.#durable.recorder.detaching = true;
+      await this.#durable.admitted();
+      for (const call of this.#buffer.drain()) settle(call, this.#sink, false, detachedError(call));
+      this.#stop.abort(new ClientClosedError("the client was closed with detach"));
+      const running = [...this.#tracker.batches];
+      this.#tracker.stop();
+      for (const b of [...this.#submitting, ...running]) b.abandon(detachedError);
+    } else if (options.cancel) {
       const closed = (call: Call) =>
         new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", {
           customId: call.customId,
@@ -274,12 +349,14 @@ export class Engine {
       for (const b of running) b.abandon(closed);
       await Promise.all(running.map((b) => b.cancelUpstream()));
     } else {
+      await this.#durable?.admitted();
       this.#buffer.flushAll("close");
       await this.onIdle();
       await this.#tracker.finishSettled();
       this.#tracker.stop();
     }
     await this.#queue.onIdle().catch(() => undefined);
+    await this.#durable?.close(options.detach === true);
     await this.#transport.close();
   }
 }

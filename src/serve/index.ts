@@ -66,12 +66,20 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     clientHeadersTimeoutMs,
     clientRequestTimeoutMs,
     log: sink,
+    store,
     ...engineOptions
   } = resolveServeOptions(options);
   const exposed = !isLoopbackHost(host) && authToken === undefined;
   const log = createLogger(sink);
-  const engine = new Engine(engineOptions);
+  const engine = new Engine({ ...engineOptions, store: store || undefined });
   logEngineEvents(log, engine.events);
+  let storeLocation: string | undefined;
+  try {
+    storeLocation = await engine.storeLocation();
+  } catch (err) {
+    await engine.close({ cancel: true });
+    throw err;
+  }
   const ctx: HandlerContext = {
     engine,
     log,
@@ -132,6 +140,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     maxBodyBytes,
     shutdownTimeoutMs,
     idempotencyTtlMs,
+    store: storeLocation ?? null,
   });
 
   let closing: Promise<void> | undefined;
@@ -142,8 +151,9 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       log("info", "serve.closing", { pending: engine.stats.pending, timeoutMs });
       if (!(await within(engine.close(), timeoutMs))) {
-        log("warn", "serve.shutdown_timeout", { pending: engine.stats.pending, timeoutMs });
-        await engine.close({ cancel: true });
+        log("warn", "serve.shutdown_timeout", { pending: engine.stats.pending, timeoutMs, detach: !!storeLocation });
+        // With a store the batches go on upstream and the next start picks them up: nothing is cancelled or re-billed.
+        await engine.close(storeLocation ? { detach: true } : { cancel: true });
       }
       // Answers just settled are still being written: give them a moment, then cut every connection left.
       const answered = Promise.all(

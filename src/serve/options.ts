@@ -22,10 +22,18 @@ export const SERVE_DEFAULTS = {
   maxWaitingRequests: 4_000,
   clientHeadersTimeoutMs: 10_000,
   clientRequestTimeoutMs: 60_000,
+  requestIdentity: "keys",
 } as const;
 
 /** Options of `serve()`: every AutoBatcher option (they shape the batches) plus the proxy's own. */
-export interface ServeOptions extends AutoBatcherOptions {
+export interface ServeOptions extends Omit<AutoBatcherOptions, "store"> {
+  /**
+   * Durable state (see AutoBatcher's `store`); `false` or absent: memory only. With a store, `Idempotency-Key` answers
+   * and keyed calls in flight survive a restart, and on close past `shutdownTimeoutMs` running batches are left for
+   * the next start instead of cancelled. (`autobatch serve` defaults to a file in the user's state directory.)
+   * @default undefined (memory only)
+   */
+  store?: string | false;
   /**
    * Port to listen on, 0 to 65535; 0 picks a free one.
    * @default 8080
@@ -87,6 +95,11 @@ export interface ServeOptions extends AutoBatcherOptions {
    */
   idempotencyMaxKeys?: number;
   /**
+   * As AutoBatcher's, but `"keys"` by default: a proxy replays only requests that carry an `Idempotency-Key`.
+   * @default "keys"
+   */
+  requestIdentity?: "fingerprint" | "keys";
+  /**
    * Receives each structured log entry; `false` silences the proxy.
    * @default JSON lines on stdout
    */
@@ -114,6 +127,14 @@ export const serveOptionsSchema = z.strictObject({
   shutdownTimeoutMs: nonNegative("shutdownTimeoutMs").default(SERVE_DEFAULTS.shutdownTimeoutMs),
   idempotencyTtlMs: nonNegative("idempotencyTtlMs").default(SERVE_DEFAULTS.idempotencyTtlMs),
   idempotencyMaxKeys: positiveInt("idempotencyMaxKeys").default(SERVE_DEFAULTS.idempotencyMaxKeys),
+  store: z
+    .union([z.string().min(1, "store must not be empty"), z.literal(false)], {
+      error: "store must be a file path, a postgres:// URL or false",
+    })
+    .optional(),
+  requestIdentity: z
+    .enum(["fingerprint", "keys"], { error: 'requestIdentity must be "fingerprint" or "keys"' })
+    .default(SERVE_DEFAULTS.requestIdentity),
   log: z.custom<LogSink>((v) => v === false || typeof v === "function", "log must be a function or false").optional(),
 });
 

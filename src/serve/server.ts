@@ -112,9 +112,14 @@ async function batched(
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
   const { params, stream: wantsStream, includeUsage } = splitStream(body);
   trace.stream = wantsStream;
-  const start = (signal: AbortSignal) =>
-    ctx.engine.submit(endpoint, params, { signal, raw: true }) as Promise<RawResult>;
   const key = header(req, "idempotency-key");
+  // The key also names the call in the store (if any): a retry after a restart finds the original line.
+  const start = (signal: AbortSignal) =>
+    ctx.engine.submit(endpoint, params, {
+      signal,
+      raw: true,
+      idempotencyKey: key === undefined ? undefined : `${endpoint} ${key}`,
+    }) as Promise<RawResult>;
   let call: Attached<RawResult>;
   if (key !== undefined) {
     call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint(endpoint, params), start);

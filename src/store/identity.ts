@@ -1,0 +1,27 @@
+// A request's identity, stable across processes and reruns: an explicit idempotency key, or the fingerprint of its
+// endpoint and body plus its occurrence number among this client's calls with that fingerprint (so k
+// identical calls are k distinct lines, and the n-th of a rerun replays the n-th of the first run).
+import { hash } from "node:crypto";
+
+/**
+ * 128 bits of SHA-256 over the endpoint and the body as it goes into the batch file (the params serialised in their
+ * own key order: a program run again builds them the same way, and hashing the text already encoded costs no second
+ * serialisation on the hot path), base64url.
+ */
+export function fingerprint(endpoint: string, body: string): string {
+  // One-shot hash(): half the cost of createHash().update() for bodies of a few kB.
+  return hash("sha256", `${endpoint}\n${body}`, "base64url").slice(0, 22);
+}
+
+export const keyIdentity = (key: string) => `k:${key}`;
+
+/** Counts occurrences of each fingerprint among one client's calls. */
+export class Occurrences {
+  readonly #seen = new Map<string, number>();
+
+  identity(fp: string): string {
+    const n = this.#seen.get(fp) ?? 0;
+    this.#seen.set(fp, n + 1);
+    return `f:${fp}:${n}`;
+  }
+}
