@@ -1,5 +1,5 @@
 // `autobatch serve`: flags and env → serve(); SIGINT/SIGTERM drain then exit, a second signal exits at once.
-import { httpURL, number, parseFlags, port, UsageError } from "./args.js";
+import { httpURL, keyValues, number, parseFlags, port, UsageError } from "./args.js";
 import { constants } from "node:os";
 import { DEFAULTS, InvalidOptionsError } from "../options.js";
 import { type ServeHandle, type ServeOptions, SERVE_DEFAULTS, serve } from "../serve/index.js";
@@ -88,15 +88,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.authToken = authToken;
   }
   if (values["completion-window"] !== undefined) options.completionWindow = values["completion-window"];
-  if (values.metadata) {
-    const metadata: Record<string, string> = {};
-    for (const pair of values.metadata) {
-      const eq = pair.indexOf("=");
-      if (eq <= 0) throw new UsageError(`--metadata: expected KEY=VALUE, got '${pair}'`);
-      metadata[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
-    options.metadata = metadata;
-  }
+  if (values.metadata) options.metadata = keyValues("metadata", values.metadata);
   const v = values;
   if (v["batch-size"] !== undefined)
     options.batchSize = number("batch-size", v["batch-size"], { integer: true, min: 1 });
