@@ -58,10 +58,11 @@ export class Execution {
     };
     this.engine = new Engine(options);
     const ev = this.engine.events;
+    // Deferred: the engine counts a batch as submitting until just after it announces it.
     const wake = () => {
       const w = this.#wake;
       this.#wake = undefined;
-      w?.();
+      if (w) setImmediate(w);
     };
     ev.on("flush", wake);
     ev.on("batchSubmitFailed", wake);
