@@ -15,6 +15,8 @@ import { beside } from "./run/options.js";
 const NAME = "autobatch batches";
 /** A CLI answers promptly: a few retries, not the library's two minutes. */
 const CLI_RETRIES = { maxRetries: 2, retryDeadlineMs: 15_000 };
+/** Reads cut short in a row before `results` gives up. */
+const MAX_CUTS = 5;
 
 const USAGE = `usage: autobatch batches <list | get ID | cancel ID | results ID --output FILE> [options]
 
@@ -73,6 +75,7 @@ async function results(
   const err = new LineFile(paths.errors);
   const stats: ReadStats = { requests: 0, bytes: 0, lines: 0 };
   let b: BatchEnvelope;
+  let cuts = 0;
   try {
     for (;;) {
       b = await getBatch(t, id);
@@ -92,13 +95,14 @@ async function results(
           await readNewLines(t, cursor, (line) => got.push(line), stats);
         } catch (e) {
           // A response cut short: the cursor stopped at the last whole line, the next read goes on from there.
-          if (!(e instanceof APIConnectionError)) throw e;
+          if ((e instanceof APIError && !(e instanceof APIConnectionError)) || ++cuts > MAX_CUTS) throw e;
           cut = true;
         } finally {
           file.write(got);
         }
       }
       // The status was read before the files: once it is terminal, one whole read of each has everything.
+      if (!cut) cuts = 0;
       if ((ended || !follow) && !cut) break;
       await sleep(realClock, pollMs);
     }
