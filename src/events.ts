@@ -24,8 +24,21 @@ export interface EventMap {
   batchSubmitFailed: { endpoint: Endpoint; model: string; calls: number; message: string };
   /** A poll saw a new status or new counts. */
   batchProgress: { batchId: string; status: string; counts: BatchCounts; settled: number; calls: number };
-  /** The batch reached a terminal state (or was given up on) and every call of it is settled. */
-  batchDone: { batchId: string; status: string; counts: BatchCounts; succeeded: number; failed: number; calls: number };
+  /**
+   * The batch reached a terminal state (or was given up on) and every call of it is settled, or went into a later
+   * batch (`retried`, present when not 0).
+   */
+  batchDone: {
+    batchId: string;
+    status: string;
+    counts: BatchCounts;
+    succeeded: number;
+    failed: number;
+    retried?: number;
+    calls: number;
+  };
+  /** A call's line failed transiently (`status` when an HTTP status exists) and goes into a later batch: retry number `retry`. */
+  callRetried: { customId: string; batchId: string; retry: number; status?: number; message: string };
   /** One call settled. `ok` false means it was rejected (`status` when an HTTP status exists). */
   callSettled: { customId: string; batchId?: string; ok: boolean; status?: number };
   /** Something worth logging that concerns no single call (e.g. a result line for an unknown custom_id). */

@@ -19,6 +19,7 @@ export const DEFAULTS = {
   maxConcurrency: 8,
   requestTimeoutMs: 300_000,
   deadlineGraceMs: 3_600_000,
+  lineRetries: 2,
 } as const;
 
 /** OpenAI's hard limit: a batch file cannot hold more lines than this. */
@@ -96,6 +97,13 @@ export const optionsSchema = z.strictObject({
   requestTimeoutMs: positiveInt("requestTimeoutMs").optional(),
   /** Milliseconds past the completion window after which a still-running batch's calls are failed. Default 3,600,000. */
   deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
+  /**
+   * Times a line that failed transiently (its result says 408, 409, 429 or 5xx, `batch_expired` or
+   * `request_timeout`) is sent again in a later batch before its caller sees the error; other failures reject at
+   * once. Failed lines are not billed. While a line may be sent again, its bytes stay in memory until its call
+   * settles; 0 frees them at upload. Default 2.
+   */
+  lineRetries: z.number().int("lineRetries must be a whole number").min(0, "lineRetries must be >= 0").optional(),
   /** Called with every lifecycle event; exceptions it throws are swallowed. */
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
@@ -132,6 +140,7 @@ export interface ResolvedOptions {
   maxConcurrency: number;
   requestTimeoutMs: number;
   deadlineGraceMs: number;
+  lineRetries: number;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
   dispatcher?: Dispatcher;
@@ -211,6 +220,7 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     maxConcurrency: o.maxConcurrency ?? DEFAULTS.maxConcurrency,
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
+    lineRetries: o.lineRetries ?? DEFAULTS.lineRetries,
     onEvent: o.onEvent,
     clock: o.clock,
     dispatcher: o.dispatcher,

@@ -1,131 +1,159 @@
-// One batch: its calls by custom_id, upload → create (never duplicated) → settle each call from its result line →
-// settle the rest when the batch ends. The tracker decides when to look; this file decides what a look means.
+// One batch, the sole owner of its state: its calls by custom_id, status, counts, file cursors and errors. Submit
+// (submit.ts) → poll: what a look at the batch means (status → new lines → terminal drain → finish) is decided here;
+// the tracker only decides when to look. Every change goes through a method below, which tells the recorder.
 import { randomBytes } from "node:crypto";
-import { settle, type Call, type RawResult, type SettleSink } from "./call.js";
-import { shapeResult, type Endpoint } from "../internal/endpoints.js";
-import {
-  APIConnectionError,
-  APIError,
-  AutoBatchError,
-  BatchFailedError,
-  ResultParseError,
-  type ProviderError,
-} from "../errors.js";
-import type { BatchCounts, Events } from "../events.js";
-import { errorFromBody, parseErrorBody } from "../internal/error-body.js";
-import type { RequestSpec, Transport } from "../internal/transport.js";
-import type { FileCursor } from "./results.js";
-import {
-  batchListSchema,
-  batchSchema,
-  fileObjectSchema,
-  readResultLine,
-  type BatchEnvelope,
-  type ResultLine,
-} from "../internal/schemas.js";
-import { z } from "zod";
+import { settle, type Call, type SettleSink } from "./call.js";
+import type { Endpoint } from "../internal/endpoints.js";
+import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError, ResultParseError } from "../errors.js";
+import type { BatchCounts } from "../events.js";
+import type { Clock } from "../internal/clock.js";
+import type { Transport } from "../internal/transport.js";
+import type { FileCursor, ReadStats } from "./results.js";
+import { ResultFiles } from "./result-files.js";
+import { batchSchema, TERMINAL_STATUSES, type BatchEnvelope } from "../internal/schemas.js";
+import { cancelBatch, createBatch, findBatch, submitError, uploadFile, type CreateSettings } from "./submit.js";
+import { lineOutcome, parseLine } from "./line-result.js";
+import type { BatchRecorder } from "./recorder.js";
 
-/** Metadata key that tags each batch with a client-made key, so a retried create can find a batch it already made. */
-const BATCH_KEY = "autobatch_key";
-const fileListSchema = z.looseObject({
-  data: z.array(z.looseObject({ id: z.string(), filename: z.string().nullish(), bytes: z.number().nullish() })),
-});
+/** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
+ *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
+const MAX_FAILED_POLLS = 3;
 
-export interface BatchSettings {
-  completionWindow: string;
-  metadata: Record<string, string>;
+export interface BatchSettings extends CreateSettings {
+  /** ms after creation after which a non-terminal batch is given up on; undefined: never. */
+  deadlineMs: number | undefined;
+}
+
+/** What every batch of one engine shares. */
+export interface BatchContext {
+  transport: Transport;
+  sink: SettleSink;
+  clock: Clock;
+  settings: BatchSettings;
+  /** Content downloads of every batch, for benchmarks and the summary. */
+  reads: ReadStats;
+  recorder?: BatchRecorder;
+}
+
+export interface BatchInput {
+  endpoint: Endpoint;
+  model: string;
+  calls: Call[];
+  /** The JSONL file, in order. */
+  parts: Buffer[];
+  bytes: number;
 }
 
 export class Batch {
   readonly key = randomBytes(9).toString("base64url");
   readonly endpoint: Endpoint;
   readonly model: string;
+  readonly bytes: number;
+  readonly #ctx: BatchContext;
   readonly #calls = new Map<string, Call>();
-  readonly #events: Events;
-  readonly #sink: SettleSink;
-  readonly #transport: Transport;
-  id: string | undefined;
-  status = "submitting";
-  counts: BatchCounts = { total: 0, completed: 0, failed: 0 };
-  output: FileCursor | undefined;
-  error: FileCursor | undefined;
-  /** When the batch was created (client clock, ms). */
-  createdAt = 0;
-  /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
-  batchErrors: string[] = [];
+  /** Calls whose line failed transiently and went into a later batch: their lines here are ignored. */
+  readonly #retriedIds = new Set<string>();
+  readonly #size: number;
+  #id: string | undefined;
+  #inputFileId: string | undefined;
+  #status = "submitting";
+  #counts: BatchCounts = { total: 0, completed: 0, failed: 0 };
+  readonly #files: ResultFiles;
+  #createdAt = 0;
+  #batchErrors: string[] = [];
   #unsettled: number;
-  /** finish() ran: every call is settled and batchDone was emitted. */
-  done = false;
-  /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
-  readonly #nobodyWaits = new AbortController();
+  #done = false;
+  #failedPolls = 0;
   #succeeded = 0;
   #failed = 0;
-  readonly bytes: number;
-
+  /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
+  readonly #nobodyWaits = new AbortController();
   /** The JSONL file until it is uploaded. */
   #parts: Buffer[] | undefined;
 
-  constructor(
-    endpoint: Endpoint,
-    model: string,
-    calls: Call[],
-    parts: Buffer[],
-    bytes: number,
-    sink: SettleSink,
-    transport: Transport,
-  ) {
-    this.endpoint = endpoint;
-    this.#parts = parts;
-    this.model = model;
-    this.bytes = bytes;
-    this.#sink = sink;
-    this.#events = sink.events;
-    this.#transport = transport;
-    for (const c of calls) {
+  constructor(input: BatchInput, ctx: BatchContext) {
+    this.endpoint = input.endpoint;
+    this.model = input.model;
+    this.bytes = input.bytes;
+    this.#parts = input.parts;
+    this.#ctx = ctx;
+    this.#files = new ResultFiles({
+      transport: ctx.transport,
+      reads: ctx.reads,
+      onLine: this.onLine,
+      moved: (file, next) => ctx.recorder?.cursor(this, file, next),
+    });
+    for (const c of input.calls) {
       this.#calls.set(c.customId, c);
       c.owner = this;
     }
-    this.#unsettled = calls.length;
+    this.#unsettled = this.#size = input.calls.length;
   }
 
+  get id(): string | undefined {
+    return this.#id;
+  }
+  get inputFileId(): string | undefined {
+    return this.#inputFileId;
+  }
+  get status(): string {
+    return this.#status;
+  }
+  get counts(): Readonly<BatchCounts> {
+    return this.#counts;
+  }
+  get output(): FileCursor | undefined {
+    return this.#files.output;
+  }
+  get error(): FileCursor | undefined {
+    return this.#files.error;
+  }
+  /** When the batch was created (client clock, ms). */
+  get createdAt(): number {
+    return this.#createdAt;
+  }
+  /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
+  get batchErrors(): readonly string[] {
+    return this.#batchErrors;
+  }
+  /** finish() ran: every call is settled and batchDone was emitted. */
+  get done(): boolean {
+    return this.#done;
+  }
   get size(): number {
-    return this.#calls.size;
+    return this.#size;
   }
-
   /** Calls of this batch still waiting for a result (released callers excluded). */
   get unsettled(): number {
     return this.#unsettled;
   }
 
   /** Uploads the file and creates the batch. On failure every call is rejected with the reason. */
-  async submit(settings: BatchSettings, now: number, stop: AbortSignal): Promise<boolean> {
+  async submit(stop: AbortSignal): Promise<boolean> {
+    const { transport, settings } = this.#ctx;
     const signal = AbortSignal.any([stop, this.#nobodyWaits.signal]);
     let creating = false;
     try {
-      const inputFileId = await this.#upload(signal);
+      let inputFileId: string;
+      try {
+        inputFileId = await uploadFile(transport, this.key, this.#parts ?? [], this.bytes, signal);
+      } finally {
+        // Kept for retries until here; a waiting call never needs its line again.
+        this.#parts = undefined;
+      }
       creating = true;
-      const created = await this.#create(inputFileId, settings, signal);
-      this.id = created.id;
-      this.createdAt = now;
-      for (const c of this.#calls.values()) c.batchId = created.id;
-      this.apply(created);
-      this.#events.emit("batchSubmitted", {
-        batchId: created.id,
-        inputFileId,
-        endpoint: this.endpoint,
-        model: this.model,
-        calls: this.#calls.size,
-        bytes: this.bytes,
-      });
+      const created = await createBatch(transport, this.key, this.endpoint, inputFileId, settings, signal);
+      this.#created(created, inputFileId);
       return true;
     } catch (err) {
       const reason = err instanceof AutoBatchError ? err : new APIConnectionError(String(err));
-      this.#events.emit("batchSubmitFailed", {
+      this.#ctx.sink.events.emit("batchSubmitFailed", {
         endpoint: this.endpoint,
         model: this.model,
-        calls: this.#calls.size,
+        calls: this.#size,
         message: reason.message,
       });
+      this.#ctx.recorder?.submitFailed(this, reason);
       for (const c of this.#calls.values()) this.#settle(c, false, submitError(reason, c.customId));
       // Every caller left while the create was in flight: the provider may have made the batch all the same.
       if (creating && this.#nobodyWaits.signal.aborted && !stop.aborted) void this.cancelUpstream(stop);
@@ -133,250 +161,213 @@ export class Batch {
     }
   }
 
+  #created(created: BatchEnvelope, inputFileId: string): void {
+    this.#id = created.id;
+    this.#inputFileId = inputFileId;
+    this.#createdAt = this.#ctx.clock.Date.now();
+    for (const c of this.#calls.values()) c.batchId = created.id;
+    this.#ctx.recorder?.submitted(this);
+    this.#apply(created);
+    this.#ctx.sink.events.emit("batchSubmitted", {
+      batchId: created.id,
+      inputFileId,
+      endpoint: this.endpoint,
+      model: this.model,
+      calls: this.#size,
+      bytes: this.bytes,
+    });
+  }
+
   /**
    * Best effort, so nobody pays for results nobody waits for: cancels the batch upstream (found by its key if its
    * creation's answer never arrived). A failure leaves it to finish upstream; its callers are already released.
    */
   async cancelUpstream(signal?: AbortSignal): Promise<void> {
+    const { transport } = this.#ctx;
     try {
-      const id = this.id ?? (await this.#findBatch(signal))?.id;
-      if (id)
-        await this.#transport.json(
-          { method: "POST", path: `/batches/${encodeURIComponent(id)}/cancel`, signal },
-          batchSchema,
-        );
+      const id = this.#id ?? (await findBatch(transport, this.key, signal))?.id;
+      if (id) await cancelBatch(transport, id, signal);
     } catch (err) {
-      this.#events.emit("warning", {
-        batchId: this.id,
+      this.#ctx.sink.events.emit("warning", {
+        batchId: this.#id,
         message: `could not cancel batch upstream: ${(err as Error).message}`,
       });
     }
   }
 
-  /** The file is named after the batch key: a retry after an ambiguous failure reuses a file that did arrive. */
-  async #upload(signal: AbortSignal): Promise<string> {
-    const filename = `autobatch-${this.key}.jsonl`;
-    const upload = {
-      fields: { purpose: "batch" },
-      filename,
-      contentType: "application/jsonl",
-      parts: this.#parts ?? [],
-    };
-    const spec = { method: "POST", path: "/files", upload, signal } as const;
-    try {
-      return await this.#withLookup(
-        spec,
-        async () => (await this.#transport.jsonOnce(spec, fileObjectSchema)).id,
-        () => this.#findFile(filename, signal),
-      );
-    } finally {
-      // Kept for retries until here; a waiting call never needs its line again.
-      this.#parts = undefined;
-    }
-  }
-
   /**
-   * Retries a non-idempotent request per the policy; after an ambiguous failure (reset, timeout, 5xx) the next
-   * attempt first looks, with `find`, for what the earlier one may have made upstream.
+   * One look at a created batch: reads its status; while it runs, the lines its counts say are new, and gives up
+   * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up.
    */
-  #withLookup<T>(spec: RequestSpec, attempt: () => Promise<T>, find: () => Promise<T | undefined>): Promise<T> {
-    let ambiguous = false;
-    return this.#transport.withRetry(spec, async () => {
-      if (ambiguous) {
-        const found = await find();
-        if (found !== undefined) return found;
-      }
-      try {
-        return await attempt();
-      } catch (err) {
-        ambiguous ||= isAmbiguous(err);
-        throw err;
-      }
-    });
-  }
-
-  async #findFile(filename: string, signal: AbortSignal): Promise<string | undefined> {
+  async poll(signal: AbortSignal): Promise<void> {
+    if (this.#done) return;
+    let envelope: BatchEnvelope;
     try {
-      const list = await this.#transport.jsonOnce(
-        { method: "GET", path: "/files", query: { purpose: "batch", limit: 100 }, signal },
-        fileListSchema,
+      envelope = await this.#ctx.transport.json(
+        { method: "GET", path: `/batches/${encodeURIComponent(this.#id!)}`, signal },
+        batchSchema,
       );
-      return list.data.find((f) => f.filename === filename && (f.bytes == null || f.bytes === this.bytes))?.id;
-    } catch {
-      return undefined;
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof NotFoundError) return this.finish("the batch no longer exists upstream (404)");
+      return this.#pollFailed(`its status could not be read (${(err as Error).message})`);
     }
-  }
-
-  async #create(inputFileId: string, settings: BatchSettings, signal: AbortSignal): Promise<BatchEnvelope> {
-    const spec = {
-      method: "POST",
-      path: "/batches",
-      json: {
-        input_file_id: inputFileId,
-        endpoint: this.endpoint,
-        completion_window: settings.completionWindow,
-        metadata: { ...settings.metadata, [BATCH_KEY]: this.key },
-      },
-      signal,
-    } as const;
-    return this.#withLookup(
-      spec,
-      () => this.#transport.jsonOnce(spec, batchSchema),
-      () => this.#findBatch(signal),
-    );
-  }
-
-  /** Newest first: a batch created moments ago by an attempt whose answer was lost is on the first page. */
-  async #findBatch(signal?: AbortSignal): Promise<BatchEnvelope | undefined> {
-    const list = await this.#transport.jsonOnce(
-      { method: "GET", path: "/batches", query: { limit: 100 }, signal },
-      batchListSchema,
-    );
-    return list.data.find((b) => b.metadata?.[BATCH_KEY] === this.key);
+    if (this.#apply(envelope)) this.#progress();
+    // Every caller has its result: this read only learns the final status for the batchDone event.
+    if (this.#unsettled === 0) return this.finish("");
+    if (!TERMINAL_STATUSES.has(this.#status)) {
+      await this.#files.readRunning(this.#counts, signal);
+      this.#failedPolls = 0;
+      const deadline = this.#ctx.settings.deadlineMs;
+      if (this.#unsettled > 0 && deadline !== undefined && this.#ctx.clock.Date.now() - this.#createdAt > deadline)
+        this.finish("it is still not finished long after its completion window");
+      return;
+    }
+    try {
+      const waiting = () => this.#unsettled > 0;
+      await this.#files.drain(waiting, signal);
+      // Doubleword's positions are mostly, not always, stable: one full re-read finds lines that moved.
+      if (waiting() && this.#files.rewind()) await this.#files.drain(waiting, signal);
+    } catch (err) {
+      // The batch is billed and its results exist: keep it and try again next tick rather than lose them.
+      if (signal.aborted) return;
+      return this.#pollFailed(`its result files could not be read (${(err as Error).message})`);
+    }
+    this.finish("no result line for this call");
   }
 
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
-  apply(b: BatchEnvelope): boolean {
+  #apply(b: BatchEnvelope): boolean {
     const counts = {
       total: b.request_counts?.total ?? 0,
       completed: b.request_counts?.completed ?? 0,
       failed: b.request_counts?.failed ?? 0,
     };
     const changed =
-      b.status !== this.status ||
-      counts.completed !== this.counts.completed ||
-      counts.failed !== this.counts.failed ||
-      counts.total !== this.counts.total;
-    this.status = b.status;
-    this.counts = counts;
-    if (b.output_file_id && this.output?.fileId !== b.output_file_id)
-      this.output = { fileId: b.output_file_id, next: 0 };
-    if (b.error_file_id && this.error?.fileId !== b.error_file_id) this.error = { fileId: b.error_file_id, next: 0 };
+      b.status !== this.#status ||
+      counts.completed !== this.#counts.completed ||
+      counts.failed !== this.#counts.failed ||
+      counts.total !== this.#counts.total;
+    this.#status = b.status;
+    this.#counts = counts;
+    const files = [this.#files.track("output", b.output_file_id), this.#files.track("error", b.error_file_id)];
     const errs = b.errors?.data ?? [];
     if (errs.length)
-      this.batchErrors = errs.map(
+      this.#batchErrors = errs.map(
         (e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`,
       );
+    if (changed || files.includes(true) || errs.length) this.#ctx.recorder?.progress(this);
     return changed;
   }
 
-  progress(): void {
-    this.#events.emit("batchProgress", {
-      batchId: this.id!,
-      status: this.status,
-      counts: this.counts,
-      settled: this.#calls.size - this.#unsettled,
-      calls: this.#calls.size,
+  #progress(): void {
+    this.#ctx.sink.events.emit("batchProgress", {
+      batchId: this.#id!,
+      status: this.#status,
+      counts: this.#counts,
+      settled: this.#size - this.#unsettled,
+      calls: this.#size,
     });
   }
 
+  /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
+  #pollFailed(why: string): void {
+    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.finish(why);
+  }
+
   /** Settles the call a result line belongs to. A duplicate line is ignored; a line for no call of ours is reported. */
-  onLine = (raw: string): void => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw);
-    } catch {
-      this.#unreadable(raw, "is not valid JSON");
+  readonly onLine = (raw: string): void => {
+    const parsed = parseLine(raw);
+    if ("why" in parsed) {
+      this.#unreadable(raw, parsed.why, parsed.customId);
       return;
     }
-    const line = readResultLine(parsed);
-    if (typeof line === "string") {
-      this.#unreadable(raw, `does not match the result line shape (${line})`);
-      return;
-    }
-    const customId = line.custom_id;
+    const customId = parsed.line.custom_id;
     const call = this.#calls.get(customId);
     if (!call) {
-      this.#events.emit("warning", {
-        batchId: this.id,
+      if (this.#retriedIds.has(customId)) return;
+      this.#ctx.sink.events.emit("warning", {
+        batchId: this.#id,
         message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`,
       });
       return;
     }
     if (call.settled) return;
-    try {
-      this.#settleFromLine(call, line);
-    } catch (err) {
-      // A body that breaks shaping (e.g. a malformed Responses `output`) fails its own call, never the read.
-      this.#settle(
-        call,
-        false,
-        new ResultParseError(`result line for this call could not be used: ${(err as Error).message}`, {
-          customId,
-          batchId: this.id,
-        }),
-      );
-    }
+    const out = lineOutcome(call, parsed.line, {
+      endpoint: this.endpoint,
+      batchId: this.#id,
+      batchStatus: this.#status,
+    });
+    if (out.transient && this.#ctx.sink.retryable(call)) this.#retry(call, out.value as AutoBatchError);
+    else this.#settle(call, out.ok, out.value);
   };
 
-  #settleFromLine(call: Call, line: ResultLine): void {
-    const { custom_id: customId, response, error } = line;
-    const ctx = { customId, batchId: this.id, requestID: response?.request_id };
-    if (response && response.status_code >= 200 && response.status_code < 300 && !error) {
-      const value: unknown = call.raw
-        ? ({
-            status: response.status_code,
-            body: response.body,
-            requestId: response.request_id,
-            customId,
-            batchId: this.id,
-          } satisfies RawResult)
-        : shapeResult(this.endpoint, response.body, call.decodeBase64, response.request_id);
-      this.#settle(call, true, value);
-    } else if (response) {
-      const { error: inner, message } = bodyError(response.body);
-      this.#settle(
-        call,
-        false,
-        APIError.generate(response.status_code, inner, message ?? "the request failed", undefined, ctx),
-      );
-    } else {
-      this.#settle(call, false, lineError(error?.code, error?.message, ctx, this.status));
-    }
+  /** Hands a call whose line failed transiently back to the engine, which sends its line again in a later batch. */
+  #retry(call: Call, reason: AutoBatchError): void {
+    this.#calls.delete(call.customId);
+    this.#retriedIds.add(call.customId);
+    this.#unsettled--;
+    call.owner = undefined;
+    this.#ctx.recorder?.retried(this, call.customId);
+    this.#ctx.sink.retry(call);
+    const status = (reason as { status?: number }).status;
+    this.#ctx.sink.events.emit("callRetried", {
+      customId: call.customId,
+      batchId: this.#id!,
+      retry: call.retries,
+      ...(status !== undefined && { status }),
+      message: reason.message,
+    });
   }
 
   /** A line we cannot read fails only its own call, when the custom_id can still be recovered from the text. */
-  #unreadable(text: string, why: string): void {
-    const call = this.#calls.get(recoverCustomId(text) ?? "");
-    const preview = this.#transport.quote(text.slice(0, 200));
+  #unreadable(text: string, why: string, customId: string | undefined): void {
+    const call = this.#calls.get(customId ?? "");
+    const preview = this.#ctx.transport.quote(text.slice(0, 200));
     if (call) {
+      if (call.settled) return;
       this.#settle(
         call,
         false,
         new ResultParseError(`result line for this call ${why}: ${preview}`, {
           customId: call.customId,
-          batchId: this.id,
+          batchId: this.#id,
         }),
       );
     } else {
-      this.#events.emit("warning", { batchId: this.id, message: `unattributable result line ${why}: ${preview}` });
+      this.#ctx.sink.events.emit("warning", {
+        batchId: this.#id,
+        message: `unattributable result line ${why}: ${preview}`,
+      });
     }
   }
 
   /** Rejects every call still waiting, naming the batch, its status and why. */
   finish(why: string): void {
-    if (this.done) return;
-    this.done = true;
-    const detail = this.batchErrors.length ? `; provider errors: ${this.batchErrors.slice(0, 3).join("; ")}` : "";
+    if (this.#done) return;
+    this.#done = true;
+    const detail = this.#batchErrors.length ? `; provider errors: ${this.#batchErrors.slice(0, 3).join("; ")}` : "";
     for (const call of this.#calls.values()) {
       if (call.settled) continue;
       this.#settle(
         call,
         false,
-        new BatchFailedError(`Batch ${this.id} ended with status "${this.status}": ${why}${detail}`, {
+        new BatchFailedError(`Batch ${this.#id} ended with status "${this.#status}": ${why}${detail}`, {
           customId: call.customId,
-          batchId: this.id,
-          batchStatus: this.status,
+          batchId: this.#id,
+          batchStatus: this.#status,
         }),
       );
     }
-    this.#events.emit("batchDone", {
-      batchId: this.id!,
-      status: this.status,
-      counts: this.counts,
+    this.#ctx.recorder?.finished(this, why);
+    this.#ctx.sink.events.emit("batchDone", {
+      batchId: this.#id!,
+      status: this.#status,
+      counts: this.#counts,
       succeeded: this.#succeeded,
       failed: this.#failed,
-      calls: this.#calls.size,
+      ...(this.#retriedIds.size > 0 && { retried: this.#retriedIds.size }),
+      calls: this.#size,
     });
   }
 
@@ -390,84 +381,11 @@ export class Batch {
     for (const call of this.#calls.values()) if (!call.settled) this.#settle(call, false, reason(call));
   }
 
-  #settle(call: Call, ok: boolean, value: unknown): boolean {
-    if (!settle(call, this.#sink, ok, value)) return false;
-    if (--this.#unsettled === 0 && !this.id) this.#nobodyWaits.abort();
+  #settle(call: Call, ok: boolean, value: unknown): void {
+    if (!settle(call, this.#ctx.sink, ok, value)) return;
+    if (--this.#unsettled === 0 && !this.#id) this.#nobodyWaits.abort();
     if (ok) this.#succeeded++;
     else this.#failed++;
-    return true;
+    this.#ctx.recorder?.settled(this, call.customId, ok);
   }
-}
-
-/** The custom_id of a line that does not parse as a whole, if its text still shows one. */
-function recoverCustomId(text: string): string | undefined {
-  const m = /"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text);
-  if (!m) return undefined;
-  try {
-    return JSON.parse(`"${m[1]}"`) as string;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAmbiguous(err: unknown): boolean {
-  return err instanceof APIConnectionError || (err instanceof APIError && (err.status ?? 0) >= 500);
-}
-
-function submitError(reason: AutoBatchError, customId: string): AutoBatchError {
-  if (reason instanceof APIConnectionError)
-    return new (reason.constructor as typeof APIConnectionError)(reason.message, { customId, cause: reason });
-  if (reason instanceof APIError)
-    return APIError.generate(reason.status, reason.error, reason.message, reason.headers, { customId, cause: reason });
-  return new BatchFailedError(`could not submit the batch: ${reason.message}`, { customId, cause: reason });
-}
-
-/** The provider's error inside a non-2xx line body: `{"error":{...}}`, a JSON string of it, or text. */
-function bodyError(body: unknown): { error?: ProviderError; message?: string } {
-  if (typeof body === "string") return parseErrorBody(body);
-  if (typeof body === "object" && body !== null) return errorFromBody(body) ?? { message: JSON.stringify(body) };
-  return {};
-}
-
-/**
- * An error-file line with no HTTP response. Doubleword puts a JSON-encoded FailureReason in `message`
- * ({type, details: {status, body}}); OpenAI a plain `{code, message}` (e.g. batch_expired).
- */
-function lineError(
-  code: string | null | undefined,
-  message: string | null | undefined,
-  ctx: { customId: string; batchId?: string },
-  batchStatus: string,
-): AutoBatchError {
-  let reason: { type?: string; details?: { status?: number; body?: unknown; error?: string } } | undefined;
-  try {
-    const parsed = message ? (JSON.parse(message) as unknown) : undefined;
-    if (typeof parsed === "object" && parsed !== null && "type" in parsed) reason = parsed as typeof reason;
-  } catch {
-    reason = undefined;
-  }
-  if (!reason) {
-    if (code === "batch_expired" || code === "batch_cancelled") {
-      return new BatchFailedError(`${code}: ${message ?? "the batch ended before this request ran"}`, {
-        ...ctx,
-        batchStatus,
-      });
-    }
-    return APIError.generate(
-      undefined,
-      { message: message ?? "the request failed", code: code ?? null },
-      undefined,
-      undefined,
-      ctx,
-    );
-  }
-  const d = reason.details ?? {};
-  if (typeof d.status === "number") {
-    const { error, message: text } = bodyError(d.body);
-    return APIError.generate(d.status, error, text ?? `${reason.type}`, undefined, ctx);
-  }
-  if (reason.type === "NetworkError" || reason.type === "Timeout") {
-    return new APIConnectionError(`${reason.type}: ${d.error ?? "the provider could not reach the model"}`, ctx);
-  }
-  return new BatchFailedError(`${reason.type}${d.error ? `: ${d.error}` : ""}`, { ...ctx, batchStatus });
 }

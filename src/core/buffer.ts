@@ -40,6 +40,8 @@ export interface BufferLimits {
   batchSize: number;
   maxBatchBytes: number;
   batchWindowMs: number;
+  /** Calls keep their line after the flush (until they settle), so a failed line can be sent again. */
+  keepLines?: boolean;
 }
 
 export class CallBuffer {
@@ -62,31 +64,26 @@ export class CallBuffer {
 
   /** Buffers `call`, whose JSONL line is `head` + `body` + LINE_TAIL (`call.bytes` long in UTF-8). */
   add(call: Call, head: string, body: string): void {
+    this.#place(call, head, body, undefined);
+  }
+
+  /**
+   * Buffers again a call whose line failed in an earlier batch: the same bytes go into a later file (kept since its
+   * first flush, see `keepLines`).
+   */
+  requeue(call: Call): void {
+    this.#place(call, "", "", call.chunk!.subarray(call.offset!, call.offset! + call.bytes));
+  }
+
+  /** Writes `line` if given, else head + body + LINE_TAIL (no closure per call: this runs once per call). */
+  #place(call: Call, head: string, body: string, line: Buffer | undefined): void {
     const key = `${call.endpoint}\0${call.model}`;
     let p = this.#partitions.get(key);
     if (p && p.live > 0 && p.bytes + call.bytes > this.#limits.maxBatchBytes) {
       this.#flush(key, p, "bytes");
       p = undefined;
     }
-    if (!p) {
-      p = {
-        endpoint: call.endpoint,
-        model: call.model,
-        calls: [],
-        chunks: [],
-        current: undefined,
-        used: 0,
-        bytes: 0,
-        live: 0,
-        timer: undefined,
-      };
-      this.#partitions.set(key, p);
-      const partition = p;
-      p.timer = this.#clock.setTimeout(() => {
-        partition.timer = undefined;
-        if (this.#partitions.get(key) === partition) this.#flush(key, partition, "time");
-      }, this.#limits.batchWindowMs);
-    }
+    p ??= this.#open(key, call);
     if (!p.current || p.current.length - p.used < call.bytes) {
       if (p.current) p.chunks.push(p.current.subarray(0, p.used));
       p.current = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, call.bytes));
@@ -94,9 +91,13 @@ export class CallBuffer {
     }
     call.chunk = p.current;
     call.offset = p.used;
-    p.used += p.current.write(head, p.used);
-    p.used += p.current.write(body, p.used);
-    p.used += p.current.write(LINE_TAIL, p.used);
+    if (line) {
+      p.used += line.copy(p.current, p.used);
+    } else {
+      p.used += p.current.write(head, p.used);
+      p.used += p.current.write(body, p.used);
+      p.used += p.current.write(LINE_TAIL, p.used);
+    }
     p.calls.push(call);
     p.bytes += call.bytes;
     p.live++;
@@ -104,9 +105,29 @@ export class CallBuffer {
     if (p.live >= this.#limits.batchSize) this.#flush(key, p, "size");
   }
 
+  #open(key: string, call: Call): Partition {
+    const p: Partition = {
+      endpoint: call.endpoint,
+      model: call.model,
+      calls: [],
+      chunks: [],
+      current: undefined,
+      used: 0,
+      bytes: 0,
+      live: 0,
+      timer: undefined,
+    };
+    this.#partitions.set(key, p);
+    p.timer = this.#clock.setTimeout(() => {
+      p.timer = undefined;
+      if (this.#partitions.get(key) === p) this.#flush(key, p, "time");
+    }, this.#limits.batchWindowMs);
+    return p;
+  }
+
   /** An aborted call leaves its buffer; it is never uploaded. Returns false if it was already flushed. */
   remove(call: Call): boolean {
-    if (!call.chunk) return false;
+    if (!call.chunk || call.owner) return false;
     const key = `${call.endpoint}\0${call.model}`;
     const p = this.#partitions.get(key);
     if (!p) return false;
@@ -153,7 +174,8 @@ export class CallBuffer {
       calls = calls.filter((c) => !c.settled);
       parts = calls.length ? [Buffer.concat(calls.map((c) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes)))] : [];
     }
-    for (const c of p.calls) c.chunk = undefined;
+    // Settled (aborted) calls never need their line; waiting ones keep it while it may be sent again.
+    for (const c of p.calls) if (c.settled || !this.#limits.keepLines) c.chunk = undefined;
     if (calls.length) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, parts, bytes: p.bytes, reason });
   }
 }

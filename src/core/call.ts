@@ -10,13 +10,18 @@ export interface Call {
   readonly model: string;
   /** UTF-8 bytes of the call's JSONL line. */
   readonly bytes: number;
-  /** While buffered: where the line was written (chunk and offset), so an abort can leave the file. */
+  /**
+   * Where the line was written (chunk and offset): while buffered, so an abort can leave the file; after the flush,
+   * only while it may be sent again (`lineRetries` > 0), until the call settles.
+   */
   chunk?: Buffer;
   offset?: number;
   readonly decodeBase64: boolean;
   /** Resolve with the unshaped `RawResult` (the batching fetch and serve re-emit the provider's bytes). */
   readonly raw: boolean;
   batchId?: string;
+  /** Times its line was sent again after a transient failure (see `lineRetries`). */
+  retries: number;
   settled: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
@@ -39,6 +44,10 @@ export interface RawResult {
 export interface SettleSink {
   readonly events: Events;
   settled(call: Call): void;
+  /** Whether a call whose line failed transiently may be sent again (retries left, the client not stopping). */
+  retryable(call: Call): boolean;
+  /** Takes back such a call (counting the retry) and buffers its line for a later batch. */
+  retry(call: Call): void;
 }
 
 const released = () => undefined;
@@ -47,6 +56,7 @@ export function settle(call: Call, sink: SettleSink, ok: boolean, value: unknown
   if (call.settled) return false;
   call.settled = true;
   call.detach?.();
+  call.chunk = undefined;
   if (ok) call.resolve(value);
   else call.reject(value);
   // The resolvers reach the promise and through it the result: a settled call (still listed by its batch until the

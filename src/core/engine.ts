@@ -3,7 +3,7 @@
 // batch; running batches: the tracker).
 import PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
-import { Batch } from "./batch.js";
+import { Batch, type BatchContext } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
 import { setMaxListeners } from "node:events";
 import { settle, type Call, type SettleSink } from "./call.js";
@@ -65,6 +65,7 @@ export class Engine {
   #batchesCreated = 0;
   #idleWaiters: (() => void)[] = [];
   readonly #sink: SettleSink;
+  readonly #batchContext: BatchContext;
   #closed = false;
 
   constructor(input?: AutoBatcherOptions) {
@@ -76,23 +77,32 @@ export class Engine {
       settled: () => {
         if (--this.#pending === 0) this.#notifyIdle();
       },
+      retryable: (call) => call.retries < this.options.lineRetries && !this.#stop.signal.aborted,
+      retry: (call) => {
+        call.retries++;
+        this.#buffer.requeue(call);
+      },
     };
     // Every queued task listens on the stop signal; many running batches are normal, not a leak.
     setMaxListeners(0, this.#stop.signal);
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
-    this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
+    this.#buffer = new CallBuffer({ ...this.options, keepLines: this.options.lineRetries > 0 }, this.#clock, (f) =>
+      this.#onFlush(f),
+    );
+    this.#tracker = new Tracker(this.#queue, this.#clock, this.options.pollIntervalMs, this.#stop.signal);
     const window = windowToMs(this.options.completionWindow);
-    this.#tracker = new Tracker(
-      this.#queue,
-      this.#transport,
-      this.#clock,
-      {
-        pollIntervalMs: this.options.pollIntervalMs,
+    this.#batchContext = {
+      transport: this.#transport,
+      sink: this.#sink,
+      clock: this.#clock,
+      settings: {
+        completionWindow: this.options.completionWindow,
+        metadata: this.options.metadata,
         deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs,
       },
-      this.#stop.signal,
-    );
+      reads: { requests: 0, bytes: 0, lines: 0 },
+    };
   }
 
   get stats(): EngineStats {
@@ -104,7 +114,7 @@ export class Engine {
       runningBatches: this.#tracker.running,
       pending: this.#pending,
       batchesCreated: this.#batchesCreated,
-      reads: { ...this.#tracker.reads },
+      reads: { ...this.#batchContext.reads },
     };
   }
 
@@ -137,6 +147,7 @@ export class Engine {
       bytes,
       decodeBase64: prepared.decodeBase64,
       raw: options?.raw ?? false,
+      retries: 0,
       settled: false,
       resolve: noop,
       reject: noop,
@@ -169,11 +180,10 @@ export class Engine {
       bytes: f.bytes,
       reason: f.reason,
     });
-    const batch = new Batch(f.endpoint, f.model, f.calls, f.parts, f.bytes, this.#sink, this.#transport);
+    const batch = new Batch(f, this.#batchContext);
     this.#submitting.add(batch);
-    const settings = { completionWindow: this.options.completionWindow, metadata: this.options.metadata };
     void this.#queue
-      .add(() => batch.submit(settings, this.#clock.Date.now(), this.#stop.signal), { priority: 1 })
+      .add(() => batch.submit(this.#stop.signal), { priority: 1 })
       .then((ok) => {
         this.#submitting.delete(batch);
         if (!ok) return;

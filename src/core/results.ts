@@ -2,18 +2,22 @@
 // `?skip=N&offset=N` serves current Doubleword servers (skip) and older ones (offset); others ignore both. The
 // cursor moves past the lines actually received, capped by `X-Last-Line` when the server sends it: a response cut
 // short (with or without a transport error) never moves it past a line we did not get whole, so nothing is skipped
-// and nothing is handed over twice.
-import { APIConnectionError } from "../errors.js";
+// and nothing is handed over twice. The cursor is its batch's: this file reports where it ends, never moves it.
+import { APIConnectionError, AutoBatchError } from "../errors.js";
 import { LineSplitter } from "../internal/jsonl.js";
 import type { Transport } from "../internal/transport.js";
 
 export interface FileCursor {
   readonly fileId: string;
   /** Lines of the file already handed over (the next `skip`). */
-  next: number;
+  readonly next: number;
 }
 
 export interface ReadOutcome {
+  /** Where the cursor stands after this read: past every line handed over, never past one not received whole. */
+  next: number;
+  /** Set when the response ended short (a transport error or fewer lines than `X-Last-Line` promised). */
+  cut?: AutoBatchError;
   /** `X-Incomplete` as sent: true while the server may append lines, undefined when absent. */
   incomplete: boolean | undefined;
   /** Complete lines received. */
@@ -28,8 +32,8 @@ export interface ReadStats {
 }
 
 /**
- * Reads what is new in the file, calling `onLine` for each non-blank line and adding to `stats`.
- * Throws on HTTP errors or a cut response, with the cursor already past every line handed over.
+ * Reads what is new in the file from `cursor.next` on, calling `onLine` for each non-blank line and adding to
+ * `stats`. Throws on HTTP errors (nothing was handed over); a cut response is reported in the outcome.
  */
 export async function readNewLines(
   transport: Transport,
@@ -59,8 +63,11 @@ export async function readNewLines(
       splitter.push(chunk, onWhole);
     }
   } catch (err) {
-    cursor.next = start + lines;
-    throw err;
+    const cut =
+      err instanceof AutoBatchError
+        ? err
+        : transport.connectionError({ method: "GET", path: `/files/${cursor.fileId}/content`, signal }, err);
+    return { next: start + lines, cut, incomplete: undefined, lines };
   }
   const lastLine = Number.parseInt(res.headers.get("x-last-line") ?? "", 10);
   const promised = Number.isFinite(lastLine) ? Math.max(0, lastLine - start) : undefined;
@@ -75,14 +82,18 @@ export async function readNewLines(
     }
   }
   cut ||= promised !== undefined && promised > lines;
-  cursor.next = start + (promised === undefined ? lines : Math.min(promised, lines));
-  if (cut) {
-    throw new APIConnectionError(
-      `GET /files/${cursor.fileId}/content: response ended after ${lines} complete lines (of ${promised ?? "?"}); resuming at line ${cursor.next}`,
-    );
-  }
+  const next = start + (promised === undefined ? lines : Math.min(promised, lines));
   const flag = res.headers.get("x-incomplete")?.toLowerCase();
-  return { incomplete: flag === "true" ? true : flag === "false" ? false : undefined, lines };
+  const incomplete = flag === "true" ? true : flag === "false" ? false : undefined;
+  if (!cut) return { next, incomplete, lines };
+  return {
+    next,
+    incomplete,
+    lines,
+    cut: new APIConnectionError(
+      `GET /files/${cursor.fileId}/content: response ended after ${lines} complete lines (of ${promised ?? "?"}); resuming at line ${next}`,
+    ),
+  };
 }
 
 function isJson(line: string): boolean {

@@ -41,6 +41,7 @@ const ENGINE_LOG: { [K in EventName]: LogRule<K> } = {
   warning: { event: "engine.warning", level: "warn" },
   // Per-call settlements are left to the request log; not listening also spares the core building their payloads.
   callSettled: null,
+  callRetried: null,
 };
 
 /** Logs the engine's batch lifecycle events. */
