@@ -4,6 +4,9 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { number, parseCommand, UsageError, httpURL } from "./args.js";
 import { readNewLines, type FileCursor, type ReadStats } from "../core/results.js";
+
+/** This command's own position in a file (the engine's cursors belong to its batches). */
+type Cursor = { -readonly [K in keyof FileCursor]: FileCursor[K] };
 import { APIConnectionError, APIError, NotFoundError } from "../errors.js";
 import { realClock, sleep } from "../internal/clock.js";
 import { safeURL } from "../internal/safe-url.js";
@@ -70,7 +73,7 @@ async function results(
   follow: boolean,
   pollMs: number,
 ): Promise<number> {
-  const cursors: { output?: FileCursor; error?: FileCursor } = {};
+  const cursors: { output?: Cursor; error?: Cursor } = {};
   const out = new LineFile(paths.output);
   const err = new LineFile(paths.errors);
   const stats: ReadStats = { requests: 0, bytes: 0, lines: 0 };
@@ -91,14 +94,13 @@ async function results(
       ] as const) {
         if (!cursor) continue;
         const got: string[] = [];
-        try {
-          await readNewLines(t, cursor, (line) => got.push(line), stats);
-        } catch (e) {
-          // A response cut short: the cursor stopped at the last whole line, the next read goes on from there.
-          if ((e instanceof APIError && !(e instanceof APIConnectionError)) || ++cuts > MAX_CUTS) throw e;
+        const read = await readNewLines(t, cursor, (line) => got.push(line), stats);
+        file.write(got);
+        cursor.next = read.next;
+        // A response cut short: the cursor stops at the last whole line, the next read goes on from there.
+        if (read.cut) {
+          if (++cuts > MAX_CUTS) throw read.cut;
           cut = true;
-        } finally {
-          file.write(got);
         }
       }
       // The status was read before the files: once it is terminal, one whole read of each has everything.

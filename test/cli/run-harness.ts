@@ -87,9 +87,9 @@ export function readLines(path: string): Record<string, any>[] {
 }
 
 /** Polls `check` every 20 ms, at most `tries` times. */
-export async function until(check: () => boolean, tries = 500): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, tries = 500): Promise<void> {
   for (let i = 0; i < tries; i++) {
-    if (check()) return;
+    if (await check()) return;
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error("condition not reached");

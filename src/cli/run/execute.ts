@@ -18,6 +18,7 @@ export class UnreachableError extends Error {}
 export interface Tally {
   succeeded: number;
   failed: number;
+  /** Lines sent again after a transient failure (each counted once, however many times it was resent). */
   retried: number;
   /** Lines whose batch could not be created (no batch id): not written, a rerun sends them. */
   unsent: number;
@@ -49,6 +50,7 @@ export class Execution {
     const options: AutoBatcherOptions = {
       batchSize: s.batchSize,
       maxBatchBytes: s.maxBatchBytes,
+      lineRetries: s.retryFailed,
       ...(s.apiKey !== undefined && { apiKey: s.apiKey }),
       ...(s.baseURL !== undefined && { baseURL: s.baseURL }),
       ...(s.completionWindow !== undefined && { completionWindow: s.completionWindow }),
@@ -70,6 +72,9 @@ export class Execution {
       this.tally.batches++;
       this.#batchStatus.set(e.batchId, "validating");
       wake();
+    });
+    ev.on("callRetried", (e) => {
+      if (e.retry === 1) this.tally.retried++;
     });
     ev.on("batchProgress", (e) => this.#batchStatus.set(e.batchId, e.status));
     ev.on("batchDone", (e) => this.#batchStatus.set(e.batchId, e.status));
