@@ -8,8 +8,9 @@ import { pathToFileURL } from "node:url";
 
 export const KEY = "sk-run-secret-123456789";
 const ROOT = new URL("../..", import.meta.url);
+export const CLI = join(ROOT.pathname, "src/cli/index.ts");
 /** tsx by absolute URL: the children run in temporary folders, where a bare "tsx" does not resolve. */
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
+export const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
 
 export interface Child {
   child: ChildProcess;
@@ -19,7 +20,7 @@ export interface Child {
 }
 
 export function cli(args: string[], env: Record<string, string>, cwd: string, stdin?: string): Child {
-  const child = spawn(process.execPath, ["--import", TSX, join(ROOT.pathname, "src/cli/index.ts"), ...args], {
+  const child = spawn(process.execPath, ["--import", TSX, CLI, ...args], {
     cwd,
     env: { ...process.env, OPENAI_API_KEY: KEY, ...env, NODE_OPTIONS: "" },
     stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],

@@ -1,16 +1,11 @@
 // The live progress bar in a real terminal: `autobatch run` inside tmux at 80 and 160 columns, read back with
 // capture-pane while it runs and after it ends.
 import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { renderBar, type Snapshot } from "../../src/cli/run/progress.js";
-import { KEY, requests, tempDir, until, writeInput } from "./run-harness.js";
+import { CLI, KEY, requests, tempDir, TSX, until, writeInput } from "./run-harness.js";
 
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
-const CLI = new URL("../../src/cli/index.ts", import.meta.url).pathname;
 const hasTmux = (() => {
   try {
     execFileSync("tmux", ["-V"]);
