@@ -39,7 +39,8 @@ describe.skipIf(!hasTmux)("progress in a terminal (tmux)", () => {
       tmux("-f", "/dev/null", "new-session", "-d", "-s", "run", "-x", String(columns), "-y", "12", command);
       try {
         tmux("set-option", "-t", "run", "remain-on-exit", "on");
-        const screen = () => tmux("capture-pane", "-p", "-t", "run").split("\n");
+        // With the history: frames drawn on new lines instead of in place would all show.
+        const screen = () => tmux("capture-pane", "-p", "-S", "-", "-t", "run").split("\n");
         let during: string[] = [];
         await until(() => {
           during = screen();

@@ -39,25 +39,28 @@ function batchesText(b: Record<string, number>): string {
   return parts.length ? `batches ${parts.join(", ")}` : "batches 0";
 }
 
-/** The terminal line, at most `columns - 1` wide (the last column would wrap on some terminals). */
+/**
+ * The terminal line, at most `columns - 1` wide (the last column would wrap on some terminals). The bar's width
+ * depends on the terminal alone, so it does not jump as the text changes; segments that do not fit are dropped.
+ */
 export function renderBar(s: Snapshot, columns: number): string {
   const width = Math.max(20, columns) - 1;
   const done = s.succeeded + s.failed;
   const counts = `${fmt(done)}/${fmt(s.total)} ok ${fmt(s.succeeded)} failed ${fmt(s.failed)}`;
+  const barWidth = Math.min(40, Math.max(10, Math.floor(width / 4)));
+  const room = width - barWidth - 3;
+  if (counts.length > room) return counts.slice(0, width);
   const optional = [
     `${compact(s.rate)}/s ETA ${eta(s)}`,
     batchesText(s.batches),
     `tokens ${compact(s.tokensIn)} in ${compact(s.tokensOut)} out`,
   ];
-  const MIN_BAR = 10;
   const sep = " | ";
   let text = counts;
   for (const seg of optional) {
-    if (text.length + sep.length + seg.length + 1 + MIN_BAR + 2 <= width) text += sep + seg;
+    if (text.length + sep.length + seg.length > room) break;
+    text += sep + seg;
   }
-  const room = width - text.length - 3;
-  if (room < MIN_BAR) return text.slice(0, width);
-  const barWidth = Math.min(40, room);
   const filled = s.total > 0 ? Math.round((done / s.total) * barWidth) : barWidth;
   return `[${"#".repeat(filled)}${".".repeat(barWidth - filled)}] ${text}`;
 }
