@@ -12,7 +12,13 @@ import { startEmulatorProcess } from "./lib/emulator.js";
 import { chatParams } from "./lib/payload.js";
 
 const { values } = parseArgs({
-  options: { lines: { type: "string", default: "100000" }, "batch-size": { type: "string", default: "50000" } },
+  options: {
+    lines: { type: "string", default: "100000" },
+    "batch-size": { type: "string", default: "50000" },
+    "retry-failed": { type: "string", default: "2" },
+    /** Caps the run's V8 heap (MB): a run that completes under a small cap shows how little it keeps alive. */
+    "max-heap-mb": { type: "string" },
+  },
 });
 const lines = Number(values.lines);
 const CLI = fileURLToPath(new URL("../dist/cli/index.js", import.meta.url));
@@ -32,6 +38,7 @@ for (let i = 0; i < lines; i++) {
 out.end();
 await once(out, "finish");
 
+const heapFlag = values["max-heap-mb"] ? [`--max-old-space-size=${values["max-heap-mb"]}`] : [];
 const emulator = await startEmulatorProcess({ concurrency: 256 });
 try {
   // GNU time's %M is the child's peak RSS in KiB; %e its wall time.
