@@ -85,35 +85,38 @@ async function execute(s: RunSettings, argv: string[], inputName: string): Promi
     ? undefined
     : new Progress(process.stderr, () => ex.snapshot(scan.lines, before), s.progressIntervalMs);
 
+  // The first Ctrl-C ends the run (detach or cancel, below); a second one exits at once.
   let interrupts = 0;
-  const onSigint = () => {
-    if (interrupts++ > 0) process.exit(130);
+  let onSigint = () => {};
+  const interrupted = new Promise<"interrupted">((resolve) => {
+    onSigint = () => {
+      if (interrupts++ > 0) process.exit(130);
+      resolve("interrupted");
+    };
+  });
+  process.on("SIGINT", onSigint);
+  const outcome = await Promise.race([ex.run().then(() => "done" as const), interrupted]);
+  if (outcome === "interrupted") {
     progress?.clear();
     const resume = resumeCommand(argv);
     const again = inputName === "standard input" ? " (with the same standard input)" : "";
-    void (async () => {
-      if (s.cancelOnInterrupt) {
-        console.error(`${NAME}: interrupted; cancelling the running batches…`);
-        await ex.interrupt(true);
-        console.error(`${NAME}: cancelled. Lines already written are kept; to send the rest: ${resume}${again}`);
-      } else {
-        await ex.interrupt(false);
-        console.error(`${NAME}: detached; the batches go on upstream. Resume with: ${resume}${again}`);
-      }
-      output.close();
-      errors.close();
-      process.exit(130);
-    })();
-  };
-  process.on("SIGINT", onSigint);
-  try {
-    await ex.run();
-  } finally {
-    process.off("SIGINT", onSigint);
-    progress?.stop();
+    if (s.cancelOnInterrupt) {
+      console.error(`${NAME}: interrupted; cancelling the running batches…`);
+      await ex.interrupt(true);
+      console.error(`${NAME}: cancelled. Lines already written are kept; to send the rest: ${resume}${again}`);
+    } else {
+      await ex.interrupt(false);
+      console.error(`${NAME}: detached; the batches go on upstream. Resume with: ${resume}${again}`);
+    }
     output.close();
     errors.close();
+    // Detached, the engine's polls would keep the process alive: leave now.
+    process.exit(130);
   }
+  process.off("SIGINT", onSigint);
+  progress?.stop();
+  output.close();
+  errors.close();
   const t = ex.tally;
   if (!s.quiet) {
     console.error(
