@@ -42,6 +42,7 @@ export class AutoBatcher {
       (params: P, options?: CallOptions) =>
         this.#engine.submit(endpoint, params, {
           signal: options?.signal,
+          idempotencyKey: options?.idempotencyKey,
           promiseClass: APIPromise as PromiseConstructor,
         }) as APIPromise<R>;
     this.chat = {

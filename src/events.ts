@@ -20,6 +20,8 @@ export interface EventMap {
     calls: number;
     bytes: number;
   };
+  /** With a store: a batch recorded by another (perhaps dead) process was taken over, to be tracked to its end here. */
+  batchResumed: { batchId?: string; endpoint: Endpoint; model: string; lines: number; unread: number };
   /** Upload or create failed after retries; every call of that file was rejected. */
   batchSubmitFailed: { endpoint: Endpoint; model: string; calls: number; message: string };
   /** A poll saw a new status or new counts. */

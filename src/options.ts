@@ -20,6 +20,8 @@ export const DEFAULTS = {
   requestTimeoutMs: 300_000,
   deadlineGraceMs: 3_600_000,
   lineRetries: 2,
+  storeRetentionMs: 7 * 24 * 3_600_000,
+  requestIdentity: "fingerprint",
 } as const;
 
 /** OpenAI's hard limit: a batch file cannot hold more lines than this. */
@@ -104,6 +106,26 @@ export const optionsSchema = z.strictObject({
    * settles; 0 frees them at upload. Default 2.
    */
   lineRetries: z.number().int("lineRetries must be a whole number").min(0, "lineRetries must be >= 0").optional(),
+  /**
+   * Durable state: a file path → an embedded SQLite database (one machine; several processes may share the file); a
+   * `postgres://` or `postgresql://` URL → PostgreSQL, shared by a fleet. With a store, a crash or restart loses no
+   * result and bills no line twice: a later client on the same store resumes the batches, replays stored results and
+   * takes over batches whose process died. Default: none (memory only).
+   */
+  store: z
+    .string({ error: "store must be a file path or a postgres:// URL" })
+    .min(1, "store must not be empty")
+    .optional(),
+  /** Milliseconds a finished batch's results stay in the store, replayable. Default 604,800,000 (7 days). */
+  storeRetentionMs: nonNegative("storeRetentionMs").optional(),
+  /**
+   * With a store, what names a call: "fingerprint" (default) — its idempotency key, else its endpoint and canonical
+   * body plus its occurrence number among this client's identical calls, so a rerun replays; "keys" — only calls
+   * with an idempotency key are ever replayed or shared.
+   */
+  requestIdentity: z
+    .enum(["fingerprint", "keys"], { error: 'requestIdentity must be "fingerprint" or "keys"' })
+    .optional(),
   /** Called with every lifecycle event; exceptions it throws are swallowed. */
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
@@ -141,6 +163,9 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
   deadlineGraceMs: number;
   lineRetries: number;
+  store?: string;
+  storeRetentionMs: number;
+  requestIdentity: "fingerprint" | "keys";
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
   dispatcher?: Dispatcher;
@@ -221,12 +246,17 @@ export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions 
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
     lineRetries: o.lineRetries ?? DEFAULTS.lineRetries,
+    store: o.store,
+    storeRetentionMs: o.storeRetentionMs ?? DEFAULTS.storeRetentionMs,
+    requestIdentity: o.requestIdentity ?? DEFAULTS.requestIdentity,
     onEvent: o.onEvent,
     clock: o.clock,
     dispatcher: o.dispatcher,
   };
   // Readable where needed, but absent from JSON.stringify, util.inspect and spreads of the options.
   Object.defineProperty(resolved, "apiKey", { value: apiKey, enumerable: false });
+  // A PostgreSQL URL may carry a password.
+  Object.defineProperty(resolved, "store", { value: o.store, enumerable: false });
   return resolved;
 }
 

@@ -1,9 +1,13 @@
 // `autobatch serve`: flags and env → serve(); SIGINT/SIGTERM drain then exit, a second signal exits at once.
-import { httpURL, keyValues, number, parseFlags, port, UsageError } from "./args.js";
-import { constants } from "node:os";
+import { httpURL, number, parseFlags, port, UsageError } from "./args.js";
+import { mkdirSync } from "node:fs";
+import { constants, homedir } from "node:os";
+import { join } from "node:path";
+import { isPostgresURL } from "../store/open.js";
 import { DEFAULTS, InvalidOptionsError } from "../options.js";
 import { type ServeHandle, type ServeOptions, SERVE_DEFAULTS, serve } from "../serve/index.js";
 import { createLogger } from "../serve/log.js";
+import { StoreError } from "../store/errors.js";
 
 const USAGE = `usage: autobatch serve [options]
 
@@ -29,6 +33,12 @@ server:
   --max-body-bytes N          largest request body, 413 above (default ${SERVE_DEFAULTS.maxBodyBytes})
   --shutdown-timeout-ms MS    on SIGINT/SIGTERM, wait this long for running calls, then cancel (default ${SERVE_DEFAULTS.shutdownTimeoutMs})
   --idempotency-ttl-ms MS     how long an Idempotency-Key is remembered (default ${SERVE_DEFAULTS.idempotencyTtlMs})
+
+state:
+  --store PATH|URL            keep state in a SQLite file or a postgres:// URL: keyed answers and calls in flight
+                              survive a restart (default: serve.db in $XDG_STATE_HOME/autobatch, else
+                              ~/.local/state/autobatch)
+  --no-store                  keep state in memory only
   -h, --help                  show this help
 
 Logs are JSON lines on stdout. The API key and auth token are never logged.`;
@@ -49,7 +59,14 @@ const FLAG_OF: Record<string, string> = {
   maxBodyBytes: "--max-body-bytes",
   shutdownTimeoutMs: "--shutdown-timeout-ms",
   idempotencyTtlMs: "--idempotency-ttl-ms",
+  store: "--store",
 };
+
+/** Where `autobatch serve` keeps its state unless told otherwise (the XDG base directory rule). */
+export function defaultStorePath(env: NodeJS.ProcessEnv = process.env): string {
+  const state = nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), ".local", "state");
+  return join(state, "autobatch", "serve.db");
+}
 
 /** Trimmed, and empty means unset: the rule the library applies to the same environment variables. */
 const nonEmpty = (v: string | undefined): string | undefined => v?.trim() || undefined;
@@ -71,6 +88,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     "max-body-bytes": { type: "string" },
     "shutdown-timeout-ms": { type: "string" },
     "idempotency-ttl-ms": { type: "string" },
+    store: { type: "string" },
+    "no-store": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return undefined;
@@ -88,7 +107,15 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.authToken = authToken;
   }
   if (values["completion-window"] !== undefined) options.completionWindow = values["completion-window"];
-  if (values.metadata) options.metadata = keyValues("metadata", values.metadata);
+  if (values.metadata) {
+    const metadata: Record<string, string> = {};
+    for (const pair of values.metadata) {
+      const eq = pair.indexOf("=");
+      if (eq <= 0) throw new UsageError(`--metadata: expected KEY=VALUE, got '${pair}'`);
+      metadata[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    options.metadata = metadata;
+  }
   const v = values;
   if (v["batch-size"] !== undefined)
     options.batchSize = number("batch-size", v["batch-size"], { integer: true, min: 1 });
@@ -109,6 +136,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     options.shutdownTimeoutMs = number("shutdown-timeout-ms", v["shutdown-timeout-ms"]);
   if (v["idempotency-ttl-ms"] !== undefined)
     options.idempotencyTtlMs = number("idempotency-ttl-ms", v["idempotency-ttl-ms"]);
+  if (v["no-store"] && v.store !== undefined) throw new UsageError("--store and --no-store exclude each other");
+  if (v.store !== undefined && v.store.trim() === "") throw new UsageError("--store: must not be empty");
+  options.store = v["no-store"] ? false : (v.store ?? defaultStorePath(env));
   return options;
 }
 
@@ -146,11 +176,18 @@ export const command = {
     }
     let handle: ServeHandle;
     try {
+      // The default folder may not exist yet; a path the user gave is taken as it is.
+      if (typeof options.store === "string" && !isPostgresURL(options.store) && options.store === defaultStorePath())
+        mkdirSync(join(options.store, ".."), { recursive: true });
       handle = await serve(options);
     } catch (err) {
       if (err instanceof InvalidOptionsError) {
         console.error(`autobatch serve: ${withFlagNames(err)}`);
         return 2;
+      }
+      if (err instanceof StoreError) {
+        console.error(`autobatch serve: ${err.message}`);
+        return 1;
       }
       const code = (err as { code?: string }).code;
       if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {

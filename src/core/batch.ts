@@ -24,6 +24,25 @@ export interface BatchSettings extends CreateSettings {
   deadlineMs: number | undefined;
 }
 
+/** A batch recorded by an earlier process, as a durable store gives it back. */
+export interface ResumedBatch {
+  key: string;
+  endpoint: Endpoint;
+  model: string;
+  id?: string;
+  inputFileId?: string;
+  status: string;
+  counts: BatchCounts;
+  output?: FileCursor;
+  error?: FileCursor;
+  batchErrors?: string[];
+  createdAt: number;
+  /** Every custom_id of its file. */
+  customIds: string[];
+  /** The custom_ids whose result line is not stored yet. */
+  unread: string[];
+}
+
 /** What every batch of one engine shares. */
 export interface BatchContext {
   transport: Transport;
@@ -36,6 +55,8 @@ export interface BatchContext {
 }
 
 export interface BatchInput {
+  /** Default: a fresh random key. */
+  key?: string;
   endpoint: Endpoint;
   model: string;
   calls: Call[];
@@ -45,7 +66,7 @@ export interface BatchInput {
 }
 
 export class Batch {
-  readonly key = randomBytes(9).toString("base64url");
+  readonly key: string;
   readonly endpoint: Endpoint;
   readonly model: string;
   readonly bytes: number;
@@ -63,6 +84,12 @@ export class Batch {
   #batchErrors: string[] = [];
   #unsettled: number;
   #done = false;
+  /** The provider 404s the batch: it is gone, as if ended. */
+  #gone = false;
+  /** Lines whose result was not read yet, tracked only for a recorder that keeps results. */
+  readonly #unread = new Set<string>();
+  /** custom_ids of a resumed batch, whose lines have no call here. */
+  #known: Set<string> | undefined;
   #failedPolls = 0;
   #succeeded = 0;
   #failed = 0;
@@ -72,6 +99,7 @@ export class Batch {
   #parts: Buffer[] | undefined;
 
   constructor(input: BatchInput, ctx: BatchContext) {
+    this.key = input.key ?? randomBytes(9).toString("base64url");
     this.endpoint = input.endpoint;
     this.model = input.model;
     this.bytes = input.bytes;
@@ -86,8 +114,52 @@ export class Batch {
     for (const c of input.calls) {
       this.#calls.set(c.customId, c);
       c.owner = this;
+      if (ctx.recorder?.keepsResults) this.#unread.add(c.customId);
     }
     this.#unsettled = this.#size = input.calls.length;
+  }
+
+  /** A batch recorded by an earlier process, tracked from where it was left: no call waits on it here. */
+  static resume(r: ResumedBatch, ctx: BatchContext): Batch {
+    const b = new Batch({ key: r.key, endpoint: r.endpoint, model: r.model, calls: [], parts: [], bytes: 0 }, ctx);
+    b.#parts = undefined;
+    b.#id = r.id;
+    b.#inputFileId = r.inputFileId;
+    b.#status = r.status;
+    b.#counts = { ...r.counts };
+    b.#batchErrors = r.batchErrors ?? [];
+    b.#createdAt = r.createdAt;
+    b.#files.restore(r.output, r.error);
+    b.#known = new Set(r.customIds);
+    for (const id of r.unread) b.#unread.add(id);
+    return b;
+  }
+
+  /**
+   * A resumed batch whose creation was never recorded: finds it upstream by its key, else creates it from its
+   * uploaded file. Returns false when neither exists (nothing was billed; the batch is ended).
+   */
+  async reattach(stop: AbortSignal): Promise<boolean> {
+    const { transport, settings } = this.#ctx;
+    try {
+      const found = await findBatch(transport, this.key, stop);
+      const upstreamFile = found?.input_file_id;
+      const fileId = typeof upstreamFile === "string" ? upstreamFile : this.#inputFileId;
+      if (found) this.#created(found, fileId ?? "");
+      else if (fileId)
+        this.#created(await createBatch(transport, this.key, this.endpoint, fileId, settings, stop), fileId);
+      else {
+        this.#gone = true;
+        this.finish("it was never created upstream");
+        return false;
+      }
+      return true;
+    } catch (err) {
+      this.#ctx.sink.events.emit("warning", {
+        message: `could not resume batch ${this.key} (will try again later): ${(err as Error).message}`,
+      });
+      return false;
+    }
   }
 
   get id(): string | undefined {
@@ -116,6 +188,18 @@ export class Batch {
   get batchErrors(): readonly string[] {
     return this.#batchErrors;
   }
+  /** The provider ended the batch (a terminal status) or no longer has it; false while it may still run upstream. */
+  get ended(): boolean {
+    return this.#gone || TERMINAL_STATUSES.has(this.#status);
+  }
+  /** Lines whose result was not read yet (only counted for a recorder that keeps results). */
+  get unread(): number {
+    return this.#unread.size;
+  }
+  /** The calls of its file, in order (for the recorder's intent). */
+  calls(): IterableIterator<Call> {
+    return this.#calls.values();
+  }
   /** finish() ran: every call is settled and batchDone was emitted. */
   get done(): boolean {
     return this.#done;
@@ -136,11 +220,14 @@ export class Batch {
     try {
       let inputFileId: string;
       try {
+        await this.#ctx.recorder?.intent?.(this);
         inputFileId = await uploadFile(transport, this.key, this.#parts ?? [], this.bytes, signal);
       } finally {
         // Kept for retries until here; a waiting call never needs its line again.
         this.#parts = undefined;
       }
+      this.#inputFileId = inputFileId;
+      this.#ctx.recorder?.uploaded?.(this);
       creating = true;
       const created = await createBatch(transport, this.key, this.endpoint, inputFileId, settings, signal);
       this.#created(created, inputFileId);
@@ -209,22 +296,25 @@ export class Batch {
       );
     } catch (err) {
       if (signal.aborted) return;
-      if (err instanceof NotFoundError) return this.finish("the batch no longer exists upstream (404)");
+      if (err instanceof NotFoundError) {
+        this.#gone = true;
+        return this.finish("the batch no longer exists upstream (404)");
+      }
       return this.#pollFailed(`its status could not be read (${(err as Error).message})`);
     }
     if (this.#apply(envelope)) this.#progress();
-    // Every caller has its result: this read only learns the final status for the batchDone event.
-    if (this.#unsettled === 0) return this.finish("");
+    // Every caller has its result (and every line, when results are kept): this read only learns the final status.
+    if (!this.#wanted()) return this.finish("");
     if (!TERMINAL_STATUSES.has(this.#status)) {
       await this.#files.readRunning(this.#counts, signal);
       this.#failedPolls = 0;
       const deadline = this.#ctx.settings.deadlineMs;
-      if (this.#unsettled > 0 && deadline !== undefined && this.#ctx.clock.Date.now() - this.#createdAt > deadline)
+      if (this.#wanted() && deadline !== undefined && this.#ctx.clock.Date.now() - this.#createdAt > deadline)
         this.finish("it is still not finished long after its completion window");
       return;
     }
     try {
-      const waiting = () => this.#unsettled > 0;
+      const waiting = () => this.#wanted();
       await this.#files.drain(waiting, signal);
       // Doubleword's positions are mostly, not always, stable: one full re-read finds lines that moved.
       if (waiting() && this.#files.rewind()) await this.#files.drain(waiting, signal);
@@ -234,6 +324,11 @@ export class Batch {
       return this.#pollFailed(`its result files could not be read (${(err as Error).message})`);
     }
     this.finish("no result line for this call");
+  }
+
+  /** Some caller still waits here, or some line's result is still to be kept. */
+  #wanted(): boolean {
+    return this.#unsettled > 0 || this.#unread.size > 0;
   }
 
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
@@ -283,9 +378,10 @@ export class Batch {
       return;
     }
     const customId = parsed.line.custom_id;
+    if (this.#unread.delete(customId)) this.#ctx.recorder?.result?.(this, customId, raw);
     const call = this.#calls.get(customId);
     if (!call) {
-      if (this.#retriedIds.has(customId)) return;
+      if (this.#retriedIds.has(customId) || this.#known?.has(customId)) return;
       this.#ctx.sink.events.emit("warning", {
         batchId: this.#id,
         message: `result line for unknown custom_id ${JSON.stringify(customId.slice(0, 80))} ignored`,

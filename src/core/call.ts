@@ -22,6 +22,9 @@ export interface Call {
   batchId?: string;
   /** Times its line was sent again after a transient failure (see `lineRetries`). */
   retries: number;
+  /** With a durable store: the request's identity and fingerprint (see store/identity.ts). */
+  identity?: string;
+  fingerprint?: string;
   settled: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;

@@ -3,7 +3,7 @@
 // batch; running batches: the tracker).
 import PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
-import { Batch, type BatchContext } from "./batch.js";
+import { Batch, type BatchContext, type ResumedBatch } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
 import { setMaxListeners } from "node:events";
 import { settle, type Call, type SettleSink } from "./call.js";
@@ -15,10 +15,17 @@ import { Transport } from "../internal/transport.js";
 import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
 import { Tracker } from "./tracker.js";
+import { Durable, detachedError, type Line } from "../store/durable.js";
 
 export interface CallOptions {
   /** Aborting before the flush removes the call from its buffer; after, it releases the caller (the batch goes on). */
   signal?: AbortSignal | null;
+  /**
+   * With a store: names the call. The same key gets the same result, across processes sharing the store; the same
+   * key with another request is an InvalidParamsError. At most 512 characters. Default: none (see
+   * `requestIdentity`). Without a store it has no effect.
+   */
+  idempotencyKey?: string;
 }
 
 export interface SubmitOptions extends CallOptions {
@@ -31,6 +38,11 @@ export interface SubmitOptions extends CallOptions {
 export interface CloseOptions {
   /** Instead of waiting: cancel running batches upstream and reject every call still waiting. Default false. */
   cancel?: boolean;
+  /**
+   * With a store, instead of waiting: stop, leave running batches upstream for a later process on the same store,
+   * and release every call still waiting with a ClientClosedError saying so. Default false.
+   */
+  detach?: boolean;
 }
 
 /** Counters that make progress visible. */
@@ -66,6 +78,7 @@ export class Engine {
   #idleWaiters: (() => void)[] = [];
   readonly #sink: SettleSink;
   readonly #batchContext: BatchContext;
+  readonly #durable: Durable | undefined;
   #closed = false;
 
   constructor(input?: AutoBatcherOptions) {
@@ -103,6 +116,29 @@ export class Engine {
       },
       reads: { requests: 0, bytes: 0, lines: 0 },
     };
+    if (this.options.store) {
+      this.#durable = new Durable(
+        {
+          store: this.options.store,
+          retentionMs: this.options.storeRetentionMs,
+          keysOnly: this.options.requestIdentity === "keys",
+          pollIntervalMs: this.options.pollIntervalMs,
+        },
+        {
+          clock: this.#clock,
+          events: this.events,
+          sink: this.#sink,
+          enqueue: (call, line) => this.#buffer.add(call, line.head, line.json),
+          resume: (r) => this.#resume(r),
+        },
+      );
+      this.#batchContext.recorder = this.#durable.recorder;
+    }
+  }
+
+  /** Where results are kept: the store's file or URL (without credentials); undefined without a store. */
+  async storeLocation(): Promise<string | undefined> {
+    return this.#durable?.location();
   }
 
   get stats(): EngineStats {
@@ -124,6 +160,9 @@ export class Engine {
     if (this.#closed) return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
     const signal = options?.signal ?? undefined;
     if (signal?.aborted) return P.reject(new APIUserAbortError());
+    const key = options?.idempotencyKey;
+    if (key !== undefined && (typeof key !== "string" || key.length === 0 || key.length > 512))
+      return P.reject(new InvalidParamsError("idempotencyKey must be a non-empty string of at most 512 characters"));
     let prepared: ReturnType<typeof prepareBody>;
     try {
       prepared = prepareBody(endpoint, params, options?.raw);
@@ -155,7 +194,9 @@ export class Engine {
     const promise = track(call, P);
     this.#pending++;
     if (signal) this.#watch(call, signal);
-    this.#buffer.add(call, head, prepared.json);
+    const line: Line = { head, json: prepared.json };
+    if (this.#durable) this.#durable.admit(call, params, key, line);
+    else this.#buffer.add(call, line.head, line.json);
     return promise;
   }
 
@@ -194,6 +235,28 @@ export class Engine {
       });
   }
 
+  /** A batch an earlier process recorded: tracked here from where it was left, its results stored. */
+  #resume(r: ResumedBatch): void {
+    const batch = Batch.resume(r, this.#batchContext);
+    this.events.emit("batchResumed", {
+      batchId: r.id,
+      endpoint: r.endpoint,
+      model: r.model,
+      lines: r.customIds.length,
+      unread: r.unread.length,
+    });
+    if (batch.id) {
+      this.#tracker.add(batch);
+      return;
+    }
+    void this.#queue
+      .add(() => batch.reattach(this.#stop.signal), { priority: 1 })
+      .then((ok) => {
+        if (ok) this.#tracker.add(batch);
+        else if (!batch.done) this.#durable?.release([batch.key]);
+      });
+  }
+
   /** The door to the provider, for surfaces that also send requests of their own (serve's `/models` passthrough). */
   get transport(): Transport {
     return this.#transport;
@@ -214,7 +277,15 @@ export class Engine {
   /** Flushes what is buffered and waits for every call to settle; with `cancel`, cancels and rejects instead. */
   async close(options: CloseOptions = {}): Promise<void> {
     this.#closed = true;
-    if (options.cancel) {
+    if (options.detach && this.#durable) {
+      this.#durable.recorder.detaching = true;
+      await this.#durable.admitted();
+      for (const call of this.#buffer.drain()) settle(call, this.#sink, false, detachedError(call));
+      this.#stop.abort(new ClientClosedError("the client was closed with detach"));
+      const running = [...this.#tracker.batches];
+      this.#tracker.stop();
+      for (const b of [...this.#submitting, ...running]) b.abandon(detachedError);
+    } else if (options.cancel) {
       const closed = (call: Call) =>
         new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", {
           customId: call.customId,
@@ -228,12 +299,14 @@ export class Engine {
       for (const b of running) b.abandon(closed);
       await Promise.all(running.map((b) => b.cancelUpstream()));
     } else {
+      await this.#durable?.admitted();
       this.#buffer.flushAll("close");
       await this.onIdle();
       await this.#tracker.finishSettled();
       this.#tracker.stop();
     }
     await this.#queue.onIdle().catch(() => undefined);
+    await this.#durable?.close(options.detach === true);
     await this.#transport.close();
   }
 }

@@ -5,6 +5,17 @@ import type { Batch } from "./batch.js";
 export type ResultFile = "output" | "error";
 
 export interface BatchRecorder {
+  /**
+   * A durable recorder: the batch keeps reading until every line of its file has its result (not only those whose
+   * caller still waits), and lines without a caller (a resumed batch) are read and handed to `result`.
+   */
+  readonly keepsResults?: boolean;
+  /** The batch was flushed and is about to be uploaded; the upload waits for this (the store records the intent). */
+  intent?(batch: Batch): Promise<void>;
+  /** The file was uploaded: `batch.inputFileId` is set. */
+  uploaded?(batch: Batch): void;
+  /** A result line for one of the batch's lines was read, verbatim (before its caller, if any, is settled). */
+  result?(batch: Batch, customId: string, line: string): void;
   /** The batch exists upstream: `batch.id`, `batch.inputFileId` and `batch.createdAt` are set; `progress` follows. */
   submitted(batch: Batch): void;
   /** Upload or create failed for good; every call of the batch was rejected. */
@@ -17,6 +28,9 @@ export interface BatchRecorder {
   retried(batch: Batch, customId: string): void;
   /** One call of the batch settled. */
   settled(batch: Batch, customId: string, ok: boolean): void;
-  /** The batch is done: every call settled, batchDone emitted. */
+  /**
+   * The batch is done: every call settled, batchDone emitted. `batch.ended` says whether the provider ended it (a
+   * terminal status, or gone) or autobatch gave up waiting (its lines may still run upstream).
+   */
   finished(batch: Batch, why: string): void;
 }

@@ -35,6 +35,12 @@ export class ResultFiles {
     return this.#error;
   }
 
+  /** Cursors recorded by an earlier process (a resumed batch). */
+  restore(output: FileCursor | undefined, error: FileCursor | undefined): void {
+    this.#output = output && { ...output };
+    this.#error = error && { ...error };
+  }
+
   /** Takes in a file id from the batch object; a new id starts its cursor at 0. Returns true when it changed. */
   track(file: ResultFile, fileId: string | undefined): boolean {
     if (!fileId || this.#get(file)?.fileId === fileId) return false;

@@ -50,6 +50,18 @@ const serveOptionsSchema = z.strictObject({
   idempotencyTtlMs: nonNegative("idempotencyTtlMs").default(SERVE_DEFAULTS.idempotencyTtlMs),
   /** Most settled keys remembered at once (oldest forgotten first). Default 10,000. */
   idempotencyMaxKeys: positiveInt("idempotencyMaxKeys").default(SERVE_DEFAULTS.idempotencyMaxKeys),
+  /**
+   * Durable state (see AutoBatcher's `store`); `false` or absent: memory only. With a store, `Idempotency-Key` answers
+   * and keyed calls in flight survive a restart, and on close past `shutdownTimeoutMs` running batches are left for
+   * the next start instead of cancelled. Default: none (`autobatch serve` defaults to a file in the state directory).
+   */
+  store: z
+    .union([z.string().min(1, "store must not be empty"), z.literal(false)], {
+      error: "store must be a file path, a postgres:// URL or false",
+    })
+    .optional(),
+  /** As AutoBatcher's, but "keys" by default: a proxy replays only requests that carry an `Idempotency-Key`. */
+  requestIdentity: z.enum(["fingerprint", "keys"]).default("keys"),
   /** Receives each structured log entry; `false` silences the proxy. Default: JSON lines on stdout. */
   log: z.custom<LogSink>((v) => v === false || typeof v === "function", "log must be a function or false").optional(),
 });
@@ -90,11 +102,19 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     idempotencyTtlMs,
     idempotencyMaxKeys,
     log: sink,
+    store,
     ...engineOptions
   } = parseOptions(serveOptionsSchema, options, "Invalid serve options");
   const log = createLogger(sink);
-  const engine = new Engine(engineOptions);
+  const engine = new Engine({ ...engineOptions, store: store || undefined });
   logEngineEvents(log, engine.events);
+  let storeLocation: string | undefined;
+  try {
+    storeLocation = await engine.storeLocation();
+  } catch (err) {
+    await engine.close({ cancel: true });
+    throw err;
+  }
   const ctx: HandlerContext = {
     engine,
     log,
@@ -141,6 +161,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     maxBodyBytes,
     shutdownTimeoutMs,
     idempotencyTtlMs,
+    store: storeLocation ?? null,
   });
 
   let closing: Promise<void> | undefined;
@@ -151,8 +172,9 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       log("info", "serve.closing", { pending: engine.stats.pending, timeoutMs });
       if (!(await within(engine.close(), timeoutMs))) {
-        log("warn", "serve.shutdown_timeout", { pending: engine.stats.pending, timeoutMs });
-        await engine.close({ cancel: true });
+        log("warn", "serve.shutdown_timeout", { pending: engine.stats.pending, timeoutMs, detach: !!storeLocation });
+        // With a store the batches go on upstream and the next start picks them up: nothing is cancelled or re-billed.
+        await engine.close(storeLocation ? { detach: true } : { cancel: true });
       }
       // Answers just settled are still being written: give them a moment, then cut every connection left.
       const answered = Promise.all(

@@ -35,6 +35,7 @@ type LogRule<K extends EventName> = { event: string; level: LogLevel | ((payload
 const ENGINE_LOG: { [K in EventName]: LogRule<K> } = {
   flush: { event: "batch.flushed", level: "info" },
   batchSubmitted: { event: "batch.submitted", level: "info" },
+  batchResumed: { event: "batch.resumed", level: "info" },
   batchProgress: { event: "batch.progress", level: "info" },
   batchDone: { event: "batch.done", level: (e) => (e.status === "completed" ? "info" : "warn") },
   batchSubmitFailed: { event: "batch.submit_failed", level: "error" },

@@ -102,9 +102,14 @@ async function batched(
   const wantsStream = stream === true;
   const includeUsage = wantsStream && isObject(streamOptions) && streamOptions.include_usage === true;
   trace.stream = wantsStream;
-  const start = (signal: AbortSignal) =>
-    ctx.engine.submit(endpoint, params, { signal, raw: true }) as Promise<RawResult>;
   const key = header(req, "idempotency-key");
+  // The key also names the call in the store (if any): a retry after a restart finds the original line.
+  const start = (signal: AbortSignal) =>
+    ctx.engine.submit(endpoint, params, {
+      signal,
+      raw: true,
+      idempotencyKey: key === undefined ? undefined : `${endpoint} ${key}`,
+    }) as Promise<RawResult>;
   let call: Attached<RawResult>;
   if (key !== undefined) {
     const fingerprint = createHash("sha256")

@@ -1,5 +1,8 @@
 // `autobatch serve` as a process: flags, JSON logs on stdout, drain on SIGTERM, a second signal exits at once.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +18,14 @@ afterAll(() => emulator.close());
 function run(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts", "serve", ...args], {
     cwd: new URL("../..", import.meta.url),
-    env: { ...process.env, OPENAI_API_KEY: KEY, OPENAI_BASE_URL: emulator.url, ...env },
+    // A state directory of its own: each run starts with an empty default store.
+    env: {
+      ...process.env,
+      OPENAI_API_KEY: KEY,
+      OPENAI_BASE_URL: emulator.url,
+      XDG_STATE_HOME: mkdtempSync(join(tmpdir(), "ab-state-")),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: Record<string, any>[] = [];

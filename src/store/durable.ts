@@ -1,0 +1,338 @@
+// The engine's durable side, present only with a `store`: each new call is looked up by its identity (a stored
+// result settles it at once, a line still running somewhere makes it wait on the store, anything else is
+// submitted); batches are recorded through the StoreRecorder; one timer per engine, running only while this process
+// holds a lease or a call waits on the store, renews leases, takes over batches whose holder died and answers the
+// calls that wait.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { ResumedBatch } from "../core/batch.js";
+import { settle, type Call, type SettleSink } from "../core/call.js";
+import { lineOutcome, parseLine } from "../core/line-result.js";
+import { ClientClosedError, InvalidParamsError, ResultParseError } from "../errors.js";
+import type { Events } from "../events.js";
+import type { Clock } from "../internal/clock.js";
+import type { Endpoint } from "../internal/endpoints.js";
+import { fingerprint, keyIdentity, Occurrences } from "./identity.js";
+import { openStore } from "./open.js";
+import { StoreRecorder } from "./recorder.js";
+import type { FoundLine, Store, StoredBatch } from "./types.js";
+import { StoreWriter } from "./writer.js";
+
+/** Batches taken over per look. */
+const CLAIM_LIMIT = 100;
+/** A lease outlives this many poll intervals without renewal before another process may take the batch. */
+const LEASE_POLLS = 3;
+const MIN_LEASE_MS = 1_000;
+
+export interface DurableOptions {
+  store: string;
+  retentionMs: number;
+  /** Only calls with an idempotency key have an identity; the rest are always submitted. */
+  keysOnly: boolean;
+  pollIntervalMs: number;
+}
+
+export interface DurableHooks {
+  clock: Clock;
+  events: Events;
+  sink: SettleSink;
+  /** Submits the call as without a store (its buffer). */
+  enqueue(call: Call, line: Line): void;
+  /** Tracks a batch taken over from an earlier process. */
+  resume(batch: ResumedBatch): void;
+}
+
+/** A call's JSONL line, kept only while its lookup runs. */
+export interface Line {
+  head: string;
+  json: string;
+}
+
+interface Admitted {
+  call: Call;
+  line: Line;
+}
+
+export class Durable {
+  readonly recorder: StoreRecorder;
+  readonly #ready: Promise<Store>;
+  readonly #writer: StoreWriter;
+  readonly #opts: DurableOptions;
+  readonly #hooks: DurableHooks;
+  readonly #owner = `${hostname()}/${process.pid}/${randomBytes(4).toString("hex")}`;
+  readonly #leaseMs: number;
+  readonly #occurrences = new Occurrences();
+  #lookups: Admitted[] = [];
+  #lookingUp: Promise<void> = Promise.resolve();
+  /** Calls waiting on a line that runs in a batch tracked elsewhere (or not yet read), by identity. */
+  readonly #waiters = new Map<string, Admitted[]>();
+  /** Keyed calls submitted here and not yet settled: a second call with the key waits for the first. */
+  readonly #leaders = new Map<string, Call>();
+  #timer: unknown;
+  #ticking = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: DurableOptions, hooks: DurableHooks) {
+    this.#opts = opts;
+    this.#hooks = hooks;
+    this.#leaseMs = Math.max(MIN_LEASE_MS, LEASE_POLLS * opts.pollIntervalMs);
+    const warn = (message: string) => hooks.events.emit("warning", { message });
+    this.#ready = openStore(opts.store, { now: () => hooks.clock.Date.now(), onWarning: warn });
+    this.#writer = new StoreWriter(this.#ready, {
+      clock: hooks.clock,
+      owner: this.#owner,
+      leaseMs: this.#leaseMs,
+      warn,
+      wrote: () => void this.#check(),
+    });
+    this.recorder = new StoreRecorder(this.#writer, () => this.#arm());
+    this.#ready.then(
+      (store) => this.#start(store),
+      (err: Error) => warn(err.message),
+    );
+  }
+
+  /** Where the store is (the file, or the URL without credentials); rejects when it could not be opened. */
+  async location(): Promise<string> {
+    return (await this.#ready).location;
+  }
+
+  async #start(store: Store): Promise<void> {
+    try {
+      await store.purge(this.#opts.retentionMs);
+    } catch (err) {
+      this.#warn(`could not purge old batches: ${(err as Error).message}`);
+    }
+    await this.#claim(store);
+    this.#arm();
+  }
+
+  /** Gives the call its identity and places it once its lookup is back (lookups of one tick share one query). */
+  admit(call: Call, params: unknown, key: string | undefined, line: Line): void {
+    if (key !== undefined || !this.#opts.keysOnly) {
+      call.fingerprint = fingerprint(call.endpoint, params);
+      call.identity = key !== undefined ? keyIdentity(key) : this.#occurrences.identity(call.fingerprint);
+    }
+    if (this.#lookups.push({ call, line }) === 1) queueMicrotask(() => (this.#lookingUp = this.#lookUp()));
+  }
+
+  /** Resolves when every call admitted so far has been placed (close flushes the buffers after this). */
+  async admitted(): Promise<void> {
+    while (this.#lookups.length) await new Promise<void>((r) => queueMicrotask(r));
+    await this.#lookingUp;
+  }
+
+  async #lookUp(): Promise<void> {
+    const batch = this.#lookups;
+    this.#lookups = [];
+    let store: Store;
+    try {
+      store = await this.#ready;
+    } catch (err) {
+      for (const { call } of batch) this.#settle(call, false, err);
+      return;
+    }
+    const ids = batch.flatMap((a) => (a.call.identity && !a.call.settled ? [a.call.identity] : []));
+    let found = new Map<string, FoundLine>();
+    if (ids.length)
+      try {
+        found = await store.find(ids);
+      } catch (err) {
+        this.#warn(`${(err as Error).message}; these calls are submitted without looking for earlier results`);
+      }
+    for (const a of batch) this.#place(a, a.call.identity ? found.get(a.call.identity) : undefined);
+  }
+
+  #place(a: Admitted, found: FoundLine | undefined): void {
+    const { call } = a;
+    if (call.settled) return;
+    if (this.#closed) {
+      this.#settle(call, false, closedError(call));
+      return;
+    }
+    const id = call.identity;
+    const leader = id ? this.#leaders.get(id) : undefined;
+    const earlier = found?.fingerprint ?? (leader && !leader.settled ? leader.fingerprint : undefined);
+    if (id?.startsWith("k:") && earlier !== undefined && earlier !== call.fingerprint) {
+      this.#settle(
+        call,
+        false,
+        new InvalidParamsError(
+          `idempotency key ${JSON.stringify(id.slice(2, 80))} was first used with a different request (endpoint or body): a new request needs a new key`,
+          "idempotencyKey",
+        ),
+      );
+      return;
+    }
+    if (found?.state === "done") this.#replay(call, found);
+    else if (found?.state === "running" || (leader && !leader.settled)) this.#wait(a);
+    else {
+      if (id?.startsWith("k:")) this.#leaders.set(id, call);
+      this.#hooks.enqueue(call, a.line);
+    }
+  }
+
+  /** Settles the call from a stored result line, shaped as this call asks (raw or not). */
+  #replay(call: Call, found: FoundLine): void {
+    call.batchId = found.batchId;
+    const parsed = parseLine(found.result ?? "");
+    if ("why" in parsed) {
+      const error = new ResultParseError(`stored result line for this call ${parsed.why}`, {
+        customId: call.customId,
+        batchId: found.batchId,
+      });
+      this.#settle(call, false, error);
+      return;
+    }
+    const ctx = { endpoint: call.endpoint as Endpoint, batchId: found.batchId, batchStatus: "completed" };
+    const out = lineOutcome(call, parsed.line, ctx);
+    this.#settle(call, out.ok, out.value);
+  }
+
+  #wait(a: Admitted): void {
+    const id = a.call.identity!;
+    const list = this.#waiters.get(id);
+    if (list) list.push(a);
+    else this.#waiters.set(id, [a]);
+    this.#arm();
+  }
+
+  /** Answers the calls waiting on the store from what it holds now. */
+  async #check(): Promise<void> {
+    if (this.#waiters.size === 0 || this.#closed) return;
+    let found: Map<string, FoundLine>;
+    try {
+      found = await (await this.#ready).find([...this.#waiters.keys()]);
+    } catch (err) {
+      return this.#warn(`${(err as Error).message}; calls waiting on the store keep waiting`);
+    }
+    for (const [id, list] of this.#waiters) {
+      const live = list.filter((a) => !a.call.settled);
+      const f = found.get(id);
+      const leader = this.#leaders.get(id);
+      if (leader?.settled) this.#leaders.delete(id);
+      if (live.length === 0) this.#waiters.delete(id);
+      else if (f?.state === "done") {
+        this.#waiters.delete(id);
+        for (const a of live) this.#replay(a.call, f);
+      } else if (f?.state === "lost" || (!f && !(leader && !leader.settled))) {
+        // Its batch ended without it (never created, failed, expired), or its first caller left before the line
+        // was recorded: submitted now, as a rerun would.
+        this.#waiters.delete(id);
+        for (const a of live) this.#place(a, undefined);
+      }
+    }
+  }
+
+  async #claim(store: Store): Promise<void> {
+    let taken: StoredBatch[];
+    try {
+      taken = await store.claim(this.#owner, this.#leaseMs, CLAIM_LIMIT);
+    } catch (err) {
+      return this.#warn(`could not look for unfinished batches: ${(err as Error).message}`);
+    }
+    for (const b of taken) this.#resume(b);
+  }
+
+  #resume(stored: StoredBatch): void {
+    const unread = stored.lines.filter((l) => l.result === undefined).map((l) => l.customId);
+    if (unread.length === 0) {
+      this.#writer.update({ key: stored.key, terminal: true });
+      return;
+    }
+    this.recorder.held.add(stored.key);
+    const s = stored.snapshot;
+    this.#hooks.resume({
+      key: stored.key,
+      endpoint: stored.endpoint as Endpoint,
+      model: stored.model,
+      id: s?.batchId,
+      inputFileId: s?.fileId,
+      status: s?.status ?? "submitting",
+      counts: s?.counts ?? { total: 0, completed: 0, failed: 0 },
+      output: s?.output,
+      error: s?.error,
+      batchErrors: s?.batchErrors,
+      createdAt: stored.createdAt,
+      customIds: stored.lines.map((l) => l.customId),
+      unread,
+    });
+  }
+
+  /** Leaves these batches, unleased, to a later process (close, or a resume that could not reach the provider). */
+  release(keys: string[]): void {
+    this.recorder.release(keys);
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    if (this.recorder.held.size === 0 && this.#waiters.size === 0) return;
+    this.#timer = this.#hooks.clock.setTimeout(() => {
+      this.#timer = undefined;
+      void this.#tick().finally(() => this.#arm());
+    }, this.#opts.pollIntervalMs);
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking) return;
+    this.#ticking = true;
+    try {
+      const store = await this.#ready;
+      if (this.recorder.held.size)
+        await store.renew(this.#owner, this.#leaseMs).catch((err: Error) => this.#warn(err.message));
+      await this.#claim(store);
+      await this.#check();
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  /** Stops: callers still waiting on the store are released (detach) — their lines go on for a later process. */
+  close(detach: boolean): Promise<void> {
+    this.#closing ??= this.#close(detach);
+    return this.#closing;
+  }
+
+  async #close(detach: boolean): Promise<void> {
+    await this.admitted();
+    this.#closed = true;
+    this.#hooks.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const list of this.#waiters.values())
+      for (const a of list) this.#settle(a.call, false, detach ? detachedError(a.call) : closedError(a.call));
+    this.#waiters.clear();
+    this.recorder.release([...this.recorder.held]);
+    let store: Store;
+    try {
+      store = await this.#ready;
+    } catch {
+      return;
+    }
+    await this.#writer.flush();
+    const lost = this.#writer.stop();
+    if (lost) this.#warn(`store ${store.location}: ${lost} write(s) could not be made before close`);
+    await store.close();
+  }
+
+  #settle(call: Call, ok: boolean, value: unknown): void {
+    settle(call, this.#hooks.sink, ok, value);
+  }
+
+  #warn(message: string): void {
+    this.#hooks.events.emit("warning", { message });
+  }
+}
+
+export function detachedError(call: Call): ClientClosedError {
+  return new ClientClosedError(
+    "the client was closed with detach: this call was released before its result arrived; its batch goes on upstream for a later process on the same store",
+    { customId: call.customId, batchId: call.batchId },
+  );
+}
+
+function closedError(call: Call): ClientClosedError {
+  return new ClientClosedError("the client was closed before this call's line could be looked up", {
+    customId: call.customId,
+  });
+}

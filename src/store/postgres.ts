@@ -1,0 +1,273 @@
+// The shared store: PostgreSQL through `pg` (an optional peer, loaded only for postgres:// URLs). Any number of
+// processes on any number of machines share it: leases are taken with `FOR UPDATE SKIP LOCKED` and expire on the
+// server's clock, so a dead holder's batches pass to a live process; migrations are numbered here and applied under
+// an advisory lock.
+import type { Pool, PoolClient } from "pg";
+import { safeURL } from "../internal/safe-url.js";
+import { StoreError } from "./errors.js";
+import { fromRows, type BatchRow, type LineRow, lineState, snapshotJson } from "./rows.js";
+import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE autobatch_batches (
+     key text PRIMARY KEY,
+     endpoint text NOT NULL,
+     model text NOT NULL,
+     created_at bigint NOT NULL,
+     snapshot text,
+     terminal boolean NOT NULL DEFAULT false,
+     finished_at bigint,
+     lease_owner text,
+     lease_until bigint NOT NULL DEFAULT 0
+   );
+   CREATE INDEX autobatch_batches_open ON autobatch_batches (lease_until) WHERE NOT terminal;
+   CREATE INDEX autobatch_batches_finished ON autobatch_batches (finished_at) WHERE finished_at IS NOT NULL;
+   CREATE TABLE autobatch_lines (
+     seq bigserial,
+     custom_id text PRIMARY KEY,
+     batch_key text NOT NULL REFERENCES autobatch_batches (key) ON DELETE CASCADE,
+     identity text NOT NULL,
+     fingerprint text NOT NULL,
+     state smallint NOT NULL DEFAULT 0,
+     result text
+   );
+   CREATE INDEX autobatch_lines_identity ON autobatch_lines (identity, seq DESC);
+   CREATE INDEX autobatch_lines_batch ON autobatch_lines (batch_key);`,
+];
+/** The server's clock in ms: leases compare times taken on one clock, whatever the machines' clocks say. */
+const NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+/** Any constant: the key of the advisory lock that serialises migrations across processes. */
+const MIGRATION_LOCK = 0x41425354;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export async function openPostgresStore(url: string, options: StoreOptions = {}): Promise<Store> {
+  const location = safeURL(url);
+  let pg: typeof import("pg");
+  try {
+    pg = await import("pg");
+  } catch (err) {
+    throw new StoreError(location, "a PostgreSQL store needs the pg package: npm install pg", { cause: err });
+  }
+  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  // An idle connection dropped by the server must not crash the process: the next query reconnects.
+  pool.on("error", (err) => options.onWarning?.(`store ${location}: idle connection lost: ${err.message}`));
+  const store = new PostgresStore(pool, location);
+  try {
+    await pool.query("SELECT 1").catch((err: Error) => {
+      throw new StoreError(location, `cannot be reached: ${err.message}`, { cause: err });
+    });
+    await store.migrate();
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  return store;
+}
+
+class PostgresStore implements Store {
+  readonly kind = "postgres";
+  readonly location: string;
+  readonly #pool: Pool;
+  #closed = false;
+
+  constructor(pool: Pool, location: string) {
+    this.#pool = pool;
+    this.location = location;
+  }
+
+  async migrate(): Promise<void> {
+    await this.#tx("preparing the schema", async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+      await c.query("CREATE TABLE IF NOT EXISTS autobatch_schema (version integer NOT NULL)");
+      const rows = (await c.query<{ version: number }>("SELECT version FROM autobatch_schema")).rows;
+      const version = rows[0]?.version ?? 0;
+      if (version > MIGRATIONS.length) {
+        throw new StoreError(
+          this.location,
+          `was written by a newer version of autobatch (schema ${version}; this version knows up to ${MIGRATIONS.length}): upgrade autobatch`,
+        );
+      }
+      for (let v = version; v < MIGRATIONS.length; v++) await c.query(MIGRATIONS[v]!);
+      if (rows.length === 0) await c.query("INSERT INTO autobatch_schema (version) VALUES ($1)", [MIGRATIONS.length]);
+      else await c.query("UPDATE autobatch_schema SET version = $1", [MIGRATIONS.length]);
+    });
+  }
+
+  async #tx<T>(what: string, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new StoreError(this.location, `${what}: the store is closed`);
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw new StoreError(this.location, `${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+    // A connection lost between two queries of the transaction is reported by the next query; unheard here, it
+    // would crash the process.
+    const lost = () => undefined;
+    client.on("error", lost);
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const out = await fn(client);
+      await client.query("COMMIT");
+      return out;
+    } catch (err) {
+      broken = err as Error;
+      await client.query("ROLLBACK").catch(() => undefined);
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(this.location, `${what} failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      client.off("error", lost);
+      // A client whose transaction failed may be broken: the pool replaces it rather than hand it out again.
+      client.release(broken);
+    }
+  }
+
+  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<void> {
+    return this.#tx("recording a batch", async (c) => {
+      await c.query(
+        `INSERT INTO autobatch_batches (key, endpoint, model, created_at, lease_owner, lease_until)
+         VALUES ($1, $2, $3, ${NOW}, $4, ${NOW} + $5)`,
+        [intent.key, intent.endpoint, intent.model, owner, leaseMs],
+      );
+      await c.query(
+        `INSERT INTO autobatch_lines (custom_id, batch_key, identity, fingerprint)
+         SELECT u.c, $2, u.i, u.f FROM unnest($1::text[], $3::text[], $4::text[]) AS u (c, i, f)`,
+        [
+          intent.lines.map((l) => l.customId),
+          intent.key,
+          intent.lines.map((l) => l.identity),
+          intent.lines.map((l) => l.fingerprint),
+        ],
+      );
+    });
+  }
+
+  record(updates: readonly BatchUpdate[]): Promise<void> {
+    return this.#tx("recording progress", async (c) => {
+      for (const u of updates) {
+        if (u.snapshot)
+          await c.query("UPDATE autobatch_batches SET snapshot = $1 WHERE key = $2", [snapshotJson(u.snapshot), u.key]);
+        if (u.results?.length)
+          await c.query(
+            `UPDATE autobatch_lines l SET state = 1, result = u.r
+             FROM unnest($1::text[], $2::text[]) AS u (c, r)
+             WHERE l.custom_id = u.c AND l.batch_key = $3 AND l.state = 0`,
+            [u.results.map((r) => r.customId), u.results.map((r) => r.line), u.key],
+          );
+        if (u.terminal) {
+          await c.query("UPDATE autobatch_lines SET state = 2 WHERE batch_key = $1 AND state = 0", [u.key]);
+          await c.query(
+            `UPDATE autobatch_batches SET terminal = true, finished_at = ${NOW}, lease_owner = NULL, lease_until = 0
+             WHERE key = $1`,
+            [u.key],
+          );
+        }
+      }
+    });
+  }
+
+  async find(identities: readonly string[]): Promise<Map<string, FoundLine>> {
+    const found = new Map<string, FoundLine>();
+    if (identities.length === 0) return found;
+    const rows = await this.#query<LineRow & { batch_id: string | null }>(
+      "looking up requests",
+      `SELECT DISTINCT ON (l.identity) l.custom_id, l.batch_key, l.identity, l.fingerprint, l.state, l.result,
+         b.snapshot::json ->> 'batchId' AS batch_id
+       FROM autobatch_lines l JOIN autobatch_batches b ON b.key = l.batch_key
+       WHERE l.identity = ANY ($1::text[]) ORDER BY l.identity, l.seq DESC`,
+      [identities],
+    );
+    for (const row of rows)
+      found.set(row.identity, {
+        customId: row.custom_id,
+        batchKey: row.batch_key,
+        batchId: row.batch_id ?? undefined,
+        fingerprint: row.fingerprint,
+        state: lineState(row.state),
+        ...(row.result != null && { result: row.result }),
+      });
+    return found;
+  }
+
+  claim(owner: string, leaseMs: number, limit: number): Promise<StoredBatch[]> {
+    return this.#tx("taking over batches", async (c) => {
+      const batches = (
+        await c.query<BatchRow>(
+          `WITH free AS (
+             SELECT key FROM autobatch_batches WHERE NOT terminal AND lease_until <= ${NOW}
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+           UPDATE autobatch_batches b SET lease_owner = $1, lease_until = ${NOW} + $3 FROM free
+           WHERE b.key = free.key RETURNING b.key, b.endpoint, b.model, b.created_at, b.snapshot`,
+          [owner, limit, leaseMs],
+        )
+      ).rows;
+      if (batches.length === 0) return [];
+      const lines = (
+        await c.query<LineRow>(
+          `SELECT custom_id, batch_key, identity, fingerprint, state, result FROM autobatch_lines
+           WHERE batch_key = ANY ($1::text[]) ORDER BY seq`,
+          [batches.map((b) => b.key)],
+        )
+      ).rows;
+      return batches
+        .sort((a, b) => Number(a.created_at) - Number(b.created_at))
+        .map((b) =>
+          fromRows(
+            b,
+            lines.filter((l) => l.batch_key === b.key),
+          ),
+        );
+    });
+  }
+
+  async renew(owner: string, leaseMs: number): Promise<number> {
+    const result = await this.#exec(
+      "renewing leases",
+      `UPDATE autobatch_batches SET lease_until = ${NOW} + $2 WHERE lease_owner = $1 AND NOT terminal`,
+      [owner, leaseMs],
+    );
+    return result;
+  }
+
+  async release(owner: string, keys?: readonly string[]): Promise<void> {
+    await this.#exec(
+      "releasing leases",
+      `UPDATE autobatch_batches SET lease_owner = NULL, lease_until = 0
+       WHERE lease_owner = $1 AND NOT terminal AND ($2::text[] IS NULL OR key = ANY ($2::text[]))`,
+      [owner, keys ?? null],
+    );
+  }
+
+  purge(olderThanMs: number): Promise<number> {
+    return this.#exec(
+      "purging old batches",
+      `DELETE FROM autobatch_batches WHERE finished_at IS NOT NULL AND finished_at < ${NOW} - $1`,
+      [olderThanMs],
+    );
+  }
+
+  async #query<R extends object>(what: string, sql: string, params: unknown[]): Promise<R[]> {
+    if (this.#closed) throw new StoreError(this.location, `${what}: the store is closed`);
+    try {
+      return (await this.#pool.query<R>(sql, params)).rows;
+    } catch (err) {
+      throw new StoreError(this.location, `${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async #exec(what: string, sql: string, params: unknown[]): Promise<number> {
+    if (this.#closed) throw new StoreError(this.location, `${what}: the store is closed`);
+    try {
+      return (await this.#pool.query(sql, params)).rowCount ?? 0;
+    } catch (err) {
+      throw new StoreError(this.location, `${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+}

@@ -1,0 +1,98 @@
+// The engine's BatchRecorder for a durable store: turns each change a Batch reports into a queued write (grouped by
+// the writer into one transaction per flush, poll or chunk of result lines) and knows which batches this process
+// holds a lease on.
+import type { Batch } from "../core/batch.js";
+import type { BatchRecorder } from "../core/recorder.js";
+import type { BatchSnapshot } from "./types.js";
+import type { StoreWriter } from "./writer.js";
+
+export class StoreRecorder implements BatchRecorder {
+  readonly keepsResults = true;
+  readonly #writer: StoreWriter;
+  readonly #onHold: () => void;
+  /** Keys of the unfinished batches this process holds a lease on. */
+  readonly held = new Set<string>();
+  /** Set by close with detach: what is cut short now is left for a later process, never recorded as ended. */
+  detaching = false;
+
+  /** `onHold`: a lease was taken (its renewals must run). */
+  constructor(writer: StoreWriter, onHold: () => void) {
+    this.#writer = writer;
+    this.#onHold = onHold;
+  }
+
+  intent(batch: Batch): Promise<void> {
+    this.held.add(batch.key);
+    this.#onHold();
+    const lines = [];
+    for (const c of batch.calls())
+      lines.push({
+        customId: c.customId,
+        identity: c.identity ?? `u:${c.customId}`,
+        fingerprint: c.fingerprint ?? "",
+      });
+    return this.#writer.intent({ key: batch.key, endpoint: batch.endpoint, model: batch.model, lines });
+  }
+
+  uploaded(batch: Batch): void {
+    this.#snapshot(batch);
+  }
+
+  submitted(batch: Batch): void {
+    this.#snapshot(batch);
+  }
+
+  progress(batch: Batch): void {
+    this.#snapshot(batch);
+  }
+
+  cursor(batch: Batch): void {
+    this.#snapshot(batch);
+  }
+
+  result(batch: Batch, customId: string, line: string): void {
+    this.#writer.update({ key: batch.key, results: [{ customId, line }] });
+  }
+
+  settled(): void {}
+
+  retried(): void {}
+
+  /** Nothing was created upstream: its lines are lost, and a later call with their identity is submitted anew. */
+  submitFailed(batch: Batch): void {
+    if (this.detaching) this.release([batch.key]);
+    else this.#end(batch);
+  }
+
+  /** Ended upstream: recorded as ended. Given up on while it may still run: left, unleased, for a later process. */
+  finished(batch: Batch): void {
+    if (!this.detaching && (batch.ended || batch.unread === 0)) this.#end(batch);
+    else this.release([batch.key]);
+  }
+
+  release(keys: string[]): void {
+    for (const k of keys) this.held.delete(k);
+    if (keys.length) this.#writer.release(keys);
+  }
+
+  #end(batch: Batch): void {
+    this.held.delete(batch.key);
+    this.#writer.update({ key: batch.key, snapshot: snapshot(batch), terminal: true });
+  }
+
+  #snapshot(batch: Batch): void {
+    this.#writer.update({ key: batch.key, snapshot: snapshot(batch) });
+  }
+}
+
+function snapshot(b: Batch): BatchSnapshot {
+  return {
+    fileId: b.inputFileId,
+    batchId: b.id,
+    status: b.status,
+    counts: { ...b.counts },
+    output: b.output && { ...b.output },
+    error: b.error && { ...b.error },
+    ...(b.batchErrors.length && { batchErrors: [...b.batchErrors] }),
+  };
+}

@@ -1,0 +1,45 @@
+// Rows as both stores return them, turned into the contract's objects.
+import type { BatchSnapshot, FoundLine, StoredBatch } from "./types.js";
+
+export interface BatchRow {
+  key: string;
+  endpoint: string;
+  model: string;
+  created_at: number | string;
+  snapshot: string | null;
+}
+
+export interface LineRow {
+  custom_id: string;
+  batch_key: string;
+  identity: string;
+  fingerprint: string;
+  state: number;
+  result: string | null;
+}
+
+const STATES = ["running", "done", "lost"] as const;
+
+export function lineState(state: number): FoundLine["state"] {
+  return STATES[state] ?? "lost";
+}
+
+export function snapshotJson(s: BatchSnapshot): string {
+  return JSON.stringify(s);
+}
+
+export function fromRows(b: BatchRow, lines: LineRow[]): StoredBatch {
+  return {
+    key: b.key,
+    endpoint: b.endpoint,
+    model: b.model,
+    createdAt: Number(b.created_at),
+    snapshot: b.snapshot ? (JSON.parse(b.snapshot) as BatchSnapshot) : undefined,
+    lines: lines.map((l) => ({
+      customId: l.custom_id,
+      identity: l.identity,
+      fingerprint: l.fingerprint,
+      ...(l.result != null && { result: l.result }),
+    })),
+  };
+}

@@ -1,0 +1,255 @@
+// The embedded store: one SQLite file in WAL mode, synchronous transactions (BEGIN IMMEDIATE, so two processes on one
+// file queue on busy_timeout instead of failing), the schema version in `PRAGMA user_version` and the file marked as
+// ours by `PRAGMA application_id`. Several processes may share the file: leases decide who tracks each batch.
+import { StoreError } from "./errors.js";
+import { loadSqlite, type SqliteDatabase, type SqliteStatement } from "./sqlite-driver.js";
+import { fromRows, type BatchRow, type LineRow, lineState, snapshotJson } from "./rows.js";
+import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
+
+/** "ABST" as a 32-bit integer: the file's `application_id`. */
+const APPLICATION_ID = 0x41425354;
+const MIGRATIONS = [
+  `CREATE TABLE batches (
+     key TEXT PRIMARY KEY,
+     endpoint TEXT NOT NULL,
+     model TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     snapshot TEXT,
+     terminal INTEGER NOT NULL DEFAULT 0,
+     finished_at INTEGER,
+     lease_owner TEXT,
+     lease_until INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX batches_open ON batches (terminal, lease_until);
+   CREATE INDEX batches_finished ON batches (finished_at) WHERE finished_at IS NOT NULL;
+   CREATE TABLE lines (
+     custom_id TEXT PRIMARY KEY,
+     batch_key TEXT NOT NULL REFERENCES batches (key) ON DELETE CASCADE,
+     identity TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     state INTEGER NOT NULL DEFAULT 0,
+     result TEXT
+   );
+   CREATE INDEX lines_identity ON lines (identity);
+   CREATE INDEX lines_batch ON lines (batch_key);`,
+];
+const BUSY_TIMEOUT_MS = 10_000;
+
+export async function openSqliteStore(file: string, options: StoreOptions = {}): Promise<Store> {
+  const open = await loadSqlite(file);
+  let db: SqliteDatabase;
+  try {
+    db = open(file);
+  } catch (err) {
+    throw new StoreError(file, `cannot be opened: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    migrate(db, file);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return new SqliteStore(db, file, options.now ?? Date.now);
+}
+
+function migrate(db: SqliteDatabase, file: string): void {
+  let version: number;
+  let appId: number;
+  try {
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    version = pragma(db, "user_version");
+    appId = pragma(db, "application_id");
+  } catch (err) {
+    throw new StoreError(
+      file,
+      `is not a readable SQLite database (corrupt, or another kind of file): ${message(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
+  if (appId !== APPLICATION_ID && (appId !== 0 || version !== 0 || tables > 0)) {
+    throw new StoreError(file, "is a SQLite database but not an autobatch store; give the store a file of its own");
+  }
+  if (version > MIGRATIONS.length) {
+    throw new StoreError(
+      file,
+      `was written by a newer version of autobatch (schema ${version}; this version knows up to ${MIGRATIONS.length}): upgrade autobatch`,
+    );
+  }
+  try {
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    if (version === MIGRATIONS.length) return;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      // Another process may have migrated while this one waited for the write lock.
+      const now = pragma(db, "user_version");
+      for (let v = now; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+      db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+      db.exec(`PRAGMA user_version = ${MIGRATIONS.length}`);
+      db.exec("COMMIT");
+    } catch (err) {
+      db.exec("ROLLBACK");
+      throw err;
+    }
+  } catch (err) {
+    throw new StoreError(file, `could not be prepared as a store: ${message(err)}`, { cause: err });
+  }
+}
+
+function pragma(db: SqliteDatabase, name: string): number {
+  return Number(Object.values(db.prepare(`PRAGMA ${name}`).get() as Record<string, number>)[0]);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  readonly location: string;
+  readonly #db: SqliteDatabase;
+  readonly #now: () => number;
+  readonly #sql: Statements;
+  #closed = false;
+
+  constructor(db: SqliteDatabase, file: string, now: () => number) {
+    this.#db = db;
+    this.location = file;
+    this.#now = now;
+    this.#sql = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Statements;
+  }
+
+  /** Runs `fn` in one write transaction; a failure rolls back and surfaces as a StoreError naming the file. */
+  #tx<T>(what: string, fn: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreError(this.location, `${what}: the store is closed`));
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const out = fn();
+        this.#db.exec("COMMIT");
+        return Promise.resolve(out);
+      } catch (err) {
+        this.#db.exec("ROLLBACK");
+        throw err;
+      }
+    } catch (err) {
+      return Promise.reject(new StoreError(this.location, `${what} failed: ${message(err)}`, { cause: err }));
+    }
+  }
+
+  /** Reads need no write lock: WAL gives them a consistent snapshot while another process writes. */
+  #read<T>(what: string, fn: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreError(this.location, `${what}: the store is closed`));
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(new StoreError(this.location, `${what} failed: ${message(err)}`, { cause: err }));
+    }
+  }
+
+  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<void> {
+    return this.#tx("recording a batch", () => {
+      const now = this.#now();
+      this.#sql.insertBatch.run(intent.key, intent.endpoint, intent.model, now, owner, now + leaseMs);
+      for (const l of intent.lines) this.#sql.insertLine.run(l.customId, intent.key, l.identity, l.fingerprint);
+    });
+  }
+
+  record(updates: readonly BatchUpdate[]): Promise<void> {
+    return this.#tx("recording progress", () => {
+      for (const u of updates) {
+        if (u.snapshot) this.#sql.updateSnapshot.run(snapshotJson(u.snapshot), u.key);
+        for (const r of u.results ?? []) this.#sql.storeResult.run(r.line, r.customId, u.key);
+        if (u.terminal) {
+          this.#sql.loseLines.run(u.key);
+          this.#sql.endBatch.run(this.#now(), u.key);
+        }
+      }
+    });
+  }
+
+  find(identities: readonly string[]): Promise<Map<string, FoundLine>> {
+    return this.#read("looking up requests", () => {
+      const found = new Map<string, FoundLine>();
+      for (const id of identities) {
+        const row = this.#sql.find.get(id) as (LineRow & { batch_id: string | null }) | undefined;
+        if (row)
+          found.set(id, {
+            customId: row.custom_id,
+            batchKey: row.batch_key,
+            batchId: row.batch_id ?? undefined,
+            fingerprint: row.fingerprint,
+            state: lineState(row.state),
+            ...(row.result != null && { result: row.result }),
+          });
+      }
+      return found;
+    });
+  }
+
+  claim(owner: string, leaseMs: number, limit: number): Promise<StoredBatch[]> {
+    return this.#tx("taking over batches", () => {
+      const now = this.#now();
+      const batches = this.#sql.claimable.all(now, limit) as BatchRow[];
+      return batches.map((b) => {
+        this.#sql.lease.run(owner, now + leaseMs, b.key);
+        return fromRows(b, this.#sql.linesOf.all(b.key) as LineRow[]);
+      });
+    });
+  }
+
+  renew(owner: string, leaseMs: number): Promise<number> {
+    return this.#tx("renewing leases", () => changes(this.#sql.renew.run(this.#now() + leaseMs, owner)));
+  }
+
+  release(owner: string, keys?: readonly string[]): Promise<void> {
+    return this.#tx("releasing leases", () => {
+      if (!keys) this.#sql.releaseAll.run(owner);
+      else for (const k of keys) this.#sql.releaseOne.run(owner, k);
+    });
+  }
+
+  purge(olderThanMs: number): Promise<number> {
+    return this.#tx("purging old batches", () => changes(this.#sql.purge.run(this.#now() - olderThanMs)));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
+
+type Statements = Record<keyof typeof SQL, SqliteStatement>;
+
+function changes(result: unknown): number {
+  return Number((result as { changes: number | bigint }).changes);
+}
+
+const SQL = {
+  insertBatch:
+    "INSERT INTO batches (key, endpoint, model, created_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?)",
+  insertLine: "INSERT INTO lines (custom_id, batch_key, identity, fingerprint) VALUES (?, ?, ?, ?)",
+  updateSnapshot: "UPDATE batches SET snapshot = ? WHERE key = ?",
+  storeResult: "UPDATE lines SET state = 1, result = ? WHERE custom_id = ? AND batch_key = ? AND state = 0",
+  loseLines: "UPDATE lines SET state = 2 WHERE batch_key = ? AND state = 0",
+  endBatch: "UPDATE batches SET terminal = 1, finished_at = ?, lease_owner = NULL, lease_until = 0 WHERE key = ?",
+  find: `SELECT l.custom_id, l.batch_key, l.identity, l.fingerprint, l.state, l.result,
+           json_extract(b.snapshot, '$.batchId') AS batch_id
+         FROM lines l JOIN batches b ON b.key = l.batch_key
+         WHERE l.identity = ? ORDER BY l.rowid DESC LIMIT 1`,
+  claimable:
+    "SELECT key, endpoint, model, created_at, snapshot FROM batches WHERE terminal = 0 AND lease_until <= ? ORDER BY created_at LIMIT ?",
+  lease: "UPDATE batches SET lease_owner = ?, lease_until = ? WHERE key = ?",
+  linesOf:
+    "SELECT custom_id, batch_key, identity, fingerprint, state, result FROM lines WHERE batch_key = ? ORDER BY rowid",
+  renew: "UPDATE batches SET lease_until = ? WHERE lease_owner = ? AND terminal = 0",
+  releaseAll: "UPDATE batches SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND terminal = 0",
+  releaseOne:
+    "UPDATE batches SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND key = ? AND terminal = 0",
+  purge: "DELETE FROM batches WHERE finished_at IS NOT NULL AND finished_at < ?",
+} satisfies Record<string, string>;

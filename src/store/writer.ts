@@ -1,0 +1,136 @@
+// The one way writes reach the store: queued, grouped (everything queued while a write is in flight goes into the
+// next transaction), in order (a batch's intent before its updates), and retried when the store fails, with a
+// warning, while the calls keep settling from the provider.
+import type { Clock } from "../internal/clock.js";
+import type { BatchIntent, BatchUpdate, Store } from "./types.js";
+
+const RETRY_MS = 1_000;
+
+type Op =
+  | { kind: "intent"; intent: BatchIntent; done: () => void }
+  | { kind: "update"; update: BatchUpdate }
+  | { kind: "release"; keys: string[] };
+
+export interface WriterContext {
+  clock: Clock;
+  owner: string;
+  leaseMs: number;
+  warn: (message: string) => void;
+  /** A write that carried results or ends succeeded: calls waiting on the store may now have their answer. */
+  wrote: () => void;
+}
+
+export class StoreWriter {
+  readonly #ready: Promise<Store>;
+  readonly #ctx: WriterContext;
+  #queue: Op[] = [];
+  #running: Promise<void> | undefined;
+  #retry: unknown;
+  #failing = false;
+
+  constructor(ready: Promise<Store>, ctx: WriterContext) {
+    this.#ready = ready;
+    this.#ctx = ctx;
+  }
+
+  /** Resolves once the intent was written, or its first attempt failed (it is retried in the background). */
+  intent(intent: BatchIntent): Promise<void> {
+    return new Promise((done) => this.#push({ kind: "intent", intent, done }));
+  }
+
+  update(update: BatchUpdate): void {
+    this.#push({ kind: "update", update });
+  }
+
+  release(keys: string[]): void {
+    this.#push({ kind: "release", keys });
+  }
+
+  /** Writes everything queued; resolves when the queue is empty or the store failed again. */
+  async flush(): Promise<void> {
+    this.#ctx.clock.clearTimeout(this.#retry);
+    this.#retry = undefined;
+    while (this.#running) await this.#running;
+    if (this.#queue.length) await this.#run();
+  }
+
+  /** Stops retrying; returns how many writes were left unmade. */
+  stop(): number {
+    this.#ctx.clock.clearTimeout(this.#retry);
+    this.#retry = 0;
+    const left = this.#queue.length;
+    this.#queue = [];
+    return left;
+  }
+
+  #push(op: Op): void {
+    this.#queue.push(op);
+    if (!this.#running && this.#retry === undefined) queueMicrotask(() => void this.#run());
+  }
+
+  #run(): Promise<void> {
+    if (this.#running || this.#queue.length === 0) return this.#running ?? Promise.resolve();
+    this.#running = this.#drain().finally(() => {
+      this.#running = undefined;
+      if (this.#queue.length && this.#retry === undefined) void this.#run();
+    });
+    return this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    const ops = this.#queue;
+    this.#queue = [];
+    let i = 0;
+    let notify = false;
+    try {
+      const store = await this.#ready;
+      while (i < ops.length) {
+        const op = ops[i]!;
+        if (op.kind === "intent") {
+          await store.recordIntent(op.intent, this.#ctx.owner, this.#ctx.leaseMs);
+          op.done();
+          i++;
+        } else if (op.kind === "release") {
+          await store.release(this.#ctx.owner, op.keys);
+          i++;
+        } else {
+          let j = i;
+          while (j < ops.length && ops[j]!.kind === "update") j++;
+          const updates = merge(ops.slice(i, j).map((o) => (o as { update: BatchUpdate }).update));
+          await store.record(updates);
+          notify ||= updates.some((u) => u.terminal || u.results?.length);
+          i = j;
+        }
+      }
+      if (this.#failing) this.#ctx.warn(`store ${store.location}: writes succeed again`);
+      this.#failing = false;
+    } catch (err) {
+      // Keep what was not written, ahead of what came since; a waiting intent is released to go on uploading.
+      this.#queue = [...ops.slice(i), ...this.#queue];
+      for (const op of ops.slice(i)) if (op.kind === "intent") op.done();
+      this.#ctx.warn(`${(err as Error).message}; ${this.#queue.length} write(s) kept, retrying in ${RETRY_MS} ms`);
+      this.#failing = true;
+      this.#retry = this.#ctx.clock.setTimeout(() => {
+        this.#retry = undefined;
+        void this.#run();
+      }, RETRY_MS);
+    }
+    if (notify) this.#ctx.wrote();
+  }
+}
+
+/** One update per batch: the latest snapshot, every result, ended if any said so. */
+function merge(updates: BatchUpdate[]): BatchUpdate[] {
+  const byKey = new Map<string, BatchUpdate>();
+  for (const u of updates) {
+    const m = byKey.get(u.key);
+    if (!m) {
+      byKey.set(u.key, { ...u, results: u.results && [...u.results] });
+      continue;
+    }
+    if (u.snapshot) m.snapshot = u.snapshot;
+    if (u.results?.length) (m.results ??= []).push(...u.results);
+    if (u.terminal) m.terminal = true;
+  }
+  return [...byKey.values()];
+}

@@ -1,0 +1,137 @@
+// AutoBatcher with a store, on the emulator, in one process: replay, identity, keys, detach and resume, store faults.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { startEmulator, type Emulator } from "../../src/emulator/index.js";
+import { AutoBatcher, ClientClosedError, InvalidParamsError, type AutoBatchEvent } from "../../src/index.js";
+import { chat, KEY, rejection, waitFor } from "../helpers/client.js";
+
+const dir = mkdtempSync(join(tmpdir(), "autobatch-client-store-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const file = () => join(dir, `c${n++}.db`);
+
+let emu: Emulator | undefined;
+const clients: AutoBatcher[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close({ cancel: true }).catch(() => undefined)));
+  await emu?.close();
+  emu = undefined;
+});
+
+function client(store: string, events: AutoBatchEvent[] = [], extra = {}) {
+  const c = new AutoBatcher({
+    apiKey: KEY,
+    baseURL: emu!.url,
+    batchWindowMs: 10,
+    pollIntervalMs: 10,
+    store,
+    onEvent: (e) => events.push(e),
+    ...extra,
+  });
+  clients.push(c);
+  return c;
+}
+
+const content = (r: { choices: { message: { content: string | null } }[] }) => r.choices[0]!.message.content;
+
+describe("AutoBatcher with a store", () => {
+  it("replays a rerun from the store: same answers, nothing executed again, identical calls kept distinct", async () => {
+    // The openai flavor gives each result line its own request id.
+    emu = await startEmulator({ apiKey: KEY, flavor: "openai" });
+    const store = file();
+    const prompts = ["a", "b", "a"];
+    const first = client(store);
+    const one = await Promise.all(prompts.map((p) => first.chat.completions.create(chat(p))));
+    await first.close();
+    expect(emu.counters.linesExecuted).toBe(3);
+
+    const events: AutoBatchEvent[] = [];
+    const second = client(store, events);
+    const two = await Promise.all(prompts.map((p) => second.chat.completions.create(chat(p))));
+    await second.close();
+    expect(two.map(content)).toEqual(["echo: a", "echo: b", "echo: a"]);
+    expect(two.map((r) => r._request_id)).toEqual(one.map((r) => r._request_id));
+    expect(new Set(two.map((r) => r._request_id)).size).toBe(3);
+    expect(emu.counters.linesExecuted).toBe(3);
+    expect(emu.counters.batchesCreated).toBe(1);
+    expect(events.filter((e) => e.type === "flush")).toHaveLength(0);
+  });
+
+  it("submits a third identical call anew while replaying the first two", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const store = file();
+    const first = client(store);
+    await Promise.all([0, 1].map(() => first.chat.completions.create(chat("same"))));
+    await first.close();
+    const second = client(store);
+    await Promise.all([0, 1, 2].map(() => second.chat.completions.create(chat("same"))));
+    await second.close();
+    expect(emu.counters.linesExecuted).toBe(3);
+  });
+
+  it("answers one idempotency key once, across clients, and refuses it with another body", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const store = file();
+    const first = client(store);
+    const [x, y] = await Promise.all([
+      first.chat.completions.create(chat("keyed"), { idempotencyKey: "k1" }),
+      first.chat.completions.create(chat("keyed"), { idempotencyKey: "k1" }),
+    ]);
+    expect(x._request_id).toBe(y._request_id);
+    await first.close();
+    const second = client(store);
+    const z = await second.chat.completions.create(chat("keyed"), { idempotencyKey: "k1" });
+    expect(z._request_id).toBe(x._request_id);
+    const err = await rejection(second.chat.completions.create(chat("other body"), { idempotencyKey: "k1" }));
+    expect(err).toBeInstanceOf(InvalidParamsError);
+    expect(err.message).toMatch(/idempotency key "k1" was first used with a different request/);
+    expect(emu.counters.linesExecuted).toBe(1);
+  });
+
+  it("with requestIdentity keys, replays only keyed calls", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const store = file();
+    for (let run = 0; run < 2; run++) {
+      const c = client(store, [], { requestIdentity: "keys" });
+      await Promise.all([
+        c.chat.completions.create(chat("plain")),
+        c.chat.completions.create(chat("named"), { idempotencyKey: "n" }),
+      ]);
+      await c.close();
+    }
+    expect(emu.counters.linesExecuted).toBe(3);
+  });
+
+  it("detach releases waiting callers and a later client on the store finishes the batch without resubmitting", async () => {
+    emu = await startEmulator({ apiKey: KEY, latencyMs: 400 });
+    const store = file();
+    const first = client(store);
+    const calls = ["p", "q"].map((p) => rejection(first.chat.completions.create(chat(p))));
+    await waitFor(() => emu!.counters.batchesCreated === 1, "the batch to be created");
+    await first.close({ detach: true });
+    for (const err of await Promise.all(calls)) {
+      expect(err).toBeInstanceOf(ClientClosedError);
+      expect(err.message).toMatch(/closed with detach.*goes on upstream for a later process/);
+    }
+    const second = client(store);
+    const again = await Promise.all(["p", "q"].map((p) => second.chat.completions.create(chat(p))));
+    expect(again.map(content)).toEqual(["echo: p", "echo: q"]);
+    await second.close();
+    expect(emu.counters.batchesCreated).toBe(1);
+    expect(emu.counters.linesExecuted).toBe(2);
+  });
+
+  it("rejects calls with a clear error naming a corrupt store file", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const store = file();
+    writeFileSync(store, "not a database at all, just text".repeat(10));
+    const c = client(store);
+    const err = await rejection(c.chat.completions.create(chat("x")));
+    expect(err.message).toBe(
+      `store ${store}: is not a readable SQLite database (corrupt, or another kind of file): file is not a database`,
+    );
+    expect(emu.counters.batchesCreated).toBe(0);
+  });
+});

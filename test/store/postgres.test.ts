@@ -1,0 +1,80 @@
+// What only the PostgreSQL store does: clear errors at start (never showing the password), numbered migrations
+// applied once however many processes start together.
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmulator } from "../../src/emulator/index.js";
+import { AutoBatcher, type AutoBatchEvent } from "../../src/index.js";
+import { chat, KEY, waitFor } from "../helpers/client.js";
+import { StoreError } from "../../src/store/errors.js";
+import { openStore } from "../../src/store/open.js";
+import { startPostgres, type PgServer } from "../helpers/postgres.js";
+
+let server: PgServer;
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(() => server?.stop());
+
+describe("PostgreSQL store", () => {
+  it("says clearly that an unreachable server cannot be reached, without the password", async () => {
+    const err = await openStore("postgres://app:s3cret-pw@127.0.0.1:1/db").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    const message = (err as StoreError).message;
+    expect(message).toMatch(/^store postgres:\/\/\*\*\*@127\.0\.0\.1:1\/db: cannot be reached: .*ECONNREFUSED/);
+    expect(message).not.toContain("s3cret-pw");
+    expect(JSON.stringify(err)).not.toContain("s3cret-pw");
+  });
+
+  it("names a missing database", async () => {
+    await expect(openStore(server.url("no_such_db"))).rejects.toThrow(/no_such_db.*does not exist/);
+  });
+
+  it("migrates once when several processes open a new database together", async () => {
+    const url = await server.createDatabase();
+    const stores = await Promise.all([openStore(url), openStore(url), openStore(url)]);
+    await Promise.all(stores.map((s) => s.close()));
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const { rows } = await c.query("SELECT version FROM autobatch_schema");
+    await c.end();
+    expect(rows).toEqual([{ version: 1 }]);
+  });
+
+  it("refuses a database written by a newer version", async () => {
+    const url = await server.createDatabase();
+    await (await openStore(url)).close();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query("UPDATE autobatch_schema SET version = 7");
+    await c.end();
+    await expect(openStore(url)).rejects.toThrow(/newer version of autobatch \(schema 7; this version knows up to 1\)/);
+  });
+
+  it("keeps answering calls from the provider when the server goes away mid-run, with warnings", async () => {
+    const doomed = await startPostgres();
+    const emu = await startEmulator({ apiKey: KEY, latencyMs: 300 });
+    const events: AutoBatchEvent[] = [];
+    const client = new AutoBatcher({
+      apiKey: KEY,
+      baseURL: emu.url,
+      batchWindowMs: 10,
+      pollIntervalMs: 20,
+      store: await doomed.createDatabase(),
+      onEvent: (e) => events.push(e),
+    });
+    try {
+      const pending = client.chat.completions.create(chat("outlives its store"));
+      await waitFor(() => emu.counters.batchesCreated === 1, "the batch to be created");
+      doomed.stop();
+      expect((await pending).choices[0]!.message.content).toBe("echo: outlives its store");
+      await client.close();
+      const warnings = events.flatMap((e) => (e.type === "warning" ? [e.message] : []));
+      expect(warnings.some((m) => /^store postgres:\/\/.*failed: .*; \d+ write\(s\) kept, retrying/.test(m))).toBe(
+        true,
+      );
+      expect(warnings.some((m) => /write\(s\) could not be made before close/.test(m))).toBe(true);
+    } finally {
+      await emu.close();
+    }
+  }, 60_000);
+});
