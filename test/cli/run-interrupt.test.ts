@@ -29,8 +29,9 @@ async function interruptMidRun(dir: string, extra: string[]) {
 }
 
 describe("autobatch run, interrupted", () => {
-  it("detaches on SIGINT, prints how to resume without the key, and the rerun completes", async () => {
+  it("detaches on SIGINT, prints how to resume without the key, and the rerun attaches to its batches", async () => {
     const dir = tempDir();
+    const executedBefore = emulator.counters.linesExecuted;
     const { p, input, code } = await interruptMidRun(dir, []);
     expect(code).toBe(130);
     expect(p.stderr()).toContain(
@@ -43,6 +44,8 @@ describe("autobatch run, interrupted", () => {
     const ids = readLines(join(dir, "out.jsonl")).map((l) => l.custom_id);
     expect(ids).toHaveLength(400);
     expect(new Set(ids).size).toBe(400);
+    // The detached batches went on and the rerun read them from the store: no line ran twice.
+    expect(emulator.counters.linesExecuted - executedBefore).toBe(400);
   }, 60_000);
 
   it("cancels the running batches with --cancel-on-interrupt", async () => {

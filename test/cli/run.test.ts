@@ -134,12 +134,12 @@ describe("autobatch run", () => {
     const other = writeInput(dir, requests(11), "other.jsonl");
     const p = run(dir, [other, "--output", "out.jsonl", ...FAST]);
     expect(await p.exited).toBe(2);
-    expect(p.stderr()).toMatch(/other\.jsonl is not the input out\.state\.json was made for/);
+    expect(p.stderr()).toMatch(/other\.jsonl is not the input out\.state\.db\.run\.json was made for/);
     expect(readLines(join(dir, "out.jsonl"))).toHaveLength(10);
     // Results of unknown origin (no state) are not added to either.
-    const q = run(dir, [other, "--output", "out.jsonl", "--state", "fresh.json", ...FAST]);
+    const q = run(dir, [other, "--output", "out.jsonl", "--state", "fresh.db", ...FAST]);
     expect(await q.exited).toBe(2);
-    expect(q.stderr()).toContain("out.jsonl already has lines but there is no state at fresh.json");
+    expect(q.stderr()).toContain("out.jsonl already has lines but there is no state at fresh.db");
   });
 
   it("prints the plan with --dry-run and uploads nothing", async () => {
@@ -155,17 +155,21 @@ describe("autobatch run", () => {
     expect(Object.keys(emulator.counters.requests)).toEqual([]);
   });
 
-  it("after SIGKILL mid-run, the same command finishes with one line per custom_id; a torn line is repaired", async () => {
+  it("after SIGKILL at several points, the same command finishes: one line per custom_id, each executed once", async () => {
     const dir = tempDir();
-    const lines = requests(3000, { failEvery: 40, extra: " [[latency:3]]" });
+    const lines = requests(10_000, { failEvery: 40, extra: " [[latency:2]]" });
     const input = writeInput(dir, lines);
-    const args = [input, "--output", "out.jsonl", "--batch-size", "500", ...FAST];
+    const args = [input, "--output", "out.jsonl", "--batch-size", "1000", ...FAST];
     const out = join(dir, "out.jsonl");
-    for (const killAt of [300, 1500]) {
+    const written = () => readLines(out).length + readLines(join(dir, "out.errors.jsonl")).length;
+    for (const killAt of [1, 2500, 6000]) {
       const p = run(dir, args);
-      await until(() => readLines(out).length + readLines(join(dir, "out.errors.jsonl")).length >= killAt);
+      // 1: killed once the first batch runs, before any result is written.
+      if (killAt === 1) await until(() => emulator.counters.linesExecuted > 0, 1500);
+      else await until(() => written() >= killAt, 1500);
       p.child.kill("SIGKILL");
       await p.exited;
+      expect(written()).toBeLessThan(10_000);
     }
     // A write cut by a crash: half a line at the end.
     appendFileSync(out, '{"id":"x","custom_id":"chat-1","respo');
@@ -175,7 +179,9 @@ describe("autobatch run", () => {
     expect(readFileSync(out, "utf8").endsWith("\n")).toBe(true);
     expectOnePerId(lines, readLines(out), readLines(join(dir, "out.errors.jsonl")));
     expect(readLines(join(dir, "out.errors.jsonl"))).toHaveLength(lines.filter((l) => l.includes("status:400")).length);
-  }, 60_000);
+    // The reruns attached to the batches the killed runs had made (the store): nothing was executed twice.
+    expect(emulator.counters.linesExecuted).toBe(10_000);
+  }, 120_000);
 
   it("writes plain progress lines when stderr is not a terminal", async () => {
     const dir = tempDir();

@@ -15,6 +15,9 @@ import type { RunSettings } from "./options.js";
 /** The provider could not be reached or refused the key: nothing was sent; exit 1. */
 export class UnreachableError extends Error {}
 
+/** The store given by --state cannot be opened (corrupt, not a store, newer version): exit 2. */
+export class StoreError extends Error {}
+
 export interface Tally {
   succeeded: number;
   failed: number;
@@ -33,6 +36,11 @@ export class Execution {
   readonly tally: Tally = { succeeded: 0, failed: 0, retried: 0, unsent: 0, batches: 0, tokensIn: 0, tokensOut: 0 };
   readonly engine: Engine;
   readonly #s: RunSettings;
+  /**
+   * Each line's idempotency key in the store is this plus its custom_id: a rerun of the same input finds the lines
+   * an earlier process submitted (attaching to them, or replaying their stored results) instead of paying again.
+   */
+  readonly #keyPrefix: string;
   readonly #done: ReadonlySet<string>;
   readonly #output: ResultFile;
   readonly #errors: ResultFile;
@@ -42,8 +50,9 @@ export class Execution {
   /** Set on Ctrl-C: calls released from now on are not results and are not written. */
   #interrupted = false;
 
-  constructor(s: RunSettings, done: ReadonlySet<string>, output: ResultFile, errors: ResultFile) {
+  constructor(s: RunSettings, inputSha256: string, done: ReadonlySet<string>, output: ResultFile, errors: ResultFile) {
     this.#s = s;
+    this.#keyPrefix = `run:${inputSha256.slice(0, 16)}:`;
     this.#done = done;
     this.#output = output;
     this.#errors = errors;
@@ -51,6 +60,9 @@ export class Execution {
       batchSize: s.batchSize,
       maxBatchBytes: s.maxBatchBytes,
       lineRetries: s.retryFailed,
+      store: s.state,
+      // Only the keyed lines of this run are ever matched in the store, never two identical bodies to each other.
+      requestIdentity: "keys",
       ...(s.apiKey !== undefined && { apiKey: s.apiKey }),
       ...(s.baseURL !== undefined && { baseURL: s.baseURL }),
       ...(s.completionWindow !== undefined && { completionWindow: s.completionWindow }),
@@ -88,7 +100,7 @@ export class Execution {
       if (this.#interrupted) break;
       if (this.#done.has(req.customId)) continue;
       const id = req.customId;
-      this.engine.submit(req.endpoint, req.body, { raw: true }).then(
+      this.engine.submit(req.endpoint, req.body, { raw: true, idempotencyKey: this.#keyPrefix + id }).then(
         (r) => this.#succeeded(id, r as RawResult),
         (err: unknown) => this.#failed(id, err),
       );
@@ -100,6 +112,12 @@ export class Execution {
 
   /** One cheap read first, so a wrong URL or key is one clear error rather than a failure per batch. */
   async #preflight(): Promise<void> {
+    try {
+      await this.engine.storeLocation();
+    } catch (err) {
+      await this.engine.close().catch(() => undefined);
+      throw new StoreError(`--state ${this.#s.state}: ${(err as Error).message}`);
+    }
     try {
       await this.engine.transport.json({ method: "GET", path: "/batches", query: { limit: 1 } }, batchListSchema);
     } catch (err) {
@@ -133,11 +151,14 @@ export class Execution {
     this.#errors.append(failureLine(id, err));
   }
 
-  /** Ctrl-C: stop reading; with `cancel`, cancel the batches upstream and release every call unwritten. */
+  /**
+   * Ctrl-C: stop reading and release every call unwritten; with `cancel`, cancel the batches upstream, else detach:
+   * they go on, recorded in the store, for the rerun to attach to.
+   */
   async interrupt(cancel: boolean): Promise<void> {
     this.#interrupted = true;
     this.#wake?.();
-    if (cancel) await this.engine.close({ cancel: true });
+    await this.engine.close(cancel ? { cancel: true } : { detach: true });
     this.flush();
   }
 

@@ -6,13 +6,13 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { InvalidOptionsError } from "../../options.js";
 import { UsageError } from "../args.js";
-import { Execution, UnreachableError } from "./execute.js";
+import { Execution, StoreError, UnreachableError } from "./execute.js";
 import { scanInput, SHOWN_PROBLEMS } from "./input.js";
 import { hasContent, ResultFile } from "./output.js";
 import { parseRunArgs, USAGE, type RunSettings } from "./options.js";
 import { renderPlan } from "./plan.js";
 import { Progress } from "./progress.js";
-import { checkRecord, readRecord, StateMismatchError, writeRecord } from "./state.js";
+import { checkRecord, readRecord, recordPath, StateMismatchError, writeRecord } from "./state.js";
 import { renderSummary } from "./summary.js";
 
 const NAME = "autobatch run";
@@ -47,8 +47,9 @@ async function execute(s: RunSettings, argv: string[], inputName: string): Promi
     );
     return 2;
   }
-  const record = readRecord(s.state);
-  if (record) checkRecord(s.state, record, scan.sha256, inputName);
+  const recordFile = recordPath(s.state);
+  const record = readRecord(recordFile);
+  if (record) checkRecord(recordFile, record, scan.sha256, inputName);
   else if (hasContent(s.output) || hasContent(s.errors)) {
     throw new StateMismatchError(
       `${hasContent(s.output) ? s.output : s.errors} already has lines but there is no state at ${s.state}: ` +
@@ -64,7 +65,7 @@ async function execute(s: RunSettings, argv: string[], inputName: string): Promi
     return 0;
   }
   if (!record) {
-    writeRecord(s.state, {
+    writeRecord(recordFile, {
       version: 1,
       input: { sha256: scan.sha256, lines: scan.lines },
       output: s.output,
@@ -80,7 +81,7 @@ async function execute(s: RunSettings, argv: string[], inputName: string): Promi
       console.error(`${NAME}: ${f.path}: cut a torn last line (${f.repairedBytes} bytes)`);
   }
   const started = Date.now();
-  const ex = new Execution(s, done, output, errors);
+  const ex = new Execution(s, scan.sha256, done, output, errors);
   const progress = s.quiet
     ? undefined
     : new Progress(process.stderr, () => ex.snapshot(scan.lines, before), s.progressIntervalMs);
@@ -159,7 +160,7 @@ export const command = {
     try {
       return await execute(stdin ? { ...s, input: stdin.path } : s, argv, stdin ? "standard input" : s.input);
     } catch (err) {
-      if (err instanceof StateMismatchError || err instanceof InvalidOptionsError) {
+      if (err instanceof StateMismatchError || err instanceof InvalidOptionsError || err instanceof StoreError) {
         console.error(`${NAME}: ${err.message}`);
         return 2;
       }

@@ -18,7 +18,8 @@ interruption continues where it stopped.
 files:
   --output FILE               successes, one provider output line each (required)
   --errors FILE               final failures, one provider error line each (default: beside --output, .errors.jsonl)
-  --state PATH                the run's state (default: beside --output, .state.json)
+  --state PATH                the run's durable store, a SQLite file (default: beside --output, .state.db);
+                              PATH.run.json beside it records which input the results belong to
 
 upstream:
   --base-url URL              provider base URL incl. /v1 (env OPENAI_BASE_URL, default ${DEFAULTS.baseURL})
@@ -108,7 +109,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     input: positionals[0]!,
     output,
     errors: nonEmpty(v.errors) ?? beside(output, ".errors.jsonl"),
-    state: nonEmpty(v.state) ?? beside(output, ".state.json"),
+    state: nonEmpty(v.state) ?? beside(output, ".state.db"),
     batchSize,
     maxBatchBytes:
       v["max-batch-bytes"] === undefined ? DEFAULTS.maxBatchBytes : int("max-batch-bytes", v["max-batch-bytes"], 1),

@@ -1,5 +1,5 @@
-// The run's record beside its results: which input (by hash) the output and errors files belong to, so a rerun
-// with another input is refused instead of mixing two runs' results. Written atomically (temp file, rename).
+// The run's record beside its store (`STATE.run.json`): which input (by hash) the output and errors files belong to,
+// so a rerun with another input is refused instead of mixing two runs' results. Written atomically (temp, rename).
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 
@@ -13,6 +13,9 @@ export type RunRecord = z.infer<typeof recordSchema>;
 
 /** A rerun that does not match the record, or a record that cannot be read: the command exits 2. */
 export class StateMismatchError extends Error {}
+
+/** Where the record of a run with store `state` is kept. */
+export const recordPath = (state: string): string => `${state}.run.json`;
 
 export function readRecord(path: string): RunRecord | undefined {
   if (!existsSync(path)) return undefined;
