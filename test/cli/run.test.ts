@@ -200,6 +200,16 @@ describe("autobatch run", () => {
     expect(p.stderr()).not.toContain("\u001b");
   });
 
+  it("refuses a --state file that is not a store, naming it, and sends nothing", async () => {
+    const dir = tempDir();
+    const input = writeInput(dir, requests(5));
+    writeFileSync(join(dir, "junk.db"), "this is not a database, just text that happens to be here".repeat(100));
+    const p = run(dir, [input, "--output", "out.jsonl", "--state", "junk.db", ...FAST]);
+    expect(await p.exited).toBe(2);
+    expect(p.stderr()).toMatch(/--state junk\.db: .*junk\.db/);
+    expect(emulator.counters.filesUploaded).toBe(0);
+  });
+
   it("exits 2 on bad flags and names the flag", async () => {
     const dir = tempDir();
     const p = run(dir, ["in.jsonl", "--output", "o.jsonl", "--batch-size", "60000"]);
