@@ -1,9 +1,9 @@
-// `autobatch run` on a large file, end to end: lines per second through the emulator (in its own process) and the
-// run process's peak RSS, which shows the input is streamed, not held. Needs `npm run build` first.
+// `autobatch run` on a large file, end to end: lines per second through the emulator (in its own process), the run
+// process's peak RSS, and the size of its durable store. Needs `npm run build` first.
 //   node --import tsx bench/run-command.ts --lines 100000 [--batch-size 50000]
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -83,6 +83,13 @@ try {
       wallSeconds: wall,
       linesPerSecond: Math.round(lines / wall),
       peakRssMB: Math.round(Number(m[2]) / 1024),
+      // The durable store (--state, beside the output): SQLite file plus its write-ahead log, if any is left.
+      stateMB: Math.round(
+        ["out.state.db", "out.state.db-wal"].reduce(
+          (n, f) => n + (existsSync(join(dir, f)) ? statSync(join(dir, f)).size : 0),
+          0,
+        ) / 1e6,
+      ),
     }),
   );
 } finally {
