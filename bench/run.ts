@@ -2,13 +2,14 @@
 // and CPU figures are that scenario's alone; each starts its own emulator process), prints a markdown table with
 // every target checked, and writes the raw results to bench/results/latest.json.
 import { spawn } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
-import { cpus, totalmem } from "node:os";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { int, mb, ms, pct, ratio, table, type Row } from "./lib/report.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SCENARIOS = ["throughput", "latency", "memory", "scaling"] as const;
+const SCENARIOS = ["throughput", "latency", "memory", "scaling", "durable"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const args = process.argv.slice(2);
@@ -28,6 +29,7 @@ const N = {
   spreadMs: quick ? 5_000 : 10_000,
   memory: quick ? 10_000 : 100_000,
   scaling: quick ? [1_000, 10_000, 50_000] : [10_000, 100_000, 500_000],
+  durable: quick ? 10_000 : 50_000,
 };
 const POLL_MS = 250;
 /** CPU figures move with whatever else the machine runs: throughput runs are repeated and the median kept. */
@@ -60,9 +62,12 @@ function runScenario(file: string, flags: (string | number)[]): Promise<Result> 
 }
 
 /** Median run by client CPU per 1,000 calls, with every run's figure kept for the JSON file. */
-async function throughput(calls: number, runs: number): Promise<Result> {
+async function throughput(calls: number, runs: number, store?: () => Promise<string>): Promise<Result> {
   const all: Result[] = [];
-  for (let r = 0; r < runs; r++) all.push(await runScenario("throughput", ["--calls", calls, "--poll-ms", POLL_MS]));
+  for (let r = 0; r < runs; r++) {
+    const storeFlags = store ? ["--store", await store()] : [];
+    all.push(await runScenario("throughput", ["--calls", calls, "--poll-ms", POLL_MS, ...storeFlags]));
+  }
   all.sort((a, b) => a.cpuPer1kMs - b.cpuPer1kMs);
   return { ...all[Math.floor(all.length / 2)], runsCpuPer1kMs: all.map((x) => x.cpuPer1kMs) };
 }
@@ -172,6 +177,52 @@ if (selected.includes("scaling")) {
       target: "",
     },
   );
+}
+
+if (selected.includes("durable")) {
+  // Memory only, a SQLite file and a PostgreSQL server (started here, as the tests do), in the same run.
+  const { startPostgres } = await import("../test/helpers/postgres.js");
+  const dir = await mkdtemp(join(tmpdir(), "autobatch-bench-"));
+  const pg = await startPostgres();
+  try {
+    let n = 0;
+    const memory = await throughput(N.durable, RUNS);
+    const sqlite = await throughput(N.durable, RUNS, async () => join(dir, `bench${n++}.db`));
+    const postgres = await throughput(N.durable, RUNS, () => pg.createDatabase());
+    results.durable = { memory, sqlite, postgres };
+    const per1k = (r: Result) => ms(r.cpuPer1kMs);
+    rows.push(
+      {
+        metric: `Client CPU per 1,000 calls, memory only / SQLite / PostgreSQL (${int(N.durable)} calls)`,
+        value: `${per1k(memory)} / ${per1k(sqlite)} / ${per1k(postgres)}`,
+        target: "",
+      },
+      {
+        metric: "… SQLite store ÷ memory only",
+        value: ratio(sqlite.cpuPer1kMs / memory.cpuPer1kMs),
+        target: "≤ 1.3×",
+        met: sqlite.cpuPer1kMs / memory.cpuPer1kMs <= 1.3,
+      },
+      {
+        metric: "… PostgreSQL store ÷ memory only",
+        value: ratio(postgres.cpuPer1kMs / memory.cpuPer1kMs),
+        target: "≤ 2×",
+        met: postgres.cpuPer1kMs / memory.cpuPer1kMs <= 2,
+      },
+      {
+        metric: "Store size per 1,000 calls, SQLite / PostgreSQL",
+        value: `${kb(sqlite.storeBytesPer1k)} / ${kb(postgres.storeBytesPer1k)}`,
+        target: "",
+      },
+    );
+  } finally {
+    pg.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function kb(bytes: number): string {
+  return `${(bytes / 1e3).toFixed(0)} kB`;
 }
 
 function bytesRow(metric: string, r: Result): Row {

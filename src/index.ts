@@ -9,3 +9,4 @@ export type { Clock } from "./internal/clock.js";
 export type { AutoBatchEvent, EventMap, EventName, BatchCounts, FlushReason } from "./events.js";
 export type { Endpoint } from "./internal/endpoints.js";
 export * from "./errors.js";
+export { StoreError } from "./store/errors.js";

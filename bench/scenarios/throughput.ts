@@ -1,5 +1,7 @@
 // Scenarios 1 (throughput), 2 (the JSON floor) and 4 (bytes read), and each point of 6 (scaling): `--calls N` chat
-// calls through AutoBatcher, batchSize 10,000, against the emulator in its own process.
+// calls through AutoBatcher, batchSize 10,000, against the emulator in its own process. `--store SPEC` (a fresh
+// SQLite file or PostgreSQL database, made by the caller) measures the same run with durable state (scenario 7).
+import { statSync } from "node:fs";
 import { AutoBatcher } from "autobatch";
 import { resultFiles, startEmulatorProcess, totalRequests } from "../lib/emulator.js";
 import { measureFloor } from "../lib/floor.js";
@@ -10,6 +12,8 @@ const CALLS = flag("calls", 100_000);
 const BATCH_SIZE = flag("batch-size", 10_000);
 const POLL_MS = flag("poll-ms", 250);
 const WARMUP_CALLS = flag("warmup", 20_000);
+const storeAt = process.argv.indexOf("--store");
+const STORE = storeAt > 0 ? process.argv[storeAt + 1] : undefined;
 
 const emu = await startEmulatorProcess();
 try {
@@ -34,6 +38,7 @@ try {
     batchSize: BATCH_SIZE,
     batchWindowMs: 1_000,
     pollIntervalMs: POLL_MS,
+    ...(STORE && { store: STORE }),
   });
   const batchIds: string[] = [];
   client.on("batchSubmitted", (e) => batchIds.push(e.batchId));
@@ -59,6 +64,7 @@ try {
   // After close: a read's bytes are counted when its stream ends, which can be after its last line settled a caller.
   await client.close();
   const stats = client.stats;
+  const storeBytes = STORE ? await storeSize(STORE) : undefined;
 
   const counters = await emu.counters();
   const files = await resultFiles(emu, batchIds);
@@ -98,7 +104,32 @@ try {
     readRatio: stats.reads.bytes / files.bytes,
     floor: { ...floor, per1kMs: floor.totalMs / (CALLS / 1000) },
     floorRatio: clientCpuMs / floor.totalMs,
+    store: STORE ? (STORE.startsWith("postgres") ? "postgres" : "sqlite") : "memory",
+    storeBytes,
+    storeBytesPer1k: storeBytes === undefined ? undefined : storeBytes / (CALLS / 1000),
   });
 } finally {
   await emu.stop();
+}
+
+/** Bytes the store holds after the run: the SQLite file with its WAL, or the PostgreSQL tables with their indexes. */
+async function storeSize(spec: string): Promise<number> {
+  if (!spec.startsWith("postgres")) {
+    const size = (f: string) => {
+      try {
+        return statSync(f).size;
+      } catch {
+        return 0;
+      }
+    };
+    return size(spec) + size(`${spec}-wal`);
+  }
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: spec });
+  await c.connect();
+  const { rows } = await c.query<{ bytes: string }>(
+    "SELECT sum(pg_total_relation_size(c.oid))::bigint AS bytes FROM pg_class c WHERE c.relkind = 'r' AND c.relname LIKE 'autobatch_%'",
+  );
+  await c.end();
+  return Number(rows[0]!.bytes);
 }

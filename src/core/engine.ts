@@ -195,7 +195,7 @@ export class Engine {
     this.#pending++;
     if (signal) this.#watch(call, signal);
     const line: Line = { head, json: prepared.json };
-    if (this.#durable) this.#durable.admit(call, params, key, line);
+    if (this.#durable) this.#durable.admit(call, key, line);
     else this.#buffer.add(call, line.head, line.json);
     return promise;
   }
@@ -229,6 +229,8 @@ export class Engine {
         this.#submitting.delete(batch);
         if (!ok) return;
         this.#batchesCreated++;
+        // Detached: it goes on upstream for a later process on the store.
+        if (this.#durable?.recorder.detaching) return;
         // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
         if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
         this.#tracker.add(batch);

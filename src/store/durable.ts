@@ -109,9 +109,9 @@ export class Durable {
   }
 
   /** Gives the call its identity and places it once its lookup is back (lookups of one tick share one query). */
-  admit(call: Call, params: unknown, key: string | undefined, line: Line): void {
+  admit(call: Call, key: string | undefined, line: Line): void {
     if (key !== undefined || !this.#opts.keysOnly) {
-      call.fingerprint = fingerprint(call.endpoint, params);
+      call.fingerprint = fingerprint(call.endpoint, line.json);
       call.identity = key !== undefined ? keyIdentity(key) : this.#occurrences.identity(call.fingerprint);
     }
     if (this.#lookups.push({ call, line }) === 1) queueMicrotask(() => (this.#lookingUp = this.#lookUp()));

@@ -29,7 +29,8 @@ export class StoreRecorder implements BatchRecorder {
       lines.push({
         customId: c.customId,
         identity: c.identity ?? `u:${c.customId}`,
-        fingerprint: c.fingerprint ?? "",
+        // Only a key needs it beside the identity (which holds it otherwise): to refuse the key with another body.
+        fingerprint: c.identity?.startsWith("k:") ? c.fingerprint! : "",
       });
     return this.#writer.intent({ key: batch.key, endpoint: batch.endpoint, model: batch.model, lines });
   }

@@ -23,15 +23,15 @@ const MIGRATIONS = [
    CREATE INDEX batches_open ON batches (terminal, lease_until);
    CREATE INDEX batches_finished ON batches (finished_at) WHERE finished_at IS NOT NULL;
    CREATE TABLE lines (
-     custom_id TEXT PRIMARY KEY,
      batch_key TEXT NOT NULL REFERENCES batches (key) ON DELETE CASCADE,
+     custom_id TEXT NOT NULL,
      identity TEXT NOT NULL,
      fingerprint TEXT NOT NULL,
      state INTEGER NOT NULL DEFAULT 0,
      result TEXT
    );
-   CREATE INDEX lines_identity ON lines (identity);
-   CREATE INDEX lines_batch ON lines (batch_key);`,
+   CREATE UNIQUE INDEX lines_batch ON lines (batch_key, custom_id);
+   CREATE INDEX lines_identity ON lines (identity);`,
 ];
 const BUSY_TIMEOUT_MS = 10_000;
 
@@ -155,7 +155,7 @@ class SqliteStore implements Store {
     return this.#tx("recording a batch", () => {
       const now = this.#now();
       this.#sql.insertBatch.run(intent.key, intent.endpoint, intent.model, now, owner, now + leaseMs);
-      for (const l of intent.lines) this.#sql.insertLine.run(l.customId, intent.key, l.identity, l.fingerprint);
+      for (const l of intent.lines) this.#sql.insertLine.run(intent.key, l.customId, l.identity, l.fingerprint);
     });
   }
 
@@ -163,7 +163,7 @@ class SqliteStore implements Store {
     return this.#tx("recording progress", () => {
       for (const u of updates) {
         if (u.snapshot) this.#sql.updateSnapshot.run(snapshotJson(u.snapshot), u.key);
-        for (const r of u.results ?? []) this.#sql.storeResult.run(r.line, r.customId, u.key);
+        for (const r of u.results ?? []) this.#sql.storeResult.run(r.line, u.key, r.customId);
         if (u.terminal) {
           this.#sql.loseLines.run(u.key);
           this.#sql.endBatch.run(this.#now(), u.key);
@@ -233,9 +233,9 @@ function changes(result: unknown): number {
 const SQL = {
   insertBatch:
     "INSERT INTO batches (key, endpoint, model, created_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?)",
-  insertLine: "INSERT INTO lines (custom_id, batch_key, identity, fingerprint) VALUES (?, ?, ?, ?)",
+  insertLine: "INSERT INTO lines (batch_key, custom_id, identity, fingerprint) VALUES (?, ?, ?, ?)",
   updateSnapshot: "UPDATE batches SET snapshot = ? WHERE key = ?",
-  storeResult: "UPDATE lines SET state = 1, result = ? WHERE custom_id = ? AND batch_key = ? AND state = 0",
+  storeResult: "UPDATE lines SET state = 1, result = ? WHERE batch_key = ? AND custom_id = ? AND state = 0",
   loseLines: "UPDATE lines SET state = 2 WHERE batch_key = ? AND state = 0",
   endBatch: "UPDATE batches SET terminal = 1, finished_at = ?, lease_owner = NULL, lease_until = 0 WHERE key = ?",
   find: `SELECT l.custom_id, l.batch_key, l.identity, l.fingerprint, l.state, l.result,

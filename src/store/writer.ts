@@ -5,6 +5,7 @@ import type { Clock } from "../internal/clock.js";
 import type { BatchIntent, BatchUpdate, Store } from "./types.js";
 
 const RETRY_MS = 1_000;
+const RESULTS_PER_WRITE = 5_000;
 
 type Op =
   | { kind: "intent"; intent: BatchIntent; done: () => void }
@@ -27,6 +28,9 @@ export class StoreWriter {
   #running: Promise<void> | undefined;
   #retry: unknown;
   #failing = false;
+  #scheduled = false;
+  /** Result lines queued since the last write. */
+  #results = 0;
 
   constructor(ready: Promise<Store>, ctx: WriterContext) {
     this.#ready = ready;
@@ -38,8 +42,15 @@ export class StoreWriter {
     return new Promise((done) => this.#push({ kind: "intent", intent, done }));
   }
 
+  /**
+   * Result lines alone wait for the batch's next snapshot (a read ends by moving its cursor), so a whole read is one
+   * transaction; past RESULTS_PER_WRITE of them, a long read is written in parts.
+   */
   update(update: BatchUpdate): void {
-    this.#push({ kind: "update", update });
+    this.#queue.push({ kind: "update", update });
+    const resultsOnly = !update.snapshot && !update.terminal;
+    if (resultsOnly && ++this.#results < RESULTS_PER_WRITE) return;
+    this.#schedule();
   }
 
   release(keys: string[]): void {
@@ -65,7 +76,16 @@ export class StoreWriter {
 
   #push(op: Op): void {
     this.#queue.push(op);
-    if (!this.#running && this.#retry === undefined) queueMicrotask(() => void this.#run());
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running || this.#retry !== undefined) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      void this.#run();
+    });
   }
 
   #run(): Promise<void> {
@@ -80,6 +100,7 @@ export class StoreWriter {
   async #drain(): Promise<void> {
     const ops = this.#queue;
     this.#queue = [];
+    this.#results = 0;
     let i = 0;
     let notify = false;
     try {

@@ -92,7 +92,10 @@ describe("crash and rerun on a SQLite store (SIGKILL)", () => {
     // stored yet: the rerun then reads it again from the provider, which is right but not what this test measures).
     const identities = [...early, CALLS - 1].map((i) => {
       const content = `${prompt(i)} [[latency:1]]`;
-      const fp = fingerprint("/v1/chat/completions", { model: "m", messages: [{ role: "user", content }] });
+      const fp = fingerprint(
+        "/v1/chat/completions",
+        JSON.stringify({ model: "m", messages: [{ role: "user", content }] }),
+      );
       return `f:${fp}:${i === CALLS - 1 ? 1 : 0}`;
     });
     const index = n;

@@ -24,7 +24,7 @@ const POLL_MS = 100;
 const identity = (prefix: string, i: number, latency: number) => {
   const p = i === CALLS - 1 ? "p0" : `p${i}`;
   const content = `${prefix}${p} [[latency:${latency}]]`;
-  return `f:${fingerprint("/v1/chat/completions", { model: "m", messages: [{ role: "user", content }] })}:${i === CALLS - 1 ? 1 : 0}`;
+  return `f:${fingerprint("/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "user", content }] }))}:${i === CALLS - 1 ? 1 : 0}`;
 };
 
 describe("a fleet on PostgreSQL", () => {
