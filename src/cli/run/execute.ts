@@ -6,6 +6,7 @@ import { Engine } from "../../core/engine.js";
 import type { AutoBatcherOptions } from "../../options.js";
 import { safeURL } from "../../internal/safe-url.js";
 import { batchListSchema } from "../../internal/schemas.js";
+import { StoreError } from "../../store/errors.js";
 import { failureLine, successLine, usageOf } from "./lines.js";
 import { readRequests } from "./input.js";
 import type { ResultFile } from "./output.js";
@@ -14,9 +15,6 @@ import type { RunSettings } from "./options.js";
 
 /** The provider could not be reached or refused the key: nothing was sent; exit 1. */
 export class UnreachableError extends Error {}
-
-/** The store given by --state cannot be opened (corrupt, not a store, newer version): exit 2. */
-export class StoreError extends Error {}
 
 export interface Tally {
   succeeded: number;
@@ -116,7 +114,9 @@ export class Execution {
       await this.engine.storeLocation();
     } catch (err) {
       await this.engine.close().catch(() => undefined);
-      throw new StoreError(`--state ${this.#s.state}: ${(err as Error).message}`);
+      // The store's own error names the file; the flag says where it came from.
+      if (err instanceof StoreError) err.message = `--state ${this.#s.state}: ${err.message}`;
+      throw err;
     }
     try {
       await this.engine.transport.json({ method: "GET", path: "/batches", query: { limit: 1 } }, batchListSchema);

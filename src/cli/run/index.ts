@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { InvalidOptionsError } from "../../options.js";
 import { UsageError } from "../args.js";
-import { Execution, StoreError, UnreachableError } from "./execute.js";
+import { Execution, UnreachableError } from "./execute.js";
+import { StoreError } from "../../store/errors.js";
 import { scanInput, SHOWN_PROBLEMS } from "./input.js";
 import { hasContent, ResultFile } from "./output.js";
 import { parseRunArgs, USAGE, type RunSettings } from "./options.js";
@@ -160,6 +161,7 @@ export const command = {
     try {
       return await execute(stdin ? { ...s, input: stdin.path } : s, argv, stdin ? "standard input" : s.input);
     } catch (err) {
+      // A store that cannot be opened (corrupt, not a store, newer version) is bad input too.
       if (err instanceof StateMismatchError || err instanceof InvalidOptionsError || err instanceof StoreError) {
         console.error(`${NAME}: ${err.message}`);
         return 2;
