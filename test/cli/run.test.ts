@@ -2,6 +2,7 @@
 // SIGKILL and rerun, standard input, and the plain progress lines when stderr is not a terminal.
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { request } from "undici";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { cli, KEY, readLines, requests, tempDir, until, writeInput } from "./run-harness.js";
@@ -37,7 +38,17 @@ describe("autobatch run", () => {
     const lines = requests(600, { failEvery: 50 });
     const input = writeInput(dir, lines);
     // A long window: files are cut by size (and at the end of the input), never by time.
-    const p = run(dir, [input, "--output", "out.jsonl", "--batch-size", "200", "--poll-interval-ms", "20"]);
+    const p = run(dir, [
+      input,
+      "--output",
+      "out.jsonl",
+      "--batch-size",
+      "200",
+      "--poll-interval-ms",
+      "20",
+      "--metadata",
+      "project=demo",
+    ]);
     expect(await p.exited).toBe(1);
     const out = readLines(join(dir, "out.jsonl"));
     const errors = readLines(join(dir, "out.errors.jsonl"));
@@ -55,6 +66,10 @@ describe("autobatch run", () => {
     expect(out.find((l) => l.custom_id === "emb-3")!.response.body.object).toBe("list");
     // Per (endpoint, model) and 200 lines a file: 200 embeddings in 1, 400 chat lines in 2.
     expect(emulator.counters.batchesCreated).toBe(3);
+    const listed = (await (await request(`${emulator.url}/batches?limit=3`)).body.json()) as {
+      data: { metadata: Record<string, string> }[];
+    };
+    for (const b of listed.data) expect(b.metadata.project).toBe("demo");
     expect(emulator.counters.linesExecuted).toBe(600);
     const summary = p.stderr();
     expect(summary).toContain(`${600 - failing} succeeded, ${failing} failed, 0 retried, of 600 lines`);
