@@ -87,6 +87,15 @@ export function readLines(path: string): Record<string, any>[] {
     .map((l) => JSON.parse(l));
 }
 
+/** Complete lines in a file another process may be writing (a line being written is not counted). */
+export function countLines(path: string): number {
+  if (!existsSync(path)) return 0;
+  const text = readFileSync(path, "utf8");
+  let n = 0;
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) n++;
+  return n;
+}
+
 /** Polls `check` every 20 ms, at most `tries` times. */
 export async function until(check: () => boolean | Promise<boolean>, tries = 500): Promise<void> {
   for (let i = 0; i < tries; i++) {

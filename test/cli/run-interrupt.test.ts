@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { cli, KEY, readLines, requests, tempDir, until, writeInput } from "./run-harness.js";
+import { cli, countLines, KEY, readLines, requests, tempDir, until, writeInput } from "./run-harness.js";
 
 let emulator: Emulator;
 beforeAll(async () => {
@@ -23,7 +23,7 @@ async function interruptMidRun(dir: string, extra: string[]) {
   const input = writeInput(dir, requests(400, { extra: " [[latency:20]]" }));
   const args = ["run", input, "--output", "out.jsonl", ...FAST, ...extra];
   const p = cli([...args, "--api-key", KEY], { OPENAI_BASE_URL: emulator.url, OPENAI_API_KEY: "" }, dir);
-  await until(() => readLines(join(dir, "out.jsonl")).length >= 20);
+  await until(() => countLines(join(dir, "out.jsonl")) >= 20);
   p.child.kill("SIGINT");
   return { p, input, code: await p.exited };
 }

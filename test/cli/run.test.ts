@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { cli, KEY, readLines, requests, tempDir, until, writeInput } from "./run-harness.js";
+import { cli, countLines, KEY, readLines, requests, tempDir, until, writeInput } from "./run-harness.js";
 
 let emulator: Emulator;
 beforeAll(async () => {
@@ -176,7 +176,7 @@ describe("autobatch run", () => {
     const input = writeInput(dir, lines);
     const args = [input, "--output", "out.jsonl", "--batch-size", "1000", ...FAST];
     const out = join(dir, "out.jsonl");
-    const written = () => readLines(out).length + readLines(join(dir, "out.errors.jsonl")).length;
+    const written = () => countLines(out) + countLines(join(dir, "out.errors.jsonl"));
     for (const killAt of [1, 2500, 6000]) {
       const p = run(dir, args);
       // 1: killed once the first batch runs, before any result is written.
