@@ -162,7 +162,8 @@ describe("createBatchingFetch with openai-node", () => {
   });
 
   it("answers a batch-level failure with 400 and x-should-retry: false, so the SDK does not resubmit", async () => {
-    const { openai, batchingFetch } = setup({}, { maxRetries: 2 });
+    // Without line retries: with them, a batch_expired line goes into a later batch (test/core/line-retries.test.ts).
+    const { openai, batchingFetch } = setup({ lineRetries: 0 }, { maxRetries: 2 });
     const batches = emu.counters.batchesCreated;
     const running = submitted(batchingFetch);
     const call = openai.chat.completions.create({ model: "gpt-test", messages: user("[[latency:60000]] never") });
