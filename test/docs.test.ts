@@ -43,15 +43,12 @@ describe("docs", () => {
   });
 
   it("relative links in README.md and docs/ lead to files that exist", () => {
-    // Written on other branches of the same release; their sections in the README only point at them.
-    const elsewhere = new Set(["docs/durable-state.md", "docs/run.md"]);
     let links = 0;
     for (const path of docs) {
       for (const [, target] of read(path).matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
         if (/^[a-z]+:/.test(target!)) continue;
         const resolved = relative(root, join(root, dirname(path), target!));
         links++;
-        if (elsewhere.has(resolved)) continue;
         expect(existsSync(join(root, resolved)), `${path} links to ${target}`).toBe(true);
       }
     }

@@ -19,6 +19,30 @@ export function parseFlags<const O extends FlagSpec>(argv: string[], options: O)
   }
 }
 
+/** Like parseFlags, for commands that also take positional arguments (files, ids). */
+export function parseCommand<const O extends FlagSpec>(
+  argv: string[],
+  options: O,
+): { values: Flags<O>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options });
+    return { values: values as Flags<O>, positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** Repeated `--flag KEY=VALUE` pairs as a record. */
+export function keyValues(flag: string, pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--${flag}: expected KEY=VALUE, got '${pair}'`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
 export function number(flag: string, raw: string, { integer = false, min = 0, exclusive = false } = {}): number {
   const v = raw.trim() === "" ? NaN : Number(raw);
   if (!Number.isFinite(v)) throw new UsageError(`--${flag}: expected a number, got '${raw}'`);

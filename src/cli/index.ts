@@ -7,7 +7,9 @@ import { createRequire } from "node:module";
 type Command = { run(argv: string[]): Promise<number | void> };
 
 const commands: Record<string, () => Promise<Command>> = {
+  batches: async () => (await import("./batches.js")).command,
   emulator: async () => (await import("./emulator.js")).command,
+  run: async () => (await import("./run/index.js")).command,
   serve: async () => (await import("./serve.js")).command,
 };
 
@@ -16,7 +18,9 @@ function usage(): string {
     "usage: autobatch <command> [options]",
     "",
     "commands:",
+    "  batches    list, inspect, cancel a batch, or download its results (--follow while it runs)",
     "  emulator   run a local Batch API server (no network, no key)",
+    "  run        send a JSONL file of requests through a Batch API, resumable, with progress",
     "  serve      run an OpenAI-compatible proxy that batches every call it receives",
     "",
     "Run `autobatch <command> --help` for a command's options; `autobatch --version` prints the version.",
