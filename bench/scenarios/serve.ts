@@ -41,7 +41,9 @@ async function startHost(kind: "serve" | "bare", options: object = {}): Promise<
       "tsx",
       "--expose-gc",
       // BENCH_PROFILE=<dir>: a V8 CPU profile of each server's whole life, written when it exits.
-      ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+      ...(process.env.BENCH_PROFILE
+        ? ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+        : []),
       HOST,
       kind,
       JSON.stringify(options),
