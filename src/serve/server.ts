@@ -139,9 +139,8 @@ async function batched(
   if (result.requestId) headers["x-request-id"] = result.requestId;
   if (call.reused) headers["idempotent-replayed"] = "true";
   if (!wantsStream) {
-    res
-      .writeHead(result.status, withClosing(ctx, { ...headers, "content-type": "application/json" }))
-      .end(JSON.stringify(result.body));
+    headers["content-type"] = "application/json";
+    res.writeHead(result.status, withClosing(ctx, headers)).end(JSON.stringify(result.body));
     return;
   }
   const sse =
