@@ -120,10 +120,9 @@ async function batched(
   res: ServerResponse,
   x: Exchange,
 ): Promise<void> {
-  const started = await startCall(ctx, endpoint, req, res, x.trace);
+  const started = await startCall(ctx, endpoint, req, res, x);
   if (!started) return;
   const { call, wantsStream, includeUsage } = started;
-  x.leave = call.leave;
   let result: RawResult;
   try {
     result = await call.result;
@@ -154,7 +153,8 @@ async function batched(
 }
 
 /**
- * Reads the body and submits it (deduplicated by Idempotency-Key), unless the client has gone. Its own frame, so that neither the parsed body
+ * Reads the body and submits it (deduplicated by Idempotency-Key), unless the client has gone; from then on the
+ * client going away releases the call. Its own frame, so that neither the parsed body
  * nor its params stay reachable from the request while it waits: the engine keeps only the encoded line.
  */
 async function startCall(
@@ -162,10 +162,11 @@ async function startCall(
   endpoint: Endpoint,
   req: IncomingMessage,
   res: ServerResponse,
-  trace: Trace,
+  x: Exchange,
 ): Promise<{ call: Attached<RawResult>; wantsStream: boolean; includeUsage: boolean } | undefined> {
   const body = await readCallBody(req, ctx.maxBodyBytes);
   if (res.destroyed) return undefined;
+  const trace = x.trace;
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
   const { stream, stream_options: streamOptions } = body;
   const params = stream === undefined && streamOptions === undefined ? body : withoutStreamFields(body);
@@ -173,10 +174,15 @@ async function startCall(
   const includeUsage = wantsStream && isObject(streamOptions) && streamOptions.include_usage === true;
   trace.stream = wantsStream;
   const key = header(req, "idempotency-key");
-  if (key === undefined) return { call: submitOnce(ctx, endpoint, params), wantsStream, includeUsage };
+  if (key === undefined) {
+    const call = submitOnce(ctx, endpoint, params);
+    x.leave = call.leave;
+    return { call, wantsStream, includeUsage };
+  }
   const start = (signal: AbortSignal) =>
     ctx.engine.submit(endpoint, params, { signal, raw: true }) as Promise<RawResult>;
   const call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint(endpoint, params), start);
+  x.leave = call.leave;
   trace.idempotencyKey = true;
   trace.replayed = call.reused;
   // Worth seeing as it happens: each one is a call not paid for twice.
