@@ -93,4 +93,6 @@ process.on("message", async (m: { id: number; cmd: HostCommand; on?: boolean }) 
   else if (m.cmd === "exit") process.exit(0);
   process.send!({ id: m.id, value });
 });
+// The scenario gone (even crashed) closes the channel: this server goes with it.
+process.once("disconnect", () => process.exit(0));
 process.send!({ id: 0, value: origin });
