@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { int, mb, ms, pct, ratio, table, type Row } from "./lib/report.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SCENARIOS = ["throughput", "latency", "memory", "scaling", "imports", "durable"] as const;
+const SCENARIOS = ["throughput", "latency", "memory", "scaling", "imports", "durable", "serve"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const args = process.argv.slice(2);
@@ -30,6 +30,7 @@ const N = {
   memory: quick ? 10_000 : 100_000,
   scaling: quick ? [1_000, 10_000, 50_000] : [10_000, 100_000, 500_000],
   durable: quick ? 10_000 : 50_000,
+  serve: quick ? ["--requests", 5_000, "--warmup", 2_000, "--held", 1_000] : [],
 };
 const POLL_MS = 250;
 /** CPU figures move with whatever else the machine runs: throughput runs are repeated and the median kept. */
@@ -235,6 +236,36 @@ if (selected.includes("durable")) {
 
 function kb(bytes: number): string {
   return `${(bytes / 1e3).toFixed(0)} kB`;
+}
+
+if (selected.includes("serve")) {
+  const all: Result[] = [];
+  for (let r = 0; r < RUNS; r++) all.push(await runScenario("serve", N.serve));
+  all.sort((a, b) => a.cpuRatio - b.cpuRatio);
+  const s = (results.serve = { ...all[Math.floor(all.length / 2)], runsCpuRatio: all.map((x) => x.cpuRatio) });
+  const rps = (x: Result) =>
+    `${int(x.requestsPerSecond)} req/s (p50 ${ms(x.latencyMs.p50, 0)}, ${(x.coreShare * 100).toFixed(0)} % of a core)`;
+  const kb = (bytes: number) => `${(bytes / 1000).toFixed(1)} KB`;
+  const runs = all.length > 1 ? `; runs: ${all.map((x) => ratio(x.cpuRatio)).join(", ")}` : "";
+  rows.push(
+    {
+      metric: `serve / bare \`node:http\`: throughput at ${int(s.connections)} connections (window ${s.windowMs} ms, poll ${s.pollMs} ms)`,
+      value: `${rps(s.serve)} / ${rps(s.bare)}`,
+      target: "",
+    },
+    {
+      metric: `Server CPU per 1,000 requests, serve / bare (${int(s.requests)} requests)`,
+      value: `${ms(s.serve.cpuPer1kMs)} / ${ms(s.bare.cpuPer1kMs)}: ${ratio(s.cpuRatio)}${runs}`,
+      target: "≤ 1.5×",
+      met: s.cpuRatio <= 1.5,
+    },
+    {
+      metric: `Memory per held request, serve / bare (${int(s.serve.held)} held; heap, RSS beside)`,
+      value: `heap ${kb(s.serve.heapPerRequestBytes)} / ${kb(s.bare.heapPerRequestBytes)}: ${ratio(s.heapRatio)} (RSS ${kb(s.serve.rssPerRequestBytes)} / ${kb(s.bare.rssPerRequestBytes)}: ${ratio(s.rssRatio)})`,
+      target: "≤ 1.3×",
+      met: s.heapRatio <= 1.3,
+    },
+  );
 }
 
 function bytesRow(metric: string, r: Result): Row {

@@ -31,7 +31,13 @@ export interface CallOptions {
   idempotencyKey?: string;
 }
 
-export interface SubmitOptions extends CallOptions {
+export interface SubmitOptions extends Omit<CallOptions, "signal"> {
+  /** An AbortSignal, or only what the engine reads of one: serve passes a lighter object per request. */
+  signal?: {
+    readonly aborted: boolean;
+    addEventListener(type: "abort", listener: () => void, options: { once: true }): void;
+    removeEventListener(type: "abort", listener: () => void): void;
+  } | null;
   /** Resolve with a `RawResult` (status, untouched body, request id) instead of the shaped body. */
   raw?: boolean;
   /** The class of the returned promise (AutoBatcher's APIPromise); default Promise. */
@@ -241,7 +247,7 @@ export class Engine {
     return promise;
   }
 
-  #watch(call: Call, signal: AbortSignal): void {
+  #watch(call: Call, signal: NonNullable<SubmitOptions["signal"]>): void {
     const onAbort = () => this.#abort(call);
     signal.addEventListener("abort", onAbort, { once: true });
     call.detach = () => signal.removeEventListener("abort", onAbort);

@@ -18,13 +18,10 @@ export interface StreamRequest {
 
 /** The Batch API cannot stream: the stream fields come off, and the finished result is re-wrapped if asked. */
 export function splitStream(body: Json): StreamRequest {
-  const { stream, stream_options: streamOptions, ...params } = body;
-  const wantsStream = stream === true;
-  return {
-    params: wantsStream ? params : body,
-    stream: wantsStream,
-    includeUsage: wantsStream && isObject(streamOptions) && streamOptions.include_usage === true,
-  };
+  // Most bodies do not stream: they go as they are, not copied (serve's hot path).
+  if (body.stream !== true) return { params: body, stream: false, includeUsage: false };
+  const { stream: _stream, stream_options: streamOptions, ...params } = body;
+  return { params, stream: true, includeUsage: isObject(streamOptions) && streamOptions.include_usage === true };
 }
 
 /** A finished result as the SSE stream its endpoint would have sent. */

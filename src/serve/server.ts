@@ -10,7 +10,7 @@ import { isObject } from "../internal/schemas.js";
 import { AutoBatchError } from "../errors.js";
 import { fingerprint } from "../internal/canonical.js";
 import { passthroughModels } from "./models.js";
-import { readCallBody } from "./call-body.js";
+import { type JsonObject, readCallBody } from "./call-body.js";
 import { HttpError, toHttpError } from "./errors.js";
 import type { IdempotencyCache, Attached } from "./idempotency.js";
 import type { Logger } from "./log.js";
@@ -36,26 +36,39 @@ export interface HandlerContext {
 /** Fields the request log line gathers as the request goes. */
 type Trace = Record<string, unknown>;
 
+/** One request, as its single close listener sees it: what to log, and what to release when the client goes. */
+interface Exchange {
+  readonly started: number;
+  readonly trace: Trace;
+  /** Counted in `ctx.waiting`. */
+  waiting: boolean;
+  /** Releases the call while its answer is awaited (the client went away first). */
+  leave: (() => void) | undefined;
+}
+
 export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: ServerResponse) => void {
   const authorized = bearerCheck(ctx.authToken);
   return (req, res) => {
-    const started = performance.now();
-    const trace: Trace = {};
+    const x: Exchange = { started: performance.now(), trace: {}, waiting: false, leave: undefined };
     ctx.inflight.add(res);
-    res.once("close", () => {
-      ctx.inflight.delete(res);
-      const fields = {
-        method: req.method,
-        path: req.url?.split("?", 1)[0],
-        status: res.statusCode,
-        ms: Math.round(performance.now() - started),
-        ...trace,
-      };
-      if (!res.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
-      else ctx.log(res.statusCode >= 500 ? "error" : "info", "request", fields);
-    });
-    handle(ctx, authorized, req, res, trace).catch((err: unknown) => sendError(ctx, res, err, trace));
+    res.once("close", () => closed(ctx, req, res, x));
+    handle(ctx, authorized, req, res, x).catch((err: unknown) => sendError(ctx, res, err, x.trace));
   };
+}
+
+function closed(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, x: Exchange): void {
+  ctx.inflight.delete(res);
+  if (x.waiting) ctx.waiting--;
+  x.leave?.();
+  const fields = {
+    method: req.method,
+    path: req.url?.split("?", 1)[0],
+    status: res.statusCode,
+    ms: Math.round(performance.now() - x.started),
+    ...x.trace,
+  };
+  if (!res.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
+  else ctx.log(res.statusCode >= 500 ? "error" : "info", "request", fields);
 }
 
 async function handle(
@@ -63,7 +76,7 @@ async function handle(
   authorized: (header: string | undefined) => boolean,
   req: IncomingMessage,
   res: ServerResponse,
-  trace: Trace,
+  x: Exchange,
 ): Promise<void> {
   const method = req.method ?? "GET";
   const url = req.url ?? "/";
@@ -87,7 +100,7 @@ async function handle(
     throw overloaded(ctx.maxWaitingRequests);
   }
   ctx.waiting++;
-  res.once("close", () => ctx.waiting--);
+  x.waiting = true;
   if (r.kind === "models") {
     const reply = await passthroughModels(ctx.engine.transport, r.path, r.query, closeSignal(res));
     if (res.destroyed) return;
@@ -97,7 +110,7 @@ async function handle(
     res.writeHead(reply.status, withClosing(ctx, headers)).end(reply.body);
     return;
   }
-  return batched(ctx, r.endpoint, req, res, trace);
+  return batched(ctx, r.endpoint, req, res, x);
 }
 
 async function batched(
@@ -105,51 +118,28 @@ async function batched(
   endpoint: Endpoint,
   req: IncomingMessage,
   res: ServerResponse,
-  trace: Trace,
+  x: Exchange,
 ): Promise<void> {
-  const body = await readCallBody(req, ctx.maxBodyBytes);
-  if (res.destroyed) return;
-  // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
-  const { params, stream: wantsStream, includeUsage } = splitStream(body);
-  trace.stream = wantsStream;
-  const key = header(req, "idempotency-key");
-  // The key also names the call in the store (if any): a retry after a restart finds the original line.
-  const start = (signal: AbortSignal) =>
-    ctx.engine.submit(endpoint, params, {
-      signal,
-      raw: true,
-      idempotencyKey: key === undefined ? undefined : `${endpoint} ${key}`,
-    }) as Promise<RawResult>;
-  let call: Attached<RawResult>;
-  if (key !== undefined) {
-    call = ctx.idempotency.attach(`${endpoint} ${key}`, fingerprint(endpoint, params), start);
-    trace.idempotencyKey = true;
-    trace.replayed = call.reused;
-    // Worth seeing as it happens: each one is a call not paid for twice.
-    if (call.reused) ctx.log("info", "request.deduplicated", { endpoint });
-  } else {
-    const controller = new AbortController();
-    call = { result: start(controller.signal), reused: false, leave: () => controller.abort() };
-  }
-  // A client that goes away before its answer releases the call (if it was the call's last waiter).
-  const onClose = () => call.leave();
-  res.once("close", onClose);
+  const started = await startCall(ctx, endpoint, req, res, x);
+  if (!started) return;
+  const { call, wantsStream, includeUsage } = started;
   let result: RawResult;
   try {
     result = await call.result;
   } finally {
-    res.off("close", onClose);
+    x.leave = undefined;
   }
-  Object.assign(trace, { customId: result.customId, batchId: result.batchId });
+  const trace = x.trace;
+  trace.customId = result.customId;
+  trace.batchId = result.batchId;
   if (res.destroyed) return;
   const headers: Record<string, string> = { "x-autobatch-custom-id": result.customId };
   if (result.batchId) headers["x-autobatch-batch-id"] = result.batchId;
   if (result.requestId) headers["x-request-id"] = result.requestId;
   if (call.reused) headers["idempotent-replayed"] = "true";
   if (!wantsStream) {
-    res
-      .writeHead(result.status, withClosing(ctx, { ...headers, "content-type": "application/json" }))
-      .end(JSON.stringify(result.body));
+    headers["content-type"] = "application/json";
+    res.writeHead(result.status, withClosing(ctx, headers)).end(JSON.stringify(result.body));
     return;
   }
   const sse = resultToSSE(endpoint, result.body, includeUsage);
@@ -159,6 +149,72 @@ async function batched(
       withClosing(ctx, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" }),
     )
     .end(sse);
+}
+
+/**
+ * Reads the body and submits it (deduplicated by Idempotency-Key), unless the client has gone; from then on the
+ * client going away releases the call. Its own frame, so that neither the parsed body
+ * nor its params stay reachable from the request while it waits: the engine keeps only the encoded line.
+ */
+async function startCall(
+  ctx: HandlerContext,
+  endpoint: Endpoint,
+  req: IncomingMessage,
+  res: ServerResponse,
+  x: Exchange,
+): Promise<{ call: Attached<RawResult>; wantsStream: boolean; includeUsage: boolean } | undefined> {
+  const body = await readCallBody(req, ctx.maxBodyBytes);
+  if (res.destroyed) return undefined;
+  const trace = x.trace;
+  // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
+  const { params, stream: wantsStream, includeUsage } = splitStream(body);
+  trace.stream = wantsStream;
+  const key = header(req, "idempotency-key");
+  if (key === undefined) {
+    const call = submitOnce(ctx, endpoint, params);
+    x.leave = call.leave;
+    return { call, wantsStream, includeUsage };
+  }
+  const named = `${endpoint} ${key}`;
+  // The key also names the call in the store (if any): a retry after a restart finds the original line.
+  const start = (signal: AbortSignal) =>
+    ctx.engine.submit(endpoint, params, { signal, raw: true, idempotencyKey: named }) as Promise<RawResult>;
+  const call = ctx.idempotency.attach(named, fingerprint(endpoint, params), start);
+  x.leave = call.leave;
+  trace.idempotencyKey = true;
+  trace.replayed = call.reused;
+  // Worth seeing as it happens: each one is a call not paid for twice.
+  if (call.reused) ctx.log("info", "request.deduplicated", { endpoint });
+  return { call, wantsStream, includeUsage };
+}
+
+/** A call without a key: released through a `Leave`, not a per-request AbortController (~7 % of serve's CPU). */
+function submitOnce(ctx: HandlerContext, endpoint: Endpoint, params: JsonObject): Attached<RawResult> {
+  const gone = new Leave();
+  const result = ctx.engine.submit(endpoint, params, { signal: gone, raw: true }) as Promise<RawResult>;
+  return { result, reused: false, leave: () => gone.abort() };
+}
+
+/** The part of an AbortSignal the engine reads (`aborted`, one "abort" listener), and nothing more. */
+class Leave {
+  aborted = false;
+  #listener: (() => void) | undefined;
+
+  addEventListener(_type: string, listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  removeEventListener(): void {
+    this.#listener = undefined;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
+  }
 }
 
 /** Seconds a client refused for load is asked to wait: held requests free up as batches finish. */

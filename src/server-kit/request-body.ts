@@ -4,10 +4,17 @@ import type { IncomingMessage } from "node:http";
 /** Feeds the body to `onChunk`; rejects if the client goes away before the end (else the read would never end). */
 export function consumeBody(req: IncomingMessage, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    // 'close' follows every request, whole ones too (once answered): the error, stack and all, only for a cut one.
+    let ended = false;
     req.on("data", onChunk);
-    req.once("end", resolve);
+    req.once("end", () => {
+      ended = true;
+      resolve();
+    });
     req.once("error", reject);
-    req.once("close", () => reject(new Error("the client closed the connection before sending the whole body")));
+    req.once("close", () => {
+      if (!ended) reject(new Error("the client closed the connection before sending the whole body"));
+    });
   });
 }
 
@@ -35,7 +42,8 @@ export async function readJson(
   });
   if (size > maxBytes) throw refuse("too_large", `larger than ${maxBytes} bytes`);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    // A body of one chunk (most are) is parsed where it lies.
+    return JSON.parse((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8"));
   } catch (err) {
     throw refuse("invalid_json", (err as Error).message);
   }

@@ -255,6 +255,25 @@ describe("client disconnects and Idempotency-Key", () => {
     expect(h.logs.some((l) => l.event === "request.aborted")).toBe(true);
   });
 
+  it("releases a call waiting in a running batch when its client disconnects, and frees its waiting slot", async () => {
+    h = await startHarness({ batchWindowMs: 20 });
+    const controller = new AbortController();
+    const pending = post(
+      h.proxy.origin,
+      "/v1/chat/completions",
+      chatBody("gone later [[latency:600000]]"),
+      JSON_HEADERS,
+      controller.signal,
+    ).catch((e: unknown) => e);
+    await until(() => h!.proxy.stats.runningBatches === 1 && h!.proxy.stats.pending === 1, "call in a running batch");
+    controller.abort();
+    await pending;
+    await until(() => h!.proxy.stats.pending === 0, "call released");
+    const health = await request(`${h.proxy.origin}/health`);
+    expect(((await health.body.json()) as any).waitingRequests).toBe(0);
+    expect(h.logs.filter((l) => l.event === "request.aborted")).toHaveLength(1);
+  });
+
   it("attaches concurrent requests with the same key to one call: one batch line", async () => {
     h = await startHarness({ batchWindowMs: 20 });
     const headers = { ...JSON_HEADERS, "idempotency-key": "k-1" };
