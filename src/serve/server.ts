@@ -6,7 +6,6 @@ import { performance } from "node:perf_hooks";
 import type { RawResult } from "../core/call.js";
 import type { Engine } from "../core/engine.js";
 import type { Endpoint } from "../internal/endpoints.js";
-import { isObject } from "../internal/schemas.js";
 import { AutoBatchError } from "../errors.js";
 import { fingerprint } from "../internal/canonical.js";
 import { passthroughModels } from "./models.js";
