@@ -6,6 +6,7 @@ import type { AutoBatchError } from "../errors.js";
 import { ResultParseError } from "../errors.js";
 import { lineOutcome, parseLine, type LineContext } from "./line-result.js";
 import type { ResultFile } from "./recorder.js";
+import type { ResultLine } from "../internal/schemas.js";
 
 export interface BatchCallsHooks {
   sink: SettleSink;
@@ -21,7 +22,7 @@ export interface BatchCallsHooks {
    * Every readable result line, verbatim, before its call (if any) settles: the batch records it. Returns whether
    * the batch knows the custom_id without a call (a resumed batch's line), so it is not reported as unknown.
    */
-  read(customId: string, raw: string): boolean;
+  read(customId: string, raw: string, line: ResultLine): boolean;
 }
 
 export class BatchCalls {
@@ -85,7 +86,7 @@ export class BatchCalls {
     const parsed = parseLine(raw);
     if ("why" in parsed) return this.#unreadable(raw, parsed.why, parsed.customId, file);
     const customId = parsed.line.custom_id;
-    const known = this.#hooks.read(customId, raw);
+    const known = this.#hooks.read(customId, raw, parsed.line);
     const call = this.#calls.get(customId);
     if (!call || call.settled) {
       if (call || this.#left.has(customId)) this.#hooks.repeated(file);

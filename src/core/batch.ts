@@ -24,6 +24,7 @@ import {
   type CreateSettings,
 } from "./submit.js";
 import type { BatchRecorder, ResultFile } from "./recorder.js";
+import { isTransient } from "./line-result.js";
 
 /** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
  *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
@@ -126,9 +127,15 @@ export class Batch {
       },
       left: (customId) => ctx.recorder?.retried(this, customId),
       repeated: (file) => this.#repeated.add(file),
-      read: (customId, raw) => {
-        if (this.#unread.delete(customId)) ctx.recorder?.result?.(this, customId, raw);
-        return this.#known?.has(customId) ?? false;
+      read: (customId, raw, line) => {
+        const known = this.#known?.has(customId) ?? false;
+        if (!this.#unread.delete(customId)) return known;
+        ctx.recorder?.result?.(this, customId, raw);
+        // A resumed line, its caller (if any) waiting through the store: a transient failure is not its answer while
+        // lines are retried. The store forgets it, so that caller (or a rerun) submits the line anew.
+        if (known && ctx.settings.lineRetries > 0 && isTransient(line, this.#state.status))
+          ctx.recorder?.retried(this, customId);
+        return known;
       },
     });
     if (ctx.recorder?.keepsResults) for (const c of input.calls) this.#unread.add(c.customId);

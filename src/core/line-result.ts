@@ -86,11 +86,25 @@ function settleFromLine(call: Call, line: ResultLine, ctx: LineContext): LineOut
     };
   }
   const value = lineError(error?.code, error?.message, errCtx, ctx.batchStatus);
-  const transient =
-    TRANSIENT_CODES.has(error?.code ?? "") ||
+  return { ok: false, value, transient: transientError(error?.code, value) };
+}
+
+/** Whether a result line is a failure that may pass on a later attempt (see `lineRetries`). */
+export function isTransient(line: ResultLine, batchStatus: string): boolean {
+  const { response, error } = line;
+  if (response)
+    return (
+      !(response.status_code >= 200 && response.status_code < 300 && !error) && isRetryableStatus(response.status_code)
+    );
+  return transientError(error?.code, lineError(error?.code, error?.message, { customId: line.custom_id }, batchStatus));
+}
+
+function transientError(code: string | null | undefined, value: unknown): boolean {
+  return (
+    TRANSIENT_CODES.has(code ?? "") ||
     value instanceof APIConnectionError ||
-    (value instanceof APIError && value.status !== undefined && isRetryableStatus(value.status));
-  return { ok: false, value, transient };
+    (value instanceof APIError && value.status !== undefined && isRetryableStatus(value.status))
+  );
 }
 
 /** The provider's error inside a non-2xx line body: `{"error":{...}}`, a JSON string of it, or text. */
