@@ -6,7 +6,7 @@
 import type { Pool, PoolClient } from "pg";
 import { safeURL } from "../internal/safe-url.js";
 import { StoreError } from "./errors.js";
-import { fromRows, type BatchRow, type LineRow, lineState, snapshotJson } from "./rows.js";
+import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson } from "./rows.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
 const MIGRATIONS = [
@@ -181,15 +181,7 @@ class PostgresStore implements Store {
        WHERE l.identity = ANY ($1::text[]) ORDER BY l.identity, l.seq DESC`,
       [identities],
     );
-    for (const row of rows)
-      found.set(row.identity, {
-        customId: row.custom_id,
-        batchKey: row.batch_key,
-        batchId: row.batch_id ?? undefined,
-        fingerprint: row.fingerprint,
-        state: lineState(row.state),
-        ...(row.result != null && { result: row.result }),
-      });
+    for (const row of rows) found.set(row.identity, foundLine(row));
     return found;
   }
 

@@ -24,6 +24,18 @@ export function lineState(state: number): FoundLine["state"] {
   return STATES[state] ?? "lost";
 }
 
+/** The newest line of an identity, from a line row joined with its batch's id. */
+export function foundLine(row: LineRow & { batch_id: string | null }): FoundLine {
+  return {
+    customId: row.custom_id,
+    batchKey: row.batch_key,
+    batchId: row.batch_id ?? undefined,
+    fingerprint: row.fingerprint,
+    state: lineState(row.state),
+    ...(row.result != null && { result: row.result }),
+  };
+}
+
 export function snapshotJson(s: BatchSnapshot): string {
   return JSON.stringify(s);
 }

@@ -3,7 +3,7 @@
 // ours by `PRAGMA application_id`. Several processes may share the file: leases decide who tracks each batch.
 import { StoreError } from "./errors.js";
 import { loadSqlite, type SqliteDatabase, type SqliteStatement } from "./sqlite-driver.js";
-import { fromRows, type BatchRow, type LineRow, lineState, snapshotJson } from "./rows.js";
+import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson } from "./rows.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
 /** "ABST" as a 32-bit integer: the file's `application_id`. */
@@ -178,15 +178,7 @@ class SqliteStore implements Store {
       const found = new Map<string, FoundLine>();
       for (const id of identities) {
         const row = this.#sql.find.get(id) as (LineRow & { batch_id: string | null }) | undefined;
-        if (row)
-          found.set(id, {
-            customId: row.custom_id,
-            batchKey: row.batch_key,
-            batchId: row.batch_id ?? undefined,
-            fingerprint: row.fingerprint,
-            state: lineState(row.state),
-            ...(row.result != null && { result: row.result }),
-          });
+        if (row) found.set(id, foundLine(row));
       }
       return found;
     });
