@@ -129,6 +129,10 @@ export class Batch {
   get createdAt(): number {
     return this.#createdAt;
   }
+  /** The provider's `created_at` (s), for poll by listing. */
+  get listedAt(): number | undefined {
+    return this.#state.createdAt;
+  }
   /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
   get batchErrors(): readonly string[] {
     return this.#state.errors;
@@ -226,8 +230,9 @@ export class Batch {
    * One look at a created batch: reads its status; while it runs, the lines its counts say are new, and gives up
    * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up. The
    * deadline also cuts a request of this look still in flight (a body that trickles never times out on its own).
+   * `listed`: its status as a list page just gave it, instead of reading it by id.
    */
-  async poll(stop: AbortSignal): Promise<void> {
+  async poll(stop: AbortSignal, listed?: BatchEnvelope): Promise<void> {
     if (this.#done) return;
     const { clock, settings } = this.#ctx;
     const late = new AbortController();
@@ -237,7 +242,7 @@ export class Batch {
         ? undefined
         : clock.setTimeout(() => late.abort(), Math.max(0, deadlineAt - clock.Date.now()) + 1);
     try {
-      await this.#look(AbortSignal.any([stop, late.signal]), stop);
+      await this.#look(AbortSignal.any([stop, late.signal]), stop, listed);
     } finally {
       clock.clearTimeout(timer);
     }
@@ -246,13 +251,15 @@ export class Batch {
       this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
   }
 
-  async #look(signal: AbortSignal, stop: AbortSignal): Promise<void> {
+  async #look(signal: AbortSignal, stop: AbortSignal, listed: BatchEnvelope | undefined): Promise<void> {
     let envelope: BatchEnvelope;
     try {
-      envelope = await this.#ctx.transport.json(
-        { method: "GET", path: `/batches/${encodeURIComponent(this.#id!)}`, signal },
-        batchSchema,
-      );
+      envelope =
+        listed ??
+        (await this.#ctx.transport.json(
+          { method: "GET", path: `/batches/${encodeURIComponent(this.#id!)}`, signal },
+          batchSchema,
+        ));
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof NotFoundError) return this.finish("the batch no longer exists upstream (404)");

@@ -17,6 +17,7 @@ import { Transport } from "../internal/transport.js";
 import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
 import { SlottedTransport } from "./slots.js";
+import { StatusPages } from "./status-pages.js";
 import { Tracker } from "./tracker.js";
 
 export interface CallOptions {
@@ -105,9 +106,16 @@ export class Engine {
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
     this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
-    this.#tracker = new Tracker(this.#clock, this.options.pollIntervalMs, this.#stop.signal, (b) => {
-      if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
-    });
+    const http = new SlottedTransport(this.#transport, this.#queue);
+    this.#tracker = new Tracker(
+      this.#clock,
+      this.options.pollIntervalMs,
+      this.#stop.signal,
+      (b) => {
+        if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
+      },
+      new StatusPages(http),
+    );
     this.#capacity = new CapacityWaits(this.#clock, {
       running: (endpoint, model) => {
         let n = 0;
@@ -132,7 +140,7 @@ export class Engine {
     });
     const window = windowToMs(this.options.completionWindow);
     this.#batchContext = {
-      transport: new SlottedTransport(this.#transport, this.#queue),
+      transport: http,
       sink: this.#sink,
       clock: this.#clock,
       settings: {
