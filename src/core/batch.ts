@@ -141,7 +141,7 @@ export class Batch {
   get refused(): boolean {
     return this.#refused;
   }
-  /** finish() ran: every call is settled and batchDone was emitted. */
+  /** finish() started: its calls are being rejected, then batchDone is emitted. */
   get done(): boolean {
     return this.#done;
   }
@@ -180,7 +180,7 @@ export class Batch {
         message: reason.message,
       });
       this.#ctx.recorder?.submitFailed(this, reason);
-      this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
+      await this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
       // The provider may have made the batch all the same (every caller left while the create was in flight, or it
       // could not be looked up): find it and cancel it, so nobody pays for it.
       const maybe = failure instanceof CreateFailed && failure.maybeCreated;
@@ -248,7 +248,7 @@ export class Batch {
     }
     const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
     if (!this.#done && this.#calls.unsettled > 0 && (late.signal.aborted || (past && !this.#state.terminal)))
-      this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
+      await this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
   }
 
   async #look(signal: AbortSignal, stop: AbortSignal, listed: BatchEnvelope | undefined): Promise<void> {
@@ -288,7 +288,7 @@ export class Batch {
     }
     if (this.#state.contradicts && this.#calls.unsettled > 0)
       return this.#giveUp("its status says completed while its counts say lines are unfinished", true, stop);
-    this.finish("no result line for this call");
+    await this.finish("no result line for this call");
   }
 
   /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
@@ -314,31 +314,32 @@ export class Batch {
   }
 
   /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
-  #pollFailed(why: string, stop: AbortSignal): void {
-    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.#giveUp(why, !this.#state.terminal, stop);
+  async #pollFailed(why: string, stop: AbortSignal): Promise<void> {
+    if (++this.#failedPolls >= MAX_FAILED_POLLS) await this.#giveUp(why, !this.#state.terminal, stop);
   }
 
   /** Rejects the calls still waiting; with `cancel`, also cancels the batch, which may still be running and billing. */
-  #giveUp(why: string, cancel: boolean, stop?: AbortSignal): void {
-    this.finish(why);
+  async #giveUp(why: string, cancel: boolean, stop?: AbortSignal): Promise<void> {
+    const finishing = this.finish(why);
     if (cancel && !stop?.aborted) void this.cancelUpstream(stop);
+    await finishing;
   }
 
   /** The provider refused the whole batch for now: every waiting call goes back, to wait for capacity. */
-  #overCapacity(): void {
+  async #overCapacity(): Promise<void> {
     const calls = this.#calls.waiting();
     for (const c of calls) this.#calls.leave(c);
     this.#refused = true;
-    this.finish("");
+    await this.finish("");
     this.#ctx.sink.overCapacity(this, calls);
   }
 
-  /** Rejects every call still waiting, naming the batch, its status and why. */
-  finish(why: string): void {
+  /** Rejects every call still waiting (in slices), naming the batch, its status and why; then emits batchDone. */
+  async finish(why: string): Promise<void> {
     if (this.#done) return;
     this.#done = true;
     const detail = this.#state.errors.length ? `; provider errors: ${this.#state.errors.slice(0, 3).join("; ")}` : "";
-    this.#calls.rejectWaiting(
+    await this.#calls.rejectWaiting(
       (call) =>
         new BatchFailedError(`Batch ${this.#id} ended with status "${this.#state.status}": ${why}${detail}`, {
           customId: call.customId,
@@ -364,8 +365,8 @@ export class Batch {
     this.#calls.settle(call, false, reason);
   }
 
-  /** Releases all waiting calls with `reason` (used by close with cancel). */
-  abandon(reason: (call: Call) => unknown): void {
-    this.#calls.rejectWaiting(reason);
+  /** Releases all waiting calls with `reason`, in slices (used by close with cancel). */
+  abandon(reason: (call: Call) => unknown): Promise<void> {
+    return this.#calls.rejectWaiting(reason);
   }
 }

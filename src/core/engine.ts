@@ -18,6 +18,7 @@ import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
 import { SlottedTransport } from "./slots.js";
 import { StatusPages } from "./status-pages.js";
+import { rejectInSlices } from "./reject-slices.js";
 import { Tracker } from "./tracker.js";
 
 export interface CallOptions {
@@ -273,14 +274,14 @@ export class Engine {
           customId: call.customId,
           batchId: call.batchId,
         });
-      for (const call of [...this.#buffer.drain(), ...this.#capacity.drain()])
-        settle(call, this.#sink, false, closed(call));
+      // Rejected in slices that yield to the event loop: a million waiting calls must not stall the app.
+      const waiting = [...this.#buffer.drain(), ...this.#capacity.drain()];
+      const rejecting = rejectInSlices(waiting, closed, (call, error) => settle(call, this.#sink, false, error));
       this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
       const running = [...this.#tracker.batches];
       this.#tracker.stop();
-      for (const b of this.#submitting) b.abandon(closed);
-      for (const b of running) b.abandon(closed);
-      await Promise.all(running.map((b) => b.cancelUpstream()));
+      const abandoned = [...this.#submitting, ...running].map((b) => b.abandon(closed));
+      await Promise.all([rejecting, ...abandoned, ...running.map((b) => b.cancelUpstream())]);
     } else {
       this.#buffer.flushAll("close");
       await this.onIdle();

@@ -97,6 +97,6 @@ export class Tracker {
     await Promise.all(this.#busy.values());
     const pending = [...this.#batches].filter((b) => b.unsettled === 0 && !b.done);
     await Promise.allSettled(pending.map((b) => b.poll(this.#signal)));
-    for (const b of pending) b.finish("");
+    await Promise.all(pending.map((b) => b.finish("")));
   }
 }
