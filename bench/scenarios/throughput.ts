@@ -1,6 +1,7 @@
 // Scenarios 1 (throughput), 2 (the JSON floor) and 4 (bytes read), and each point of 6 (scaling): `--calls N` chat
 // calls through AutoBatcher, batchSize 10,000, against the emulator in its own process.
 import { AutoBatcher } from "autobatch";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { resultFiles, startEmulatorProcess, totalRequests } from "../lib/emulator.js";
 import { measureFloor } from "../lib/floor.js";
 import { emit, flag, gcTimer, issue, log, peakRss, profileWindow, settleHeap } from "../lib/measure.js";
@@ -41,6 +42,9 @@ try {
   log(`throughput: ${CALLS} calls, batchSize ${BATCH_SIZE}, poll ${POLL_MS} ms`);
   const stopProfile = await profileWindow(`throughput-${CALLS}`);
   const stopGc = gcTimer();
+  // How long the app's own work would wait for the event loop while the calls wait, flush, upload and settle.
+  const lag = monitorEventLoopDelay({ resolution: 5 });
+  lag.enable();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const outcome = await issue(CALLS, chatParams, (params, i) =>
@@ -51,6 +55,7 @@ try {
   );
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  lag.disable();
   // The window minus the app's own work (building the params), which the floor does not time either.
   const clientCpuMs = (cpu.user + cpu.system) / 1000 - outcome.makeCpuMs;
   const gc = stopGc();
@@ -82,8 +87,12 @@ try {
     cpuUserMs: cpu.user / 1000 - outcome.makeCpuMs,
     cpuSystemMs: cpu.system / 1000,
     cpuPer1kMs: clientCpuMs / (CALLS / 1000),
+    // The histogram is in ns and includes the sampling resolution's own wait.
+    loopLagP99Ms: lag.percentile(99) / 1e6,
+    loopLagMaxMs: lag.max / 1e6,
     gcMs: gc.ms,
     gcCount: gc.count,
+    gcMaxMs: gc.maxMs,
     wallMs,
     callsPerSecond: CALLS / (wallMs / 1000),
     rssBeforeBytes: rssBefore,
