@@ -4,6 +4,7 @@ import { AutoBatcher } from "autobatch";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { resultFiles, startEmulatorProcess, totalRequests } from "../lib/emulator.js";
 import { measureFloor } from "../lib/floor.js";
+import { idleLag } from "../lib/idle-lag.js";
 import { emit, flag, gcTimer, issue, log, peakRss, profileWindow, settleHeap } from "../lib/measure.js";
 import { chatParams } from "../lib/payload.js";
 
@@ -45,6 +46,7 @@ try {
   // How long the app's own work would wait for the event loop while the calls wait, flush, upload and settle.
   const lag = monitorEventLoopDelay({ resolution: 5 });
   lag.enable();
+  const stopIdle = idleLag();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const outcome = await issue(CALLS, chatParams, (params, i) =>
@@ -56,6 +58,7 @@ try {
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   lag.disable();
+  const idle = await stopIdle();
   // The window minus the app's own work (building the params), which the floor does not time either.
   const clientCpuMs = (cpu.user + cpu.system) / 1000 - outcome.makeCpuMs;
   const gc = stopGc();
@@ -90,6 +93,8 @@ try {
     // The histogram is in ns and includes the sampling resolution's own wait.
     loopLagP99Ms: lag.percentile(99) / 1e6,
     loopLagMaxMs: lag.max / 1e6,
+    idleLagP99Ms: idle.p99Ms,
+    idleLagMaxMs: idle.maxMs,
     gcMs: gc.ms,
     gcCount: gc.count,
     gcMaxMs: gc.maxMs,

@@ -5,8 +5,12 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { Call } from "./call.js";
 
-/** Calls rejected before the event loop gets a turn: a few ms of work (their handlers' microtasks included). */
-export const SLICE = 2_000;
+/**
+ * Calls rejected before the event loop gets a turn: about a ms of work, their handlers' microtasks included. With
+ * 2,000, close({ cancel: true }) over 1M waiting calls stalled the loop 60–78 ms; with 500, 26–59 ms, the rest
+ * being GC pauses (bench/scenarios/stalls.ts).
+ */
+export const SLICE = 500;
 
 /**
  * Rejects each call of `calls` not yet settled with `reason(call)` through `reject`. Calls settled meanwhile (a
