@@ -39,6 +39,17 @@ try {
   });
   const batchIds: string[] = [];
   client.on("batchSubmitted", (e) => batchIds.push(e.batchId));
+  // Where long stalls happen: a 10 ms timer notes each gap over 100 ms with the client event that came just before.
+  let lastEvent = "start";
+  for (const name of ["flush", "batchSubmitted", "batchProgress", "batchDone"] as const)
+    client.on(name, () => void (lastEvent = name));
+  const stalls: { ms: number; after: string }[] = [];
+  let lastTick = performance.now();
+  const stallTimer = setInterval(() => {
+    const now = performance.now();
+    if (now - lastTick > 110) stalls.push({ ms: Math.round(now - lastTick - 10), after: lastEvent });
+    lastTick = now;
+  }, 10);
   let wrong = 0;
   log(`throughput: ${CALLS} calls, batchSize ${BATCH_SIZE}, poll ${POLL_MS} ms`);
   const stopProfile = await profileWindow(`throughput-${CALLS}`);
@@ -58,6 +69,7 @@ try {
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   lag.disable();
+  clearInterval(stallTimer);
   const idle = await stopIdle();
   // The window minus the app's own work (building the params), which the floor does not time either.
   const clientCpuMs = (cpu.user + cpu.system) / 1000 - outcome.makeCpuMs;
@@ -93,6 +105,7 @@ try {
     // The histogram is in ns and includes the sampling resolution's own wait.
     loopLagP99Ms: lag.percentile(99) / 1e6,
     loopLagMaxMs: lag.max / 1e6,
+    longStalls: stalls.sort((a, b) => b.ms - a.ms).slice(0, 10),
     idleLagP99Ms: idle.p99Ms,
     idleLagMaxMs: idle.maxMs,
     gcMs: gc.ms,
