@@ -148,7 +148,14 @@ if (selected.includes("memory")) {
 }
 
 if (selected.includes("scaling")) {
-  type Point = { calls: number; cpuPer1kMs: number; floorRatio: number; gcMaxMs: number; lag: [number, number] };
+  type Point = {
+    calls: number;
+    cpuPer1kMs: number;
+    floorRatio: number;
+    gcMaxMs: number;
+    lag: [number, number];
+    idle: [number, number];
+  };
   const points: Point[] = [];
   for (const calls of N.scaling) {
     // A million calls take minutes and GiBs: that step runs once; the others are medians of RUNS.
@@ -159,6 +166,7 @@ if (selected.includes("scaling")) {
       floorRatio: r.floorRatio,
       gcMaxMs: r.gcMaxMs,
       lag: [r.loopLagP99Ms, r.loopLagMaxMs],
+      idle: [r.idleLagP99Ms, r.idleLagMaxMs],
     });
   }
   results.scaling = points;
@@ -182,14 +190,14 @@ if (selected.includes("scaling")) {
   const big = points.at(-1)!;
   rows.push(
     {
-      metric: `Event-loop lag p99 while ${int(big.calls)} calls wait, flush, upload and settle`,
-      value: ms(big.lag[0]),
+      metric: `Event-loop lag p99 while ${int(big.calls)} calls wait, flush, upload and settle (idle control process)`,
+      value: `${ms(big.lag[0])} (${ms(big.idle[0])})`,
       target: "≤ 20 ms",
       met: big.lag[0] <= 20,
     },
     {
-      metric: `Longest event-loop stall during that run (longest GC pause)`,
-      value: `${ms(big.lag[1], 0)} (${ms(big.gcMaxMs, 0)})`,
+      metric: "Longest event-loop stall during that run (longest GC pause; idle control's longest)",
+      value: `${ms(big.lag[1], 0)} (${ms(big.gcMaxMs, 0)}; ${ms(big.idle[1], 0)})`,
       target: "≤ 50 ms",
       met: big.lag[1] <= 50,
     },
@@ -199,8 +207,8 @@ if (selected.includes("scaling")) {
 if (selected.includes("stalls")) {
   const r = (results.stalls = await runScenario("stalls", ["--calls", N.stalls]));
   rows.push({
-    metric: `\`close({ cancel: true })\` with ${int(r.waiting)} calls waiting: longest stall (p99; close took)`,
-    value: `${ms(r.loopLagMaxMs, 0)} (${ms(r.loopLagP99Ms)}; ${(r.closeMs / 1000).toFixed(2)} s)`,
+    metric: `\`close({ cancel: true })\` with ${int(r.waiting)} calls waiting: longest stall (p99; longest GC pause; idle control's longest; close took)`,
+    value: `${ms(r.loopLagMaxMs, 0)} (${ms(r.loopLagP99Ms)}; ${ms(r.gcMaxMs, 0)}; ${ms(r.idleLagMaxMs, 0)}; ${(r.closeMs / 1000).toFixed(2)} s)`,
     target: "≤ 50 ms",
     met: r.loopLagMaxMs <= 50,
   });
