@@ -89,10 +89,12 @@ describe("fault soak II: providers that misbehave", () => {
       client: { requestDeadlineMs: 300 },
       faults: [
         ...spread("GET /v1/files/:id/content", { trickleMs: 40 }, [0, 4, 9]),
-        ...spread("GET /v1/batches/:id", { trickleMs: 40 }, [2, 6]),
+        // Polls read statuses from list pages while two or more batches run, by id otherwise: both trickle.
+        ...spread("GET /v1/batches", { trickleMs: 40 }, [0, 1]),
+        ...spread("GET /v1/batches/:id", { trickleMs: 40 }, [0]),
       ],
     });
-    expect(f.faultsInjected).toBe(5);
+    expect(f.faultsInjected).toBe(6);
     expect(f.reads.requests).toBeGreaterThan(f.flushes * 2);
   }, 60_000);
 

@@ -111,23 +111,23 @@ export async function profileWindow(name: string): Promise<() => Promise<void>> 
 }
 
 /** Main-thread GC pause time while it runs (V8's `gc` performance entries): how much of the CPU is the heap's. */
-export function gcTimer(): () => { ms: number; count: number } {
+export function gcTimer(): () => { ms: number; count: number; maxMs: number } {
   let ms = 0;
   let count = 0;
+  let maxMs = 0;
+  const add = (e: PerformanceEntry) => {
+    ms += e.duration;
+    maxMs = Math.max(maxMs, e.duration);
+    count++;
+  };
   const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      ms += e.duration;
-      count++;
-    }
+    for (const e of list.getEntries()) add(e);
   });
   obs.observe({ entryTypes: ["gc"] });
   return () => {
     // Entries are delivered asynchronously; take what has arrived, then stop.
-    for (const e of obs.takeRecords()) {
-      ms += e.duration;
-      count++;
-    }
+    for (const e of obs.takeRecords()) add(e);
     obs.disconnect();
-    return { ms, count };
+    return { ms, count, maxMs };
   };
 }

@@ -3,8 +3,10 @@
 // SQLite file or PostgreSQL database, made by the caller) measures the same run with durable state (scenario 7).
 import { statSync } from "node:fs";
 import { AutoBatcher } from "autobatch";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { resultFiles, startEmulatorProcess, totalRequests } from "../lib/emulator.js";
 import { measureFloor } from "../lib/floor.js";
+import { idleLag } from "../lib/idle-lag.js";
 import { emit, flag, gcTimer, issue, log, peakRss, profileWindow, settleHeap } from "../lib/measure.js";
 import { chatParams } from "../lib/payload.js";
 
@@ -42,10 +44,25 @@ try {
   });
   const batchIds: string[] = [];
   client.on("batchSubmitted", (e) => batchIds.push(e.batchId));
+  // Where long stalls happen: a 10 ms timer notes each gap over 100 ms with the client event that came just before.
+  let lastEvent = "start";
+  for (const name of ["flush", "batchSubmitted", "batchProgress", "batchDone"] as const)
+    client.on(name, () => void (lastEvent = name));
+  const stalls: { ms: number; after: string }[] = [];
+  let lastTick = performance.now();
+  const stallTimer = setInterval(() => {
+    const now = performance.now();
+    if (now - lastTick > 110) stalls.push({ ms: Math.round(now - lastTick - 10), after: lastEvent });
+    lastTick = now;
+  }, 10);
   let wrong = 0;
   log(`throughput: ${CALLS} calls, batchSize ${BATCH_SIZE}, poll ${POLL_MS} ms`);
   const stopProfile = await profileWindow(`throughput-${CALLS}`);
   const stopGc = gcTimer();
+  // How long the app's own work would wait for the event loop while the calls wait, flush, upload and settle.
+  const lag = monitorEventLoopDelay({ resolution: 5 });
+  lag.enable();
+  const stopIdle = idleLag();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const outcome = await issue(CALLS, chatParams, (params, i) =>
@@ -56,6 +73,9 @@ try {
   );
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  lag.disable();
+  clearInterval(stallTimer);
+  const idle = await stopIdle();
   // The window minus the app's own work (building the params), which the floor does not time either.
   const clientCpuMs = (cpu.user + cpu.system) / 1000 - outcome.makeCpuMs;
   const gc = stopGc();
@@ -88,8 +108,15 @@ try {
     cpuUserMs: cpu.user / 1000 - outcome.makeCpuMs,
     cpuSystemMs: cpu.system / 1000,
     cpuPer1kMs: clientCpuMs / (CALLS / 1000),
+    // The histogram is in ns and includes the sampling resolution's own wait.
+    loopLagP99Ms: lag.percentile(99) / 1e6,
+    loopLagMaxMs: lag.max / 1e6,
+    longStalls: stalls.sort((a, b) => b.ms - a.ms).slice(0, 10),
+    idleLagP99Ms: idle.p99Ms,
+    idleLagMaxMs: idle.maxMs,
     gcMs: gc.ms,
     gcCount: gc.count,
+    gcMaxMs: gc.maxMs,
     wallMs,
     callsPerSecond: CALLS / (wallMs / 1000),
     rssBeforeBytes: rssBefore,

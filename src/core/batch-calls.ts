@@ -7,6 +7,7 @@ import { ResultParseError } from "../errors.js";
 import { lineOutcome, parseLine, type LineContext } from "./line-result.js";
 import type { ResultFile } from "./recorder.js";
 import type { ResultLine } from "../internal/schemas.js";
+import { rejectInSlices } from "./reject-slices.js";
 
 export interface BatchCallsHooks {
   sink: SettleSink;
@@ -32,6 +33,8 @@ export class BatchCalls {
   readonly #hooks: BatchCallsHooks;
   readonly size: number;
   #unsettled: number;
+  /** The pass rejecting every waiting call, once one started: the first reason wins, as when it was synchronous. */
+  #rejecting: Promise<void> | undefined;
   #succeeded = 0;
   #failed = 0;
 
@@ -133,9 +136,13 @@ export class BatchCalls {
     this.#hooks.left(call.customId);
   }
 
-  /** Rejects every call still waiting with `reason(call)`. */
-  rejectWaiting(reason: (call: Call) => unknown): void {
-    for (const call of this.#calls.values()) if (!call.settled) this.settle(call, false, reason(call));
+  /**
+   * Rejects every call still waiting with `reason(call)`, in slices that yield to the event loop (reject-slices.ts).
+   * A second call while a pass runs joins it; after one, no call is left waiting.
+   */
+  rejectWaiting(reason: (call: Call) => unknown): Promise<void> {
+    this.#rejecting ??= rejectInSlices(this.#calls.values(), reason, (call, error) => this.settle(call, false, error));
+    return this.#rejecting;
   }
 
   settle(call: Call, ok: boolean, value: unknown): void {

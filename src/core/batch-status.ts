@@ -11,9 +11,14 @@ export class BatchStatus {
   #counts: BatchCounts = { total: 0, completed: 0, failed: 0 };
   #errors: string[] = [];
   #errorCode: string | undefined;
+  #createdAt: number | undefined;
   /** The last look saw a contradicting terminal status (see doubt()). */
   #doubted = false;
 
+  /** The provider's `created_at` (s), once it said. */
+  get createdAt(): number | undefined {
+    return this.#createdAt;
+  }
   get status(): string {
     return this.#status;
   }
@@ -45,6 +50,7 @@ export class BatchStatus {
       counts.failed !== this.#counts.failed ||
       counts.total !== this.#counts.total;
     this.#status = b.status;
+    this.#createdAt ??= b.created_at ?? undefined;
     this.#counts = counts;
     const errs = b.errors?.data ?? [];
     this.#errorCode = errs[0]?.code ?? undefined;

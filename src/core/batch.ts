@@ -175,7 +175,7 @@ export class Batch {
         this.#created(await createBatch(this.#ctx, this.key, this.endpoint, fileId, this.#ctx.settings, stop), fileId);
       else {
         this.#gone = true;
-        this.finish("it was never created upstream");
+        await this.finish("it was never created upstream");
         return false;
       }
       return true;
@@ -208,6 +208,10 @@ export class Batch {
   get createdAt(): number {
     return this.#createdAt;
   }
+  /** The provider's `created_at` (s), for poll by listing. */
+  get listedAt(): number | undefined {
+    return this.#state.createdAt;
+  }
   /** Errors the provider attached to the batch (e.g. validation failures), for the final message. */
   get batchErrors(): readonly string[] {
     return this.#state.errors;
@@ -228,7 +232,7 @@ export class Batch {
   get refused(): boolean {
     return this.#refused;
   }
-  /** finish() ran: every call is settled and batchDone was emitted. */
+  /** finish() started: its calls are being rejected, then batchDone is emitted. */
   get done(): boolean {
     return this.#done;
   }
@@ -270,7 +274,7 @@ export class Batch {
         message: reason.message,
       });
       this.#ctx.recorder?.submitFailed(this, reason);
-      this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
+      await this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
       // The provider may have made the batch all the same (every caller left while the create was in flight, or it
       // could not be looked up): find it and cancel it, so nobody pays for it.
       const maybe = failure instanceof CreateFailed && failure.maybeCreated;
@@ -320,8 +324,9 @@ export class Batch {
    * One look at a created batch: reads its status; while it runs, the lines its counts say are new, and gives up
    * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up. The
    * deadline also cuts a request of this look still in flight (a body that trickles never times out on its own).
+   * `listed`: its status as a list page just gave it, instead of reading it by id.
    */
-  async poll(stop: AbortSignal): Promise<void> {
+  async poll(stop: AbortSignal, listed?: BatchEnvelope): Promise<void> {
     if (this.#done) return;
     const { clock, settings } = this.#ctx;
     const late = new AbortController();
@@ -331,22 +336,24 @@ export class Batch {
         ? undefined
         : clock.setTimeout(() => late.abort(), Math.max(0, deadlineAt - clock.Date.now()) + 1);
     try {
-      await this.#look(AbortSignal.any([stop, late.signal]), stop);
+      await this.#look(AbortSignal.any([stop, late.signal]), stop, listed);
     } finally {
       clock.clearTimeout(timer);
     }
     const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
     if (!this.#done && this.#wanted() && (late.signal.aborted || (past && !this.#state.terminal)))
-      this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
+      await this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
   }
 
-  async #look(signal: AbortSignal, stop: AbortSignal): Promise<void> {
+  async #look(signal: AbortSignal, stop: AbortSignal, listed: BatchEnvelope | undefined): Promise<void> {
     let envelope: BatchEnvelope;
     try {
-      envelope = await this.#ctx.transport.json(
-        { method: "GET", path: `/batches/${encodeURIComponent(this.#id!)}`, signal },
-        batchSchema,
-      );
+      envelope =
+        listed ??
+        (await this.#ctx.transport.json(
+          { method: "GET", path: `/batches/${encodeURIComponent(this.#id!)}`, signal },
+          batchSchema,
+        ));
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof NotFoundError) {
@@ -378,7 +385,7 @@ export class Batch {
     }
     if (this.#state.contradicts && this.#wanted())
       return this.#giveUp("its status says completed while its counts say lines are unfinished", true, stop);
-    this.finish("no result line for this call");
+    await this.finish("no result line for this call");
   }
 
   /** Some caller still waits here, or some line's result is still to be kept. */
@@ -409,31 +416,32 @@ export class Batch {
   }
 
   /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
-  #pollFailed(why: string, stop: AbortSignal): void {
-    if (++this.#failedPolls >= MAX_FAILED_POLLS) this.#giveUp(why, !this.#state.terminal, stop);
+  async #pollFailed(why: string, stop: AbortSignal): Promise<void> {
+    if (++this.#failedPolls >= MAX_FAILED_POLLS) await this.#giveUp(why, !this.#state.terminal, stop);
   }
 
   /** Rejects the calls still waiting; with `cancel`, also cancels the batch, which may still be running and billing. */
-  #giveUp(why: string, cancel: boolean, stop?: AbortSignal): void {
-    this.finish(why);
+  async #giveUp(why: string, cancel: boolean, stop?: AbortSignal): Promise<void> {
+    const finishing = this.finish(why);
     if (cancel && !stop?.aborted) void this.cancelUpstream(stop);
+    await finishing;
   }
 
   /** The provider refused the whole batch for now: every waiting call goes back, to wait for capacity. */
-  #overCapacity(): void {
+  async #overCapacity(): Promise<void> {
     const calls = this.#calls.waiting();
     for (const c of calls) this.#calls.leave(c);
     this.#refused = true;
-    this.finish("");
+    await this.finish("");
     this.#ctx.sink.overCapacity(this, calls);
   }
 
-  /** Rejects every call still waiting, naming the batch, its status and why. */
-  finish(why: string): void {
+  /** Rejects every call still waiting (in slices), naming the batch, its status and why; then emits batchDone. */
+  async finish(why: string): Promise<void> {
     if (this.#done) return;
     this.#done = true;
     const detail = this.#state.errors.length ? `; provider errors: ${this.#state.errors.slice(0, 3).join("; ")}` : "";
-    this.#calls.rejectWaiting(
+    await this.#calls.rejectWaiting(
       (call) =>
         new BatchFailedError(`Batch ${this.#id} ended with status "${this.#state.status}": ${why}${detail}`, {
           customId: call.customId,
@@ -459,8 +467,8 @@ export class Batch {
     this.#calls.settle(call, false, reason);
   }
 
-  /** Releases all waiting calls with `reason` (used by close with cancel). */
-  abandon(reason: (call: Call) => unknown): void {
-    this.#calls.rejectWaiting(reason);
+  /** Releases all waiting calls with `reason`, in slices (used by close with cancel). */
+  abandon(reason: (call: Call) => unknown): Promise<void> {
+    return this.#calls.rejectWaiting(reason);
   }
 }

@@ -17,6 +17,8 @@ import { Transport } from "../internal/transport.js";
 import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import { resolveOptions, windowToMs, type AutoBatcherOptions, type ResolvedOptions } from "../options.js";
 import { SlottedTransport } from "./slots.js";
+import { StatusPages } from "./status-pages.js";
+import { rejectInSlices } from "./reject-slices.js";
 import { Tracker } from "./tracker.js";
 import { Durable, detachedError, type Line } from "../store/durable.js";
 
@@ -124,9 +126,16 @@ export class Engine {
     this.#transport = new Transport(this.options, this.#clock);
     this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
     this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
-    this.#tracker = new Tracker(this.#clock, this.options.pollIntervalMs, this.#stop.signal, (b) => {
-      if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
-    });
+    const http = new SlottedTransport(this.#transport, this.#queue);
+    this.#tracker = new Tracker(
+      this.#clock,
+      this.options.pollIntervalMs,
+      this.#stop.signal,
+      (b) => {
+        if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
+      },
+      new StatusPages(http),
+    );
     this.#capacity = new CapacityWaits(this.#clock, {
       running: (endpoint, model) => {
         let n = 0;
@@ -151,7 +160,7 @@ export class Engine {
     });
     const window = windowToMs(this.options.completionWindow);
     this.#batchContext = {
-      transport: new SlottedTransport(this.#transport, this.#queue),
+      transport: http,
       sink: this.#sink,
       clock: this.#clock,
       settings: {
@@ -335,25 +344,27 @@ export class Engine {
     if (options.detach && this.#durable) {
       this.#durable.recorder.detaching = true;
       await this.#durable.admitted();
-      for (const call of this.#buffer.drain()) settle(call, this.#sink, false, detachedError(call));
+      // Nothing of theirs was created upstream (buffered, or refused over capacity): a later process submits them.
+      const waiting = [...this.#buffer.drain(), ...this.#capacity.drain()];
+      const rejecting = rejectInSlices(waiting, detachedError, (call, error) => settle(call, this.#sink, false, error));
       this.#stop.abort(new ClientClosedError("the client was closed with detach"));
       const running = [...this.#tracker.batches];
       this.#tracker.stop();
-      for (const b of [...this.#submitting, ...running]) b.abandon(detachedError);
+      await Promise.all([rejecting, ...[...this.#submitting, ...running].map((b) => b.abandon(detachedError))]);
     } else if (options.cancel) {
       const closed = (call: Call) =>
         new ClientClosedError("the client was closed with cancel: this call was released before its result arrived", {
           customId: call.customId,
           batchId: call.batchId,
         });
-      for (const call of [...this.#buffer.drain(), ...this.#capacity.drain()])
-        settle(call, this.#sink, false, closed(call));
+      // Rejected in slices that yield to the event loop: a million waiting calls must not stall the app.
+      const waiting = [...this.#buffer.drain(), ...this.#capacity.drain()];
+      const rejecting = rejectInSlices(waiting, closed, (call, error) => settle(call, this.#sink, false, error));
       this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
       const running = [...this.#tracker.batches];
       this.#tracker.stop();
-      for (const b of this.#submitting) b.abandon(closed);
-      for (const b of running) b.abandon(closed);
-      await Promise.all(running.map((b) => b.cancelUpstream()));
+      const abandoned = [...this.#submitting, ...running].map((b) => b.abandon(closed));
+      await Promise.all([rejecting, ...abandoned, ...running.map((b) => b.cancelUpstream())]);
     } else {
       await this.#durable?.admitted();
       this.#buffer.flushAll("close");

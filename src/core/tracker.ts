@@ -1,9 +1,14 @@
-// One scheduler for every running batch: a single tick every `pollIntervalMs` has each batch that is not already
-// being looked at poll itself (batch.ts decides what a poll means). The cap on concurrent HTTP work applies to each
-// request (slots.ts), not to a poll as a whole. No timer per call or per batch; the tick exists only while some
-// batch is tracked.
+// One scheduler for every running batch: a single tick every `pollIntervalMs` reads the statuses of the batches not
+// already being looked at from the batch list (status-pages.ts: a request per page of batches, not per batch) and has
+// each poll itself with what the list said, or by id when the list did not show it (batch.ts decides what a poll
+// means). The cap on concurrent HTTP work applies to each request (slots.ts), not to a poll as a whole. No timer per
+// call or per batch; the tick exists only while some batch is tracked.
 import type { Batch } from "./batch.js";
 import type { Clock } from "../internal/clock.js";
+import type { BatchEnvelope } from "../internal/schemas.js";
+import type { StatusPages } from "./status-pages.js";
+
+const NONE: ReadonlyMap<string, BatchEnvelope> = new Map();
 
 export class Tracker {
   readonly #batches = new Set<Batch>();
@@ -13,19 +18,22 @@ export class Tracker {
   readonly #pollIntervalMs: number;
   readonly #signal: AbortSignal;
   readonly #onDone: (batch: Batch) => void;
+  readonly #pages: StatusPages | undefined;
   #timer: unknown;
 
-  /** `onDone` hears of each batch that leaves, finished. */
+  /** `onDone` hears of each batch that leaves, finished. Without `pages`, every batch is read by id. */
   constructor(
     clock: Clock,
     pollIntervalMs: number,
     signal: AbortSignal,
     onDone: (batch: Batch) => void = () => undefined,
+    pages?: StatusPages,
   ) {
     this.#clock = clock;
     this.#pollIntervalMs = pollIntervalMs;
     this.#signal = signal;
     this.#onDone = onDone;
+    this.#pages = pages;
   }
 
   get running(): number {
@@ -58,10 +66,14 @@ export class Tracker {
   }
 
   #tick(): void {
-    for (const batch of this.#batches) {
-      if (this.#busy.has(batch)) continue;
-      const polling = batch
-        .poll(this.#signal)
+    const due = [...this.#batches].filter((b) => !this.#busy.has(b));
+    if (due.length === 0) return;
+    const listed = this.#pages
+      ? this.#pages.read(due, this.#batches.size, this.#signal).catch(() => NONE)
+      : Promise.resolve(NONE);
+    for (const batch of due) {
+      const polling = listed
+        .then((seen) => batch.poll(this.#signal, seen.get(batch.id ?? "")))
         .catch(() => undefined)
         .finally(() => {
           this.#busy.delete(batch);
@@ -85,6 +97,6 @@ export class Tracker {
     await Promise.all(this.#busy.values());
     const pending = [...this.#batches].filter((b) => b.unsettled === 0 && !b.done);
     await Promise.allSettled(pending.map((b) => b.poll(this.#signal)));
-    for (const b of pending) b.finish("");
+    await Promise.all(pending.map((b) => b.finish("")));
   }
 }

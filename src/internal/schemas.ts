@@ -19,6 +19,8 @@ const batchCountsSchema = z.looseObject({
 export const batchSchema = z.looseObject({
   id: z.string().min(1),
   status: z.string(),
+  /** Unix seconds; poll by listing stops at a page older than the oldest running batch. */
+  created_at: z.number().nullish(),
   output_file_id: optionalId,
   error_file_id: optionalId,
   request_counts: batchCountsSchema.nullish(),
