@@ -94,7 +94,11 @@ describe("fault soak II: providers that misbehave", () => {
         ...spread("GET /v1/batches/:id", { trickleMs: 40 }, [0]),
       ],
     });
-    expect(f.faultsInjected).toBe(6);
+    // How many polls and reads a run makes depends on timing: every fault its route's requests reached has fired, and
+    // the two on result reads that every run reaches (8 batches, 8 output files) are among them.
+    const counts = r!.emu.counters.requests;
+    expect(r!.emu.faults.list().filter((x) => (x.after ?? 0) < (counts[x.route] ?? 0))).toEqual([]);
+    expect(f.faultsInjected).toBeGreaterThanOrEqual(2);
     expect(f.reads.requests).toBeGreaterThan(f.flushes * 2);
   }, 60_000);
 
