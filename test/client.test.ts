@@ -135,7 +135,7 @@ describe("AutoBatcher on the emulator", () => {
   it.each(["skip", "offset"] as const)(
     "reads each result line exactly once with the %s cursor, nothing skipped",
     async (param) => {
-      r = await rig({ batchSize: 60, batchWindowMs: 20 }, { contentCursorParam: param, latencyMs: [0, 80], seed: 7 });
+      r = await rig({ batchSize: 60, batchWindowMs: 20 }, { contentCursorParam: param, latencyMs: [0, 400], seed: 7 });
       const calls = Array.from({ length: 60 }, (_, i) => r!.client.chat.completions.create(chat(`p${i}`)));
       const results = await Promise.all(calls);
       results.forEach((res, i) => expect(contentOf(res)).toBe(`echo: p${i}`));
