@@ -23,7 +23,8 @@ afterAll(() => emulator.close());
 
 const BAR = /^\[[#.]+\] [\d,]+\/[\d,]+ ok [\d,]+ failed [\d,]+/;
 
-describe.skipIf(!hasTmux)("progress in a terminal (tmux)", () => {
+// Skipped only off CI (a developer without tmux); CI installs it (scripts/ci-system-packages.sh) and must run this.
+describe.skipIf(!hasTmux && !process.env.CI)("progress in a terminal (tmux)", () => {
   for (const columns of [80, 160]) {
     it(`draws one bar that fits ${columns} columns, redrawn in place, then the summary`, async () => {
       const dir = tempDir();

@@ -25,7 +25,7 @@ function binDir(): string {
   if (!found)
     throw new Error(
       "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (or $AUTOBATCH_PG_BIN): " +
-        "run scripts/ci-postgres.sh (apt-get install postgresql) — the PostgreSQL tests cannot run without them",
+        "run scripts/ci-system-packages.sh (apt-get install postgresql) — the PostgreSQL tests cannot run without them",
     );
   return found;
 }
