@@ -2,9 +2,6 @@
 // non-JSON 2xx creates, the enqueued-token limit, lost create answers with failing lookups, lagging lists), with
 // lines quoting the key mixed in. For each: every line executed once, none lost, none settled twice, right results,
 // and no key in any message or event.
-//
-// Cases whose fix lives in src/core (the core helper's items) are marked `it.fails` with the item named, so the
-// lead flips them after merging; they are the only use of it.fails.
 import { afterEach, describe, expect, it } from "vitest";
 import type { EmulatorOptions, FaultSpec } from "../src/emulator/types.js";
 import type { AutoBatcherOptions } from "../src/index.js";
@@ -122,7 +119,7 @@ describe("fault soak II: providers that misbehave", () => {
     });
   }, 60_000);
 
-  // core: lost creates ("a 2xx create answer that is not JSON, or not a batch" is ambiguous: look it up).
+  // A 2xx create answer that is not JSON, or not a batch, is ambiguous: the batch is looked up, not lost.
   it("a non-JSON 2xx answer to a create that happened: the batch is found, not lost", async () => {
     await soak("non-json-create", {
       faults: spread(
@@ -133,14 +130,14 @@ describe("fault soak II: providers that misbehave", () => {
     });
   }, 60_000);
 
-  // core: token-limit requeue in the client (refused lines put back until capacity frees, no retry spent).
+  // Refused lines go back until capacity frees, spending no retry.
   it("OpenAI's enqueued-token limit: refused batches' lines are submitted again, none fails", async () => {
     await soak("token-limit", {
       emulator: { flavor: "openai", enqueuedTokenLimit: 120, latencyMs: [5, 30] },
     });
   }, 60_000);
 
-  // core: lost creates (a lost create answer followed by a failing lookup: find it, retrying, or cancel it).
+  // A lost create answer followed by failing lookups: looked up again until found, never created twice.
   it("a lost create answer, then a lookup refused (4xx): no call rejected, nothing runs for nobody", async () => {
     await soak("lost-create-failing-lookup", {
       faults: [
@@ -150,7 +147,7 @@ describe("fault soak II: providers that misbehave", () => {
     });
   }, 60_000);
 
-  // core: lost creates (a batch list that lags behind creation must not make a duplicate batch).
+  // A batch list that lags behind creation must not make a duplicate batch.
   it("a lost create answer with a lagging batch list: no duplicate batch", async () => {
     await soak("lagging-list", {
       emulator: { listLagMs: 1_000 },
