@@ -25,15 +25,15 @@ const MIGRATIONS = [
    CREATE INDEX autobatch_batches_finished ON autobatch_batches (finished_at) WHERE finished_at IS NOT NULL;
    CREATE TABLE autobatch_lines (
      seq bigserial,
-     custom_id text PRIMARY KEY,
      batch_key text NOT NULL REFERENCES autobatch_batches (key) ON DELETE CASCADE,
+     custom_id text NOT NULL,
      identity text NOT NULL,
      fingerprint text NOT NULL,
      state smallint NOT NULL DEFAULT 0,
-     result text
+     result text,
+     PRIMARY KEY (batch_key, custom_id)
    );
-   CREATE INDEX autobatch_lines_identity ON autobatch_lines (identity, seq DESC);
-   CREATE INDEX autobatch_lines_batch ON autobatch_lines (batch_key);`,
+   CREATE INDEX autobatch_lines_identity ON autobatch_lines (identity, seq DESC);`,
 ];
 /** The server's clock in ms: leases compare times taken on one clock, whatever the machines' clocks say. */
 const NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -148,7 +148,7 @@ class PostgresStore implements Store {
           await c.query(
             `UPDATE autobatch_lines l SET state = 1, result = u.r
              FROM json_to_recordset($1::json) AS u (c text, r text)
-             WHERE l.custom_id = u.c AND l.batch_key = $2 AND l.state = 0`,
+             WHERE l.batch_key = $2 AND l.custom_id = u.c AND l.state = 0`,
             [JSON.stringify(u.results.map((r) => ({ c: r.customId, r: r.line }))), u.key],
           );
         if (u.retried?.length)

@@ -110,6 +110,14 @@ describe.each(Object.entries(kinds))("store contract: %s", (kind, spec) => {
     expect((await s.find(["k:key-1"])).get("k:key-1")).toMatchObject({ customId: "a2", state: "running" });
   });
 
+  it("takes one custom_id in a later batch (a line sent again) and finds the newer line", async () => {
+    const s = await open(await spec());
+    await s.recordIntent(intent("b1", ["a"]), "p1", LONG);
+    await s.recordIntent(intent("b2", ["a"]), "p1", LONG);
+    await s.record([{ key: "b2", results: [{ customId: "a", line: "from b2" }] }]);
+    expect((await s.find(["f:fp-a:0"])).get("f:fp-a:0")).toMatchObject({ batchKey: "b2", result: "from b2" });
+  });
+
   it("records an intent whole or not at all", async () => {
     const s = await open(await spec());
     await expect(s.recordIntent(intent("b1", ["a", "a"]), "p1", 0)).rejects.toThrow(/recording a batch failed/);
