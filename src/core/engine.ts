@@ -94,6 +94,8 @@ export class Engine {
   readonly #batchContext: BatchContext;
   readonly #durable: Durable | undefined;
   #closed = false;
+  /** Until close stops the tracker, batches taken over from the store are tracked, even while a close waits. */
+  #tracking = true;
 
   constructor(input?: AutoBatcherOptions) {
     this.options = resolveOptions(input);
@@ -297,9 +299,15 @@ export class Engine {
     });
   }
 
+  #stopTracking(): void {
+    this.#tracking = false;
+    this.#tracker.stop();
+  }
+
   /** A batch an earlier process recorded: tracked here from where it was left, its results stored. */
   #resume(r: ResumedBatch): void {
-    if (this.#closed) {
+    // Not `#closed`: a close that waits for its calls needs the batches their lines run in, taken over meanwhile.
+    if (!this.#tracking) {
       this.#durable?.release([r.key]);
       return;
     }
@@ -316,7 +324,7 @@ export class Engine {
       return;
     }
     void batch.reattach(this.#stop.signal).then((ok) => {
-      if (ok) this.#tracker.add(batch);
+      if (ok && this.#tracking) this.#tracker.add(batch);
       else if (!batch.done) this.#durable?.release([batch.key]);
     });
   }
@@ -349,7 +357,7 @@ export class Engine {
       const rejecting = rejectInSlices(waiting, detachedError, (call, error) => settle(call, this.#sink, false, error));
       this.#stop.abort(new ClientClosedError("the client was closed with detach"));
       const running = [...this.#tracker.batches];
-      this.#tracker.stop();
+      this.#stopTracking();
       await Promise.all([rejecting, ...[...this.#submitting, ...running].map((b) => b.abandon(detachedError))]);
     } else if (options.cancel) {
       const closed = (call: Call) =>
@@ -362,7 +370,7 @@ export class Engine {
       const rejecting = rejectInSlices(waiting, closed, (call, error) => settle(call, this.#sink, false, error));
       this.#stop.abort(new ClientClosedError("the client was closed with cancel"));
       const running = [...this.#tracker.batches];
-      this.#tracker.stop();
+      this.#stopTracking();
       const abandoned = [...this.#submitting, ...running].map((b) => b.abandon(closed));
       await Promise.all([rejecting, ...abandoned, ...running.map((b) => b.cancelUpstream())]);
     } else {
@@ -370,7 +378,7 @@ export class Engine {
       this.#buffer.flushAll("close");
       await this.onIdle();
       await this.#tracker.finishSettled();
-      this.#tracker.stop();
+      this.#stopTracking();
     }
     await this.#queue.onIdle().catch(() => undefined);
     await this.#durable?.close(options.detach === true);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { AutoBatcher, ClientClosedError, InvalidParamsError, type AutoBatchEvent } from "../../src/index.js";
+import { openStore } from "../../src/store/open.js";
 import { chat, KEY, rejection, waitFor } from "../helpers/client.js";
 
 const dir = mkdtempSync(join(tmpdir(), "autobatch-client-store-"));
@@ -119,6 +120,26 @@ describe("AutoBatcher with a store", () => {
     const again = await Promise.all(["p", "q"].map((p) => second.chat.completions.create(chat(p))));
     expect(again.map(content)).toEqual(["echo: p", "echo: q"]);
     await second.close();
+    expect(emu.counters.batchesCreated).toBe(1);
+    expect(emu.counters.linesExecuted).toBe(2);
+  });
+
+  it("a close that waits for its calls takes over the batch their lines run in once its holder's lease expires", async () => {
+    emu = await startEmulator({ apiKey: KEY, latencyMs: 400 });
+    const store = file();
+    const first = client(store);
+    const calls = ["p", "q"].map((p) => rejection(first.chat.completions.create(chat(p))));
+    await waitFor(() => emu!.counters.batchesCreated === 1, "the batch to be created");
+    await first.close({ detach: true });
+    await Promise.all(calls);
+    // A process that died holding the batch: its lease runs out only after the next client has begun to close.
+    const held = await openStore(store);
+    expect(await held.claim("dead-process", 300, 10)).toHaveLength(1);
+    await held.close();
+    const second = client(store);
+    const again = Promise.all(["p", "q"].map((p) => second.chat.completions.create(chat(p))));
+    await second.close();
+    expect((await again).map(content)).toEqual(["echo: p", "echo: q"]);
     expect(emu.counters.batchesCreated).toBe(1);
     expect(emu.counters.linesExecuted).toBe(2);
   });
