@@ -41,6 +41,8 @@ export function tempDir(): string {
 export interface Spec {
   /** Every `failEvery`-th chat line fails for good (HTTP 400). */
   failEvery?: number;
+  /** Every `onceEvery`-th chat line fails with 503 on its first run only (a retry in a later batch succeeds). */
+  onceEvery?: number;
   /** Text added to every chat line's prompt, e.g. a latency marker. */
   extra?: string;
 }
@@ -59,7 +61,12 @@ export function requests(n: number, spec: Spec = {}): string[] {
         }),
       );
     } else {
-      const fail = spec.failEvery && i % spec.failEvery === 1 ? " [[status:400]]" : "";
+      const fail =
+        spec.failEvery && i % spec.failEvery === 1
+          ? " [[status:400]]"
+          : spec.onceEvery && i % spec.onceEvery === 2
+            ? " [[fail-once:503]]"
+            : "";
       lines.push(
         JSON.stringify({
           custom_id: `chat-${i}`,

@@ -170,9 +170,10 @@ describe("autobatch run", () => {
     expect(Object.keys(emulator.counters.requests)).toEqual([]);
   });
 
-  it("after SIGKILL at several points, the same command finishes: one line per custom_id, each executed once", async () => {
+  it("after SIGKILL at several points, the same command finishes: one line per custom_id, each executed once plus once per retry", async () => {
     const dir = tempDir();
-    const lines = requests(10_000, { failEvery: 40, extra: " [[latency:2]]" });
+    const lines = requests(10_000, { failEvery: 40, onceEvery: 50, extra: " [[latency:2]]" });
+    const once = lines.filter((l) => l.includes("[[fail-once")).length;
     const input = writeInput(dir, lines);
     const args = [input, "--output", "out.jsonl", "--batch-size", "1000", ...FAST];
     const out = join(dir, "out.jsonl");
@@ -195,8 +196,10 @@ describe("autobatch run", () => {
     expect(readFileSync(out, "utf8").endsWith("\n")).toBe(true);
     expectOnePerId(lines, readLines(out), readLines(join(dir, "out.errors.jsonl")));
     expect(readLines(join(dir, "out.errors.jsonl"))).toHaveLength(lines.filter((l) => l.includes("status:400")).length);
-    // The reruns attached to the batches the killed runs had made (the store): nothing was executed twice.
-    expect(emulator.counters.linesExecuted).toBe(10_000);
+    // The reruns attached to the batches the killed runs had made (the store): nothing was executed twice, and each
+    // line that failed once (503) ran once more, in a later batch, and succeeded.
+    expect(once).toBeGreaterThan(100);
+    expect(emulator.counters.linesExecuted).toBe(10_000 + once);
   }, 240_000);
 
   it("writes plain progress lines when stderr is not a terminal", async () => {
