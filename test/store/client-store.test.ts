@@ -35,6 +35,18 @@ function client(store: string, events: AutoBatchEvent[] = [], extra = {}) {
   return c;
 }
 
+/** A client on a new store submits "p" and "q", then detaches once their batch exists; returns its released calls. */
+async function detachedBatch() {
+  const e = await startEmulator({ apiKey: KEY, latencyMs: 400 });
+  emu = e;
+  const store = file();
+  const first = client(store);
+  const calls = ["p", "q"].map((p) => rejection(first.chat.completions.create(chat(p))));
+  await waitFor(() => e.counters.batchesCreated === 1, "the batch to be created");
+  await first.close({ detach: true });
+  return { e, store, released: await Promise.all(calls) };
+}
+
 const content = (r: { choices: { message: { content: string | null } }[] }) => r.choices[0]!.message.content;
 
 describe("AutoBatcher with a store", () => {
@@ -106,13 +118,8 @@ describe("AutoBatcher with a store", () => {
   });
 
   it("detach releases waiting callers and a later client on the store finishes the batch without resubmitting", async () => {
-    emu = await startEmulator({ apiKey: KEY, latencyMs: 400 });
-    const store = file();
-    const first = client(store);
-    const calls = ["p", "q"].map((p) => rejection(first.chat.completions.create(chat(p))));
-    await waitFor(() => emu!.counters.batchesCreated === 1, "the batch to be created");
-    await first.close({ detach: true });
-    for (const err of await Promise.all(calls)) {
+    const { e, store, released } = await detachedBatch();
+    for (const err of released) {
       expect(err).toBeInstanceOf(ClientClosedError);
       expect(err.message).toMatch(/closed with detach.*goes on upstream for a later process/);
     }
@@ -120,18 +127,12 @@ describe("AutoBatcher with a store", () => {
     const again = await Promise.all(["p", "q"].map((p) => second.chat.completions.create(chat(p))));
     expect(again.map(content)).toEqual(["echo: p", "echo: q"]);
     await second.close();
-    expect(emu.counters.batchesCreated).toBe(1);
-    expect(emu.counters.linesExecuted).toBe(2);
+    expect(e.counters.batchesCreated).toBe(1);
+    expect(e.counters.linesExecuted).toBe(2);
   });
 
   it("a close that waits for its calls takes over the batch their lines run in once its holder's lease expires", async () => {
-    emu = await startEmulator({ apiKey: KEY, latencyMs: 400 });
-    const store = file();
-    const first = client(store);
-    const calls = ["p", "q"].map((p) => rejection(first.chat.completions.create(chat(p))));
-    await waitFor(() => emu!.counters.batchesCreated === 1, "the batch to be created");
-    await first.close({ detach: true });
-    await Promise.all(calls);
+    const { e, store } = await detachedBatch();
     // A process that died holding the batch: its lease runs out only after the next client has begun to close.
     const held = await openStore(store);
     expect(await held.claim("dead-process", 300, 10)).toHaveLength(1);
@@ -140,8 +141,8 @@ describe("AutoBatcher with a store", () => {
     const again = Promise.all(["p", "q"].map((p) => second.chat.completions.create(chat(p))));
     await second.close();
     expect((await again).map(content)).toEqual(["echo: p", "echo: q"]);
-    expect(emu.counters.batchesCreated).toBe(1);
-    expect(emu.counters.linesExecuted).toBe(2);
+    expect(e.counters.batchesCreated).toBe(1);
+    expect(e.counters.linesExecuted).toBe(2);
   });
 
   it("rejects calls with a clear error naming a corrupt store file", async () => {
