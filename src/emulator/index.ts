@@ -3,7 +3,7 @@ import { bearerCheck } from "../server-kit/bearer.js";
 import { isLoopbackHost } from "../server-kit/loopback.js";
 import type { AddressInfo } from "node:net";
 import { Faults } from "./faults.js";
-import { ROUTES } from "./routes.js";
+import { ROUTES } from "./routes/index.js";
 import { Runner } from "./runner.js";
 import { createEmulatorServer } from "./server.js";
 import { Store } from "./store.js";

@@ -1,10 +1,11 @@
 // The HTTP layer: routing, auth, fault application and reply writing (with backpressure).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { adminReply, type AdminContext } from "./admin.js";
+import { adminReply, type AdminContext } from "./routes/admin.js";
 import type { Faults } from "./faults.js";
 import { EmulatorHttpError, errorReply, json, text, type BodyWriter, type Reply } from "./reply.js";
-import { matchRoute, type RouteContext } from "./routes.js";
+import type { RouteContext } from "./routes/context.js";
+import { matchRoute } from "./routes/index.js";
 import type { StatusFault } from "./types.js";
 
 export interface ServerContext {

@@ -1,9 +1,9 @@
 // GET /v1/files/{id}/content. Doubleword: the skip/limit/search protocol with X-Incomplete and
 // X-Last-Line (docs/protocols.md §6). OpenAI: the whole file, no headers of the protocol.
-import { isRunning } from "./objects.js";
-import { EmulatorHttpError, type BodyWriter, type Reply } from "./reply.js";
-import type { BatchRecord, FileRecord } from "./store.js";
-import type { EmulatorCounters, Flavor } from "./types.js";
+import { isRunning } from "../objects.js";
+import { EmulatorHttpError, type BodyWriter, type Reply } from "../reply.js";
+import type { BatchRecord, FileRecord } from "../store.js";
+import type { EmulatorCounters, Flavor } from "../types.js";
 
 export interface ContentContext {
   flavor: Flavor;

@@ -1,11 +1,11 @@
 // Cross-process test hooks under /_emulator/ (benchmarks run the emulator in a child process).
 import type { IncomingMessage } from "node:http";
-import { readJson } from "../server-kit/request-body.js";
-import { FaultError, type Faults } from "./faults.js";
-import { json, type Reply } from "./reply.js";
-import type { Runner } from "./runner.js";
-import type { Store } from "./store.js";
-import type { EmulatorCounters, FaultSpec, Flavor } from "./types.js";
+import { readJson } from "../../server-kit/request-body.js";
+import { FaultError, type Faults } from "../faults.js";
+import { json, type Reply } from "../reply.js";
+import type { Runner } from "../runner.js";
+import type { Store } from "../store.js";
+import type { EmulatorCounters, FaultSpec, Flavor } from "../types.js";
 
 export interface AdminContext {
   flavor: Flavor;
