@@ -1,19 +1,18 @@
 // Batch lifecycle and the single line scheduler: validation → lines executed `concurrency` at
 // a time, round-robin across batches → results appended in completion order → terminal state.
 import { TERMINAL_STATUSES } from "../internal/schemas.js";
-import { setTimeout as sleep } from "node:timers/promises";
-import { createHash } from "node:crypto";
-import { builtinModel, errorBody, inputTokens, readMarkers, type Markers, type Outcome } from "./model.js";
+import { LineExecutor, type LineContext, type LineRequest } from "./line-executor.js";
+import { inputTokens } from "./model.js";
 import { EmulatorHttpError } from "./reply.js";
-import { newLineId, type BatchRecord, type Store } from "./store.js";
-import type { Upstream } from "./upstream.js";
+import { recordExpired, recordResult } from "./result-writer.js";
+import type { BatchRecord, Store } from "./store.js";
 import { validateOpenAiLines } from "./validate.js";
 import type { EmulatorCounters, Flavor } from "./types.js";
 
 /** Statuses whose input tokens count against the enqueued-token limit. */
 const UNFINISHED = new Set(["in_progress", "finalizing"]);
 
-export interface RunnerContext {
+export interface RunnerContext extends LineContext {
   flavor: Flavor;
   store: Store;
   counters: EmulatorCounters;
@@ -22,17 +21,6 @@ export interface RunnerContext {
   maxLines: number;
   /** OpenAI flavor: input tokens all unfinished batches of one model may hold; undefined = no limit. */
   enqueuedTokenLimit?: number;
-  /** The key clients must send, quoted back by `[[echo-key]]` lines. */
-  apiKey?: string;
-  now: () => number;
-  latency: () => number;
-  upstream?: Upstream;
-}
-
-interface LineRequest {
-  custom_id: string;
-  url: string;
-  body: Record<string, unknown>;
 }
 
 export class Runner {
@@ -42,12 +30,12 @@ export class Runner {
   #queue: BatchRecord[] = [];
   #validation = new Map<string, NodeJS.Timeout>();
   #running = new Set<Promise<void>>();
-  /** Digests of `[[fail-once]]` bodies that already failed once: their next run succeeds. */
-  #failedOnce = new Set<string>();
+  readonly #executor: LineExecutor;
   #closed = false;
 
   constructor(ctx: RunnerContext) {
     this.#ctx = ctx;
+    this.#executor = new LineExecutor(ctx);
   }
 
   #nowSec(): number {
@@ -158,120 +146,8 @@ export class Runner {
 
   async #runLine(b: BatchRecord, idx: number): Promise<void> {
     const req = JSON.parse(b.lines[idx]) as LineRequest;
-    const bodyText = JSON.stringify(req.body);
-    const markers = readMarkers(bodyText);
-    const signal = b.abort.signal;
-    const delay = markers.latencyMs ?? this.#ctx.latency();
-    if (delay > 0) await sleep(delay, undefined, { signal });
-    if (signal.aborted) return;
-    let outcome: Outcome;
-    const failNow = markers.failOnce !== undefined && this.#firstRun(bodyText);
-    if (failNow) {
-      outcome = {
-        kind: "http",
-        status: markers.failOnce!,
-        body: errorBody(markers.failOnce!, `Emulated first-attempt failure (HTTP ${markers.failOnce})`),
-      };
-    } else if (markers.echoKey) {
-      outcome = {
-        kind: "http",
-        status: 401,
-        body: errorBody(
-          401,
-          `Incorrect API key provided: ${this.#ctx.apiKey ?? "(none)"}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-        ),
-      };
-    } else if (markers.status !== undefined && (markers.status < 200 || markers.status >= 300)) {
-      outcome = {
-        kind: "http",
-        status: markers.status,
-        body: errorBody(markers.status, `Emulated failure (HTTP ${markers.status})`),
-      };
-    } else if (this.#ctx.upstream) {
-      outcome = await this.#ctx.upstream.execute(req.url, bodyText, signal);
-    } else {
-      outcome = builtinModel(req.url, req.body, bodyText, this.#nowSec());
-    }
-    if (outcome.kind === "ok" && markers.oversize !== undefined && typeof outcome.body === "object")
-      outcome = { ...outcome, body: { ...outcome.body, emulator_padding: "x".repeat(markers.oversize) } };
-    // Cancelled (Doubleword) or expired (OpenAI) meanwhile: the line counts elsewhere and writes nothing.
-    if (signal.aborted) return;
-    this.#record(b, req.custom_id, outcome, markers);
-  }
-
-  /** True the first time this exact body runs (it is remembered until the emulator closes). */
-  #firstRun(bodyText: string): boolean {
-    const digest = createHash("sha256").update(bodyText).digest("base64url");
-    if (this.#failedOnce.has(digest)) return false;
-    this.#failedOnce.add(digest);
-    return true;
-  }
-
-  #record(b: BatchRecord, customId: string, outcome: Outcome, markers: Markers): void {
-    this.#ctx.counters.linesExecuted++;
-    const ok = outcome.kind === "ok";
-    if (ok || markers.drop) b.completed++;
-    else b.failed++;
-    if (outcome.kind === "ok") this.#addUsage(b, outcome.body);
-    if (markers.drop) return;
-    const line = JSON.stringify(this.#resultLine(customId, outcome));
-    // Truncated right after the custom_id: invalid JSON that still names the line.
-    const text = markers.malformed
-      ? line.slice(0, line.indexOf(JSON.stringify(customId)) + JSON.stringify(customId).length + 3)
-      : line;
-    const fileId = ok ? b.outputFileId : b.errorFileId;
-    for (let i = markers.duplicate ? 2 : 1; i > 0; i--) this.#ctx.store.appendLine(fileId, customId, text);
-  }
-
-  #resultLine(customId: string, outcome: Outcome): Record<string, unknown> {
-    const openai = this.#ctx.flavor === "openai";
-    const id = newLineId(this.#ctx.flavor);
-    const requestId = openai ? `req_${id.slice(-32)}` : null;
-    if (outcome.kind === "ok") {
-      return {
-        id,
-        custom_id: customId,
-        response: { status_code: outcome.status, request_id: requestId, body: outcome.body },
-        error: null,
-      };
-    }
-    if (openai) {
-      if (outcome.kind === "network") {
-        return {
-          id,
-          custom_id: customId,
-          response: null,
-          error: { code: "upstream_connection_error", message: outcome.message },
-        };
-      }
-      let body: unknown = outcome.body;
-      try {
-        body = JSON.parse(outcome.body);
-      } catch {
-        // Non-JSON upstream bodies stay strings.
-      }
-      return {
-        id,
-        custom_id: customId,
-        response: { status_code: outcome.status, request_id: requestId, body },
-        error: null,
-      };
-    }
-    // Doubleword: the failure reason is serialised JSON inside `message`, the upstream body a string inside that.
-    const reason =
-      outcome.kind === "network"
-        ? { type: "NetworkError", details: { error: outcome.message } }
-        : { type: "NonRetriableHttpStatus", details: { status: outcome.status, body: outcome.body } };
-    return { id, custom_id: customId, response: null, error: { code: null, message: JSON.stringify(reason) } };
-  }
-
-  #addUsage(b: BatchRecord, body: unknown): void {
-    const usage = (body as { usage?: Record<string, unknown> } | null)?.usage;
-    if (!usage || typeof usage !== "object") return;
-    const input = usage.prompt_tokens ?? usage.input_tokens;
-    const output = usage.completion_tokens ?? usage.output_tokens;
-    if (typeof input === "number") b.usage.input += input;
-    if (typeof output === "number") b.usage.output += output;
+    const done = await this.#executor.run(req, b.abort.signal);
+    if (done) recordResult(this.#ctx, b, req.custom_id, done.outcome, done.markers);
   }
 
   /** Moves a batch to its terminal state once no work is left. */
@@ -362,20 +238,7 @@ export class Runner {
     if (b.started) {
       const unfinished = [...b.inFlight].sort((x, y) => x - y);
       for (let i = b.next; i < b.lines.length; i++) unfinished.push(i);
-      for (const idx of unfinished) {
-        const customId = b.customIds[idx];
-        const line = {
-          id: newLineId("openai"),
-          custom_id: customId,
-          response: null,
-          error: {
-            code: "batch_expired",
-            message: "This request could not be executed before the completion window expired.",
-          },
-        };
-        this.#ctx.store.appendLine(b.errorFileId, customId, JSON.stringify(line));
-        b.failed++;
-      }
+      for (const idx of unfinished) recordExpired(this.#ctx.store, b, b.customIds[idx]);
       b.next = b.lines.length;
     }
     b.expiredAt = now;
