@@ -6,7 +6,9 @@ import { OpenAI, type ClientOptions } from "openai";
 import type { CloseOptions, EngineStats } from "./core/engine.js";
 import type { EventMap, EventName } from "./events.js";
 import { BATCHED_PATHS, createBatchingFetch, type BatchingFetch, type BatchingFetchOptions } from "./fetch.js";
-import { DEFAULTS, InvalidOptionsError, optionsSchema, windowToMs } from "./options.js";
+import { DEFAULTS, InvalidOptionsError } from "./options.js";
+import { windowToMs } from "./options-resolve.js";
+import { optionsSchema } from "./options-schema.js";
 
 /** Options whose names openai's client options also use; BatchOpenAI gives each one meaning (see below). */
 type SharedName = "apiKey" | "baseURL" | "organization" | "project" | "defaultHeaders" | "maxRetries" | "fetch";

@@ -1,5 +1,5 @@
-// AutoBatcher's options: the documented interface, the schema that checks it, and the defaults, resolved here only.
-import { z } from "zod";
+// AutoBatcher's options as users see them: the documented interface and its defaults. The schema that checks them
+// is in options-schema.ts, the resolution (defaults and env applied) in options-resolve.ts.
 import type { Readable } from "node:stream";
 import type { Clock } from "./internal/clock.js";
 import type { AutoBatchEvent } from "./events.js";
@@ -44,95 +44,6 @@ export const DEFAULTS = {
   storeRetentionMs: 7 * 24 * 3_600_000,
   requestIdentity: "fingerprint",
 } as const;
-
-/** OpenAI's hard limit: a batch file cannot hold more lines than this. */
-const MAX_LINES_PER_BATCH = 50_000;
-/** The metadata key autobatch tags each batch with (see batch.ts); callers may not set it. */
-const RESERVED_METADATA_KEY = "autobatch_key";
-
-const metadataSchema = z
-  .record(z.string(), z.string().max(512, "metadata values are at most 512 characters"))
-  // Checked here rather than by the record's key schema, whose failure zod reports only as "Invalid key in record".
-  .superRefine((m, ctx) => {
-    for (const key of Object.keys(m)) {
-      if (key.length > 64)
-        ctx.addIssue({
-          code: "custom",
-          path: [key],
-          message: `metadata keys are at most 64 characters (this one has ${key.length})`,
-        });
-    }
-  })
-  .refine(
-    (m) => Object.keys(m).length <= 15,
-    "metadata takes at most 15 pairs (autobatch uses the 16th for its batch key)",
-  )
-  .refine(
-    (m) => !(RESERVED_METADATA_KEY in m),
-    `metadata key "${RESERVED_METADATA_KEY}" is reserved: autobatch tags each batch with it`,
-  );
-
-const headersSchema = z.record(z.string(), z.string());
-
-export const positiveInt = (name: string) =>
-  z
-    .number({ error: `${name} must be a number` })
-    .int(`${name} must be a whole number`)
-    .positive(`${name} must be > 0`);
-export const nonNegative = (name: string) =>
-  z
-    .number({ error: `${name} must be a number` })
-    .finite(`${name} must be finite`)
-    .min(0, `${name} must be >= 0`);
-
-export const optionsSchema = z.strictObject({
-  apiKey: z.string().min(1, "apiKey must not be empty").optional(),
-  baseURL: z.url({ protocol: /^https?$/, error: "baseURL must be an http(s) URL" }).optional(),
-  organization: z.string().optional(),
-  project: z.string().optional(),
-  defaultHeaders: headersSchema.optional(),
-  metadata: metadataSchema.optional(),
-  batchSize: positiveInt("batchSize")
-    .max(MAX_LINES_PER_BATCH, `batchSize must be <= ${MAX_LINES_PER_BATCH}`)
-    .optional(),
-  maxBatchBytes: positiveInt("maxBatchBytes").optional(),
-  batchWindowMs: nonNegative("batchWindowMs").optional(),
-  pollIntervalMs: nonNegative("pollIntervalMs").positive("pollIntervalMs must be > 0").optional(),
-  completionWindow: z.string().regex(/^\S+$/, "completionWindow must be a non-empty word such as 24h").optional(),
-  maxRetries: z.number().int("maxRetries must be a whole number").min(0, "maxRetries must be >= 0").optional(),
-  retryDeadlineMs: positiveInt("retryDeadlineMs").optional(),
-  maxConcurrency: positiveInt("maxConcurrency").optional(),
-  requestTimeoutMs: positiveInt("requestTimeoutMs").optional(),
-  requestDeadlineMs: positiveInt("requestDeadlineMs").optional(),
-  maxResponseBytes: positiveInt("maxResponseBytes").optional(),
-  maxResultLineBytes: positiveInt("maxResultLineBytes").optional(),
-  deadlineGraceMs: nonNegative("deadlineGraceMs").optional(),
-  lineRetries: z.number().int("lineRetries must be a whole number").min(0, "lineRetries must be >= 0").optional(),
-  maxBuffers: positiveInt("maxBuffers").optional(),
-  store: z
-    .string({ error: "store must be a file path or a postgres:// URL" })
-    .min(1, "store must not be empty")
-    .optional(),
-  storeRetentionMs: nonNegative("storeRetentionMs").optional(),
-  requestIdentity: z
-    .enum(["fingerprint", "keys"], { error: 'requestIdentity must be "fingerprint" or "keys"' })
-    .optional(),
-  onEvent: z
-    .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
-    .optional(),
-  clock: z
-    .custom<Clock>(
-      (v) => typeof v === "object" && v !== null && typeof (v as Clock).setTimeout === "function",
-      "clock must provide Date.now/setTimeout/clearTimeout",
-    )
-    .optional(),
-  dispatcher: z
-    .custom<DispatcherLike>(
-      (v) => typeof v === "object" && v !== null && typeof (v as DispatcherLike).request === "function",
-      "dispatcher must be an undici Dispatcher (an Agent, ProxyAgent, Pool or Client)",
-    )
-    .optional(),
-});
 
 /**
  * Options of `new AutoBatcher()` and `createBatchingFetch()`. Every field is optional; unset ones take the default
@@ -291,36 +202,6 @@ export interface AutoBatcherOptions {
   dispatcher?: DispatcherLike;
 }
 
-export interface ResolvedOptions {
-  apiKey: string;
-  baseURL: string;
-  organization?: string;
-  project?: string;
-  defaultHeaders: Record<string, string>;
-  metadata: Record<string, string>;
-  batchSize: number;
-  maxBatchBytes: number;
-  batchWindowMs: number;
-  pollIntervalMs: number;
-  completionWindow: string;
-  maxRetries: number;
-  retryDeadlineMs: number;
-  maxConcurrency: number;
-  requestTimeoutMs: number;
-  requestDeadlineMs: number;
-  maxResponseBytes: number;
-  maxResultLineBytes: number;
-  deadlineGraceMs: number;
-  lineRetries: number;
-  maxBuffers: number;
-  store?: string;
-  storeRetentionMs: number;
-  requestIdentity: "fingerprint" | "keys";
-  onEvent?: (event: AutoBatchEvent) => void;
-  clock?: Clock;
-  dispatcher?: DispatcherLike;
-}
-
 /** One problem with one option: its path (the option's name first; empty for the options as a whole) and what is wrong. */
 export interface OptionIssue {
   path: readonly PropertyKey[];
@@ -336,88 +217,4 @@ export class InvalidOptionsError extends TypeError {
     super(message);
     this.issues = issues;
   }
-}
-
-const env = (name: string): string | undefined => {
-  const v = process.env[name]?.trim();
-  return v ? v : undefined;
-};
-
-/** `schema.parse(input)`, or an InvalidOptionsError titled `title` with one line per offending option. */
-export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, title: string): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (parsed.success) return parsed.data;
-  const lines: string[] = [];
-  const issues: OptionIssue[] = [];
-  for (const i of parsed.error.issues) {
-    if (i.code === "unrecognized_keys") {
-      lines.push(`unknown option(s): ${i.keys.join(", ")}`);
-      for (const key of i.keys) issues.push({ path: [key], message: "unknown option" });
-    } else {
-      lines.push(`${i.path.length ? i.path.join(".") : "options"}: ${i.message}`);
-      issues.push({ path: i.path, message: i.message });
-    }
-  }
-  throw new InvalidOptionsError(`${title}:\n  ${lines.join("\n  ")}`, issues);
-}
-
-const TITLE = "Invalid AutoBatcher options";
-
-/** An InvalidOptionsError about one option, found after the schema's checks. */
-const invalidOption = (option: string, message: string) =>
-  new InvalidOptionsError(`${TITLE}:\n  ${option}: ${message}`, [{ path: [option], message }]);
-
-export function resolveOptions(input: AutoBatcherOptions = {}): ResolvedOptions {
-  const o = parseOptions(optionsSchema, input, TITLE);
-  const apiKey = o.apiKey ?? env("OPENAI_API_KEY");
-  if (!apiKey) {
-    throw invalidOption("apiKey", "missing; pass `apiKey` or set OPENAI_API_KEY");
-  }
-  const baseURL = o.baseURL ?? env("OPENAI_BASE_URL") ?? DEFAULTS.baseURL;
-  if (!/^https?:\/\//.test(baseURL)) {
-    // Not echoed: a mistyped URL may carry credentials.
-    throw invalidOption("baseURL", "must be an http(s) URL (from OPENAI_BASE_URL or the option)");
-  }
-  const resolved: ResolvedOptions = {
-    apiKey,
-    baseURL: baseURL.replace(/\/+$/, ""),
-    organization: o.organization ?? env("OPENAI_ORG_ID"),
-    project: o.project ?? env("OPENAI_PROJECT_ID"),
-    defaultHeaders: o.defaultHeaders ?? {},
-    metadata: o.metadata ?? {},
-    batchSize: o.batchSize ?? DEFAULTS.batchSize,
-    maxBatchBytes: o.maxBatchBytes ?? DEFAULTS.maxBatchBytes,
-    batchWindowMs: o.batchWindowMs ?? DEFAULTS.batchWindowMs,
-    pollIntervalMs: o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
-    completionWindow: o.completionWindow ?? DEFAULTS.completionWindow,
-    maxRetries: o.maxRetries ?? DEFAULTS.maxRetries,
-    retryDeadlineMs: o.retryDeadlineMs ?? DEFAULTS.retryDeadlineMs,
-    maxConcurrency: o.maxConcurrency ?? DEFAULTS.maxConcurrency,
-    requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
-    requestDeadlineMs: o.requestDeadlineMs ?? DEFAULTS.requestDeadlineMs,
-    maxResponseBytes: o.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
-    maxResultLineBytes: o.maxResultLineBytes ?? DEFAULTS.maxResultLineBytes,
-    deadlineGraceMs: o.deadlineGraceMs ?? DEFAULTS.deadlineGraceMs,
-    lineRetries: o.lineRetries ?? DEFAULTS.lineRetries,
-    maxBuffers: o.maxBuffers ?? DEFAULTS.maxBuffers,
-    store: o.store,
-    storeRetentionMs: o.storeRetentionMs ?? DEFAULTS.storeRetentionMs,
-    requestIdentity: o.requestIdentity ?? DEFAULTS.requestIdentity,
-    onEvent: o.onEvent,
-    clock: o.clock,
-    dispatcher: o.dispatcher,
-  };
-  // Readable where needed, but absent from JSON.stringify, util.inspect and spreads of the options.
-  Object.defineProperty(resolved, "apiKey", { value: apiKey, enumerable: false });
-  // A PostgreSQL URL may carry a password.
-  Object.defineProperty(resolved, "store", { value: o.store, enumerable: false });
-  return resolved;
-}
-
-/** "24h" → 86,400,000; "90m", "3600s", "2d" likewise. Unknown forms (e.g. "background") → undefined: no deadline. */
-export function windowToMs(window: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(window);
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
-  return Number(m[1]) * unit;
 }

@@ -3,7 +3,7 @@
 import { describe, expectTypeOf, it } from "vitest";
 import type { z } from "zod";
 import type { AutoBatcherOptions } from "../src/index.js";
-import type { optionsSchema } from "../src/options.js";
+import type { optionsSchema } from "../src/options-schema.js";
 import type { ServeOptions } from "../src/serve/index.js";
 import type { serveOptionsSchema } from "../src/serve/options.js";
 

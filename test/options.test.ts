@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { AutoBatcher, InvalidOptionsError, DEFAULTS } from "../src/index.js";
-import { resolveOptions, windowToMs } from "../src/options.js";
+import { resolveOptions, windowToMs } from "../src/options-resolve.js";
 
 const saved = { key: process.env.OPENAI_API_KEY, url: process.env.OPENAI_BASE_URL };
 afterEach(() => {

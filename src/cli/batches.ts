@@ -12,7 +12,8 @@ import { realClock, sleep } from "../internal/clock.js";
 import { safeURL } from "../internal/safe-url.js";
 import { batchListSchema, batchSchema, TERMINAL_STATUSES, type BatchEnvelope } from "../internal/schemas.js";
 import { Transport } from "../internal/transport.js";
-import { DEFAULTS, InvalidOptionsError, resolveOptions } from "../options.js";
+import { DEFAULTS, InvalidOptionsError } from "../options.js";
+import { resolveOptions } from "../options-resolve.js";
 import { beside } from "./run/options.js";
 
 const NAME = "autobatch batches";

@@ -11,7 +11,8 @@ import { multipart, type FileUpload } from "./multipart.js";
 import { Redactor } from "./redact.js";
 import { withRetry } from "./retry.js";
 import { APIConnectionError, APIConnectionTimeoutError, APIError, AutoBatchError } from "../errors.js";
-import type { DispatcherLike, ResolvedOptions } from "../options.js";
+import type { DispatcherLike } from "../options.js";
+import type { ResolvedOptions } from "../options-resolve.js";
 
 const TIMEOUT_CODES = new Set([
   "UND_ERR_HEADERS_TIMEOUT",

@@ -1,13 +1,7 @@
 // serve()'s options: the documented interface, the schema that checks it, and the proxy's defaults, resolved here only.
 import { z } from "zod";
-import {
-  type AutoBatcherOptions,
-  InvalidOptionsError,
-  nonNegative,
-  optionsSchema,
-  parseOptions,
-  positiveInt,
-} from "../options.js";
+import { type AutoBatcherOptions, InvalidOptionsError } from "../options.js";
+import { nonNegative, optionsSchema, parseOptions, positiveInt } from "../options-schema.js";
 import { isLoopbackHost } from "../server-kit/loopback.js";
 import type { LogSink } from "./log.js";
 

@@ -6,7 +6,8 @@ import type { BatchRecorder } from "../../src/core/recorder.js";
 import { Events, type AutoBatchEvent } from "../../src/events.js";
 import { LINE_TAIL, lineHead } from "../../src/internal/jsonl.js";
 import { Transport } from "../../src/internal/transport.js";
-import { resolveOptions, type AutoBatcherOptions } from "../../src/options.js";
+import type { AutoBatcherOptions } from "../../src/options.js";
+import { resolveOptions } from "../../src/options-resolve.js";
 
 export const KEY = "sk-core-test-key-0123456789";
 const ENDPOINT = "/v1/chat/completions" as const;

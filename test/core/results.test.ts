@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { realClock } from "../../src/internal/clock.js";
 import { Transport } from "../../src/internal/transport.js";
 import { readNewLines, type FileCursor } from "../../src/core/results.js";
-import { resolveOptions } from "../../src/options.js";
+import { resolveOptions } from "../../src/options-resolve.js";
 import { json, scriptedServer, type Handler } from "../helpers/server.js";
 
 const KEY = "sk-results-test-key-12345";

@@ -9,7 +9,7 @@ import type { Clock } from "../../src/internal/clock.js";
 import { LineSplitter } from "../../src/internal/jsonl.js";
 import { Redactor } from "../../src/internal/redact.js";
 import { Transport } from "../../src/internal/transport.js";
-import { resolveOptions } from "../../src/options.js";
+import { resolveOptions } from "../../src/options-resolve.js";
 import { chat, rejection, waitFor } from "../helpers/client.js";
 import { okLine } from "../helpers/provider.js";
 import { scriptedProvider } from "../helpers/scripted-provider.js";

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { parseErrorBody } from "../../src/internal/error-body.js";
 import { retryDelay } from "../../src/internal/retry.js";
 import { Transport } from "../../src/internal/transport.js";
-import { resolveOptions } from "../../src/options.js";
+import { resolveOptions } from "../../src/options-resolve.js";
 import { realClock } from "../../src/internal/clock.js";
 import {
   APIConnectionError,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { realClock } from "../../src/internal/clock.js";
 import { Transport } from "../../src/internal/transport.js";
 import { passthroughModels } from "../../src/serve/models.js";
-import { resolveOptions } from "../../src/options.js";
+import { resolveOptions } from "../../src/options-resolve.js";
 import { json, scriptedServer } from "../helpers/server.js";
 import { startHarness, UPSTREAM_KEY, type Harness } from "../helpers/serve-harness.js";
 

@@ -1,6 +1,6 @@
 // The /v1/batches handlers: create, list, read and cancel.
 import { setMaxListeners } from "node:events";
-import { windowToMs } from "../../options.js";
+import { windowToMs } from "../../options-resolve.js";
 import { batchObject, listObject } from "../objects.js";
 import { EmulatorHttpError, json, type Reply } from "../reply.js";
 import { newBatchId, newFileId, type BatchRecord, type FileRecord } from "../store.js";
