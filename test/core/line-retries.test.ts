@@ -1,16 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { APIError, AutoBatcher, BatchFailedError, type AutoBatchEvent } from "../../src/index.js";
-import { chat, rejection, waitFor } from "../helpers/client.js";
-import { fakeProvider, type LineFate, type Provider } from "../helpers/provider.js";
-import { KEY } from "./harness.js";
-
-let p: Provider | undefined;
-let client: AutoBatcher | undefined;
-afterEach(async () => {
-  await client?.close({ cancel: true });
-  await p?.close();
-  p = client = undefined;
-});
+import { describe, expect, it } from "vitest";
+import { APIError, BatchFailedError, type AutoBatchEvent } from "../../src/index.js";
+import { chat, onFakeProvider, rejection, waitFor } from "../helpers/client.js";
+import type { LineFate } from "../helpers/provider.js";
 
 /** Content "fail 500 x2" fails with 500 in its first two batches; "code batch_expired x1" with that error code once. */
 function fateOf({ content, attempt }: { content: string; attempt: number }): LineFate {
@@ -19,20 +10,7 @@ function fateOf({ content, attempt }: { content: string; attempt: number }): Lin
   return m[1] === "fail" ? { status: Number(m[2]) } : { code: m[2]! };
 }
 
-async function start(options: ConstructorParameters<typeof AutoBatcher>[0] = {}) {
-  p = await fakeProvider(fateOf);
-  const events: AutoBatchEvent[] = [];
-  client = new AutoBatcher({
-    apiKey: KEY,
-    baseURL: p.url,
-    batchSize: 4,
-    batchWindowMs: 5,
-    pollIntervalMs: 5,
-    onEvent: (e) => events.push(e),
-    ...options,
-  });
-  return { client, events, p };
-}
+const start = onFakeProvider(fateOf, { batchSize: 4, batchWindowMs: 5, pollIntervalMs: 5 });
 
 describe("line retries", () => {
   it("a line failing with a transient status or code goes into a later batch; a permanent failure rejects at once", async () => {
@@ -63,12 +41,12 @@ describe("line retries", () => {
   });
 
   it("after lineRetries more batches the caller sees the last error", async () => {
-    const { client, events } = await start({ lineRetries: 2 });
+    const { client, events, p } = await start({ lineRetries: 2 });
     const err = await rejection(client.chat.completions.create(chat("fail 503 x9")));
     expect(err).toBeInstanceOf(APIError);
     expect(err.status).toBe(503);
     expect(events.filter((e) => e.type === "callRetried")).toHaveLength(2);
-    expect(p!.attempts.get(err.customId)).toBe(3);
+    expect(p.attempts.get(err.customId)).toBe(3);
   });
 
   it("lineRetries: 0 rejects a transient failure at once", async () => {
@@ -100,7 +78,7 @@ describe("line retries", () => {
   });
 
   it("a call released by its signal while its line waits for a retry is not sent again", async () => {
-    const { client, events } = await start({ batchWindowMs: 60_000, batchSize: 2 });
+    const { client, events, p } = await start({ batchWindowMs: 60_000, batchSize: 2 });
     const ac = new AbortController();
     const a = client.chat.completions.create(chat("fail 500 x1"), { signal: ac.signal });
     const b = client.chat.completions.create(chat("fine"));
@@ -112,6 +90,6 @@ describe("line retries", () => {
     expect(client.stats.buffered).toBe(0);
     expect(err).not.toBeInstanceOf(BatchFailedError);
     await client.close();
-    expect(p!.uploads).toHaveLength(1);
+    expect(p.uploads).toHaveLength(1);
   });
 });

@@ -1,33 +1,20 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { AutoBatcher, type AutoBatchEvent } from "../../src/index.js";
-import { chat } from "../helpers/client.js";
-import { fakeProvider, type Provider } from "../helpers/provider.js";
-import { KEY } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import type { AutoBatchEvent } from "../../src/index.js";
+import { chat, onFakeProvider } from "../helpers/client.js";
 
-let p: Provider | undefined;
-let client: AutoBatcher | undefined;
-afterEach(async () => {
-  await client?.close({ cancel: true });
-  await p?.close();
-  p = client = undefined;
-});
+const start = onFakeProvider(() => ({ status: 200 }));
 
 describe("maxBuffers", () => {
   it("a client spreading calls over many models holds at most maxBuffers buffers: the oldest is flushed first", async () => {
-    p = await fakeProvider(() => ({ status: 200 }));
-    const events: AutoBatchEvent[] = [];
-    client = new AutoBatcher({
-      apiKey: KEY,
-      baseURL: p.url,
+    const { client, events } = await start({
       maxBuffers: 3,
       // Neither size nor time would flush during the test.
       batchSize: 1_000,
       batchWindowMs: 3_600_000,
       pollIntervalMs: 5,
-      onEvent: (e) => events.push(e),
     });
     const models = Array.from({ length: 10 }, (_, i) => `model-${i}`);
-    const calls = models.map((m) => client!.chat.completions.create(chat(`for ${m}`, m)));
+    const calls = models.map((m) => client.chat.completions.create(chat(`for ${m}`, m)));
     expect(client.stats.buffered).toBe(3);
     const flushes = events.filter((e) => e.type === "flush") as Extract<AutoBatchEvent, { type: "flush" }>[];
     expect(flushes.map((f) => [f.model, f.reason])).toEqual(models.slice(0, 7).map((m) => [m, "buffers"]));

@@ -1,17 +1,10 @@
 import { createClock } from "@sinonjs/fake-timers";
-import { afterEach, describe, expect, it } from "vitest";
-import { AutoBatcher, BatchFailedError, type AutoBatchEvent } from "../../src/index.js";
-import { chat, rejection } from "../helpers/client.js";
-import { fakeProvider, type FakeBatch, type Provider } from "../helpers/provider.js";
-import { KEY } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { BatchFailedError, type AutoBatcherOptions, type AutoBatchEvent } from "../../src/index.js";
+import { chat, onFakeProvider, rejection } from "../helpers/client.js";
+import type { FakeBatch } from "../helpers/provider.js";
 
-let p: Provider | undefined;
-let client: AutoBatcher | undefined;
-afterEach(async () => {
-  await client?.close({ cancel: true });
-  await p?.close();
-  p = client = undefined;
-});
+const open = onFakeProvider(() => ({ status: 200 }), { batchSize: 2, batchWindowMs: 0, pollIntervalMs: 1_000 });
 
 const refuse = (b: FakeBatch) =>
   Object.assign(b, {
@@ -27,20 +20,9 @@ const refuse = (b: FakeBatch) =>
     },
   });
 
-async function start(options: ConstructorParameters<typeof AutoBatcher>[0] = {}) {
-  p = await fakeProvider(() => ({ status: 200 }));
+async function start(options: AutoBatcherOptions = {}) {
   const clock = createClock();
-  const events: AutoBatchEvent[] = [];
-  client = new AutoBatcher({
-    apiKey: KEY,
-    baseURL: p.url,
-    batchSize: 2,
-    batchWindowMs: 0,
-    pollIntervalMs: 1_000,
-    clock,
-    onEvent: (e) => events.push(e),
-    ...options,
-  });
+  const { client, events, p } = await open({ clock, ...options });
   /** Advances the fake clock in steps (real I/O in between) until `done`; bounded in steps. */
   const drive = async (done: () => boolean, stepMs = 1_000, steps = 50) => {
     for (let i = 0; i < steps && !done(); i++) {

@@ -1,8 +1,11 @@
-// Shared set-up for client tests: an emulator on 127.0.0.1:0 and an AutoBatcher with small thresholds.
+// Shared set-up for client tests: an emulator (or a fake provider) on 127.0.0.1:0 and an AutoBatcher with small
+// thresholds.
 import { request } from "undici";
+import { afterEach } from "vitest";
 import { startEmulator } from "../../src/emulator/index.js";
 import type { Emulator, EmulatorOptions } from "../../src/emulator/types.js";
 import { AutoBatcher, type AutoBatcherOptions, type AutoBatchEvent } from "../../src/index.js";
+import { fakeProvider, type LineFate, type LineSeen, type Provider } from "./provider.js";
 
 export const KEY = "sk-emulator-test-key-0123456789";
 
@@ -32,6 +35,32 @@ export async function rig(clientOptions: AutoBatcherOptions = {}, emulatorOption
       await client.close({ cancel: true }).catch(() => undefined);
       await emu.close();
     },
+  };
+}
+
+/**
+ * For a test file whose tests each run one AutoBatcher on a fake provider (`fate` as `fakeProvider` takes it):
+ * registers the afterEach that closes both, and returns `start(options)`, which opens them, `options` over `defaults`.
+ */
+export function onFakeProvider(fate?: (line: LineSeen) => LineFate, defaults: AutoBatcherOptions = {}) {
+  let p: Provider | undefined;
+  let client: AutoBatcher | undefined;
+  afterEach(async () => {
+    await client?.close({ cancel: true });
+    await p?.close();
+    p = client = undefined;
+  });
+  return async (options: AutoBatcherOptions = {}) => {
+    p = await fakeProvider(fate);
+    const events: AutoBatchEvent[] = [];
+    client = new AutoBatcher({
+      apiKey: KEY,
+      baseURL: p.url,
+      onEvent: (e) => events.push(e),
+      ...defaults,
+      ...options,
+    });
+    return { client, events, p };
   };
 }
 
