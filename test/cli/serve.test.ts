@@ -3,10 +3,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
+import { readJsonLog } from "../helpers/json-log.js";
 
 const KEY = "sk-cli-secret-987654321";
 let emulator: Emulator;
@@ -28,25 +28,10 @@ function run(args: string[], env: Record<string, string> = {}) {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const lines: Record<string, any>[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    lines.push(JSON.parse(line));
-    for (const w of waiters.splice(0)) w();
-  });
+  const { lines, next } = readJsonLog(child.stdout!);
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  /** Resolves with the first log line with this event (bounded by the test timeout). */
-  const next = (event: string) =>
-    new Promise<Record<string, any>>((resolve) => {
-      const check = () => {
-        const found = lines.find((l) => l.event === event);
-        if (found) resolve(found);
-        else waiters.push(check);
-      };
-      check();
-    });
   return { child: child as ChildProcess, lines, next, exited, stderr: () => stderr };
 }
 

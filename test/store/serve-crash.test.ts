@@ -5,10 +5,10 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { request } from "undici";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
+import { readJsonLog } from "../helpers/json-log.js";
 
 const dir = mkdtempSync(join(tmpdir(), "autobatch-serve-crash-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,23 +24,8 @@ function serveProcess(args: string[]) {
     env: { ...process.env, OPENAI_API_KEY: "sk-serve-crash-0123456789", OPENAI_BASE_URL: emu!.baseURL },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const lines: Record<string, any>[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    lines.push(JSON.parse(line));
-    for (const w of waiters.splice(0)) w();
-  });
+  const { lines, next } = readJsonLog(child.stdout!);
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  /** The first log line with this event (bounded by the test timeout). */
-  const next = (event: string) =>
-    new Promise<Record<string, any>>((resolve) => {
-      const check = () => {
-        const found = lines.find((l) => l.event === event);
-        if (found) resolve(found);
-        else waiters.push(check);
-      };
-      check();
-    });
   return { child, lines, next, exited };
 }
 
