@@ -3,7 +3,8 @@ import { createClock } from "@sinonjs/fake-timers";
 import type { FaultSpec } from "../src/emulator/types.js";
 import { AutoBatcher, BatchFailedError, InvalidParamsError, type AutoBatchEvent } from "../src/index.js";
 import { chat, KEY, rejection, rig, waitFor, type Rig } from "./helpers/client.js";
-import { json, scriptedServer, type Handler } from "./helpers/server.js";
+import { okLine } from "./helpers/provider.js";
+import { scriptedProvider } from "./helpers/scripted-provider.js";
 
 let r: Rig | undefined;
 afterEach(async () => {
@@ -234,48 +235,11 @@ describe("bad input from the provider", () => {
 
   it("a result line for a custom_id never sent, a truncated line and an empty error file affect nobody else", async () => {
     const warnings: string[] = [];
-    let customIds: string[] = [];
-    const provider: Handler = (req, res) => {
-      if (req.method === "POST" && req.url === "/v1/files") {
-        customIds = [...req.body.matchAll(/"custom_id":"([^"]+)"/g)].map((m) => m[1]!);
-        return json(200, { id: "file-in" })(req, res);
-      }
-      if (req.method === "POST" && req.url === "/v1/batches")
-        return json(200, { id: "batch_1", status: "validating" })(req, res);
-      if (req.url === "/v1/batches/batch_1") {
-        return json(200, {
-          id: "batch_1",
-          status: "completed",
-          output_file_id: "file-out",
-          error_file_id: "file-err",
-          request_counts: { total: 3, completed: 3, failed: 0 },
-        })(req, res);
-      }
-      if (req.url?.startsWith("/v1/files/file-out/content")) {
-        const ok = (id: string) =>
-          JSON.stringify({
-            id: "r",
-            custom_id: id,
-            response: {
-              status_code: 200,
-              request_id: "req_9",
-              body: {
-                id: "c",
-                object: "chat.completion",
-                choices: [{ index: 0, message: { role: "assistant", content: id } }],
-              },
-            },
-            error: null,
-          });
-        res.writeHead(200, { "content-type": "application/jsonl" });
-        return res.end(
-          `${ok("someone-else")}\n${ok(customIds[0]!)}\n{"custom_id":"${customIds[1]}","response":{"status_co\n\n${ok(customIds[2]!)}`,
-        );
-      }
-      if (req.url?.startsWith("/v1/files/file-err/content")) return res.writeHead(200).end("");
-      return json(404, { error: { message: "no" } })(req, res);
-    };
-    const server = await scriptedServer([provider]);
+    const server = await scriptedProvider({
+      output: ([a, b, c]) =>
+        `${okLine("someone-else")}\n${okLine(a!, a)}\n{"custom_id":"${b}","response":{"status_co\n\n${okLine(c!, c)}`,
+      errors: () => "",
+    });
     const client = new AutoBatcher({
       apiKey: KEY,
       baseURL: server.url,
@@ -285,8 +249,9 @@ describe("bad input from the provider", () => {
     });
     try {
       const [a, b, c] = await Promise.allSettled([0, 1, 2].map((i) => client.chat.completions.create(chat(`q${i}`))));
+      const customIds = server.ids();
       expect((a as PromiseFulfilledResult<any>).value.choices[0].message.content).toBe(customIds[0]);
-      expect((a as PromiseFulfilledResult<any>).value._request_id).toBe("req_9");
+      expect((a as PromiseFulfilledResult<any>).value._request_id).toBe(`req-${customIds[0]}`);
       expect((b as PromiseRejectedResult).reason.message).toMatch(/result line for this call is not valid JSON/);
       expect((c as PromiseFulfilledResult<any>).value.choices[0].message.content).toBe(customIds[2]);
       expect(warnings.join("\n")).toMatch(/result line for unknown custom_id "someone-else" ignored/);
@@ -297,34 +262,11 @@ describe("bad input from the provider", () => {
   });
 
   it("a gigantic result line, streamed in small chunks, settles its call; the line next to it too", async () => {
-    let customIds: string[] = [];
     const big = "z".repeat(30_000_000);
-    const provider: Handler = (req, res) => {
-      if (req.method === "POST" && req.url === "/v1/files") {
-        customIds = [...req.body.matchAll(/"custom_id":"([^"]+)"/g)].map((m) => m[1]!);
-        return json(200, { id: "file-in" })(req, res);
-      }
-      if (req.method === "POST" && req.url === "/v1/batches")
-        return json(200, { id: "batch_big", status: "in_progress" })(req, res);
-      if (req.url === "/v1/batches/batch_big") {
-        return json(200, {
-          id: "batch_big",
-          status: "completed",
-          output_file_id: "file-out",
-          request_counts: { total: 2, completed: 2, failed: 0 },
-        })(req, res);
-      }
-      if (req.url?.startsWith("/v1/files/file-out/content")) {
-        const line = (id: string, content: string) =>
-          `${JSON.stringify({ custom_id: id, response: { status_code: 200, body: { object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content } }] } }, error: null })}\n`;
-        const body = Buffer.from(line(customIds[0]!, big) + line(customIds[1]!, "small"));
-        res.writeHead(200, { "content-type": "application/jsonl" });
-        for (let i = 0; i < body.length; i += 64 * 1024) res.write(body.subarray(i, i + 64 * 1024));
-        return res.end();
-      }
-      return json(404, { error: { message: "no" } })(req, res);
-    };
-    const server = await scriptedServer([provider]);
+    const server = await scriptedProvider({
+      output: ([a, b]) => `${okLine(a!, big)}\n${okLine(b!, "small")}\n`,
+      chunkBytes: 64 * 1024,
+    });
     const client = new AutoBatcher({ apiKey: KEY, baseURL: server.url, batchSize: 2, pollIntervalMs: 5 });
     try {
       const [a, b] = await Promise.all([
@@ -341,31 +283,10 @@ describe("bad input from the provider", () => {
   });
 
   it("a Responses body whose output is malformed still settles its call (output_text empty)", async () => {
-    let customId = "";
-    const provider: Handler = (req, res) => {
-      if (req.method === "POST" && req.url === "/v1/files") {
-        customId = /"custom_id":"([^"]+)"/.exec(req.body)![1]!;
-        return json(200, { id: "file-in" })(req, res);
-      }
-      if (req.method === "POST" && req.url === "/v1/batches")
-        return json(200, { id: "b", status: "in_progress" })(req, res);
-      if (req.url === "/v1/batches/b")
-        return json(200, {
-          id: "b",
-          status: "completed",
-          output_file_id: "o",
-          request_counts: { total: 1, completed: 1, failed: 0 },
-        })(req, res);
-      if (req.url?.startsWith("/v1/files/o/content")) {
-        return res
-          .writeHead(200)
-          .end(
-            `${JSON.stringify({ custom_id: customId, response: { status_code: 200, body: { object: "response", output: [{ type: "message", content: 5 }] } } })}\n`,
-          );
-      }
-      return json(404, { error: { message: "no" } })(req, res);
-    };
-    const server = await scriptedServer([provider]);
+    const server = await scriptedProvider({
+      output: ([id]) =>
+        `${JSON.stringify({ custom_id: id, response: { status_code: 200, body: { object: "response", output: [{ type: "message", content: 5 }] } } })}\n`,
+    });
     const client = new AutoBatcher({ apiKey: KEY, baseURL: server.url, batchSize: 1, pollIntervalMs: 5 });
     try {
       const out = await client.responses.create({ model: "m", input: "x" });

@@ -12,6 +12,8 @@ export interface ProviderScript {
   batch?: (ids: string[]) => Record<string, unknown>;
   /** Answers a request itself when it returns true (e.g. to trickle or to send an oversized body). */
   override?: (req: Seen, res: http.ServerResponse, ids: string[]) => boolean;
+  /** Result files go out in writes of this many bytes (default: one write). */
+  chunkBytes?: number;
 }
 
 export async function scriptedProvider(script: ProviderScript) {
@@ -37,8 +39,11 @@ export async function scriptedProvider(script: ProviderScript) {
       }
       const file = /^\/v1\/files\/(file-out|file-err)\/content/.exec(req.url)?.[1];
       if (file) {
+        const body = Buffer.from(file === "file-out" ? script.output!(ids) : script.errors!(ids));
+        const step = script.chunkBytes ?? Math.max(body.length, 1);
         res.writeHead(200, { "content-type": "application/jsonl" });
-        return res.end(file === "file-out" ? script.output!(ids) : script.errors!(ids));
+        for (let i = 0; i < body.length; i += step) res.write(body.subarray(i, i + step));
+        return res.end();
       }
       return json(404, { error: { message: `no route ${req.method} ${req.url}` } })(req, res);
     },
