@@ -6,6 +6,7 @@ import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import {
   call,
   chatLine,
+  chatLines,
   createBatch,
   getBatch,
   jsonl,
@@ -17,7 +18,6 @@ import {
 } from "../helpers/emulator-client.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const lines = (n: number, prefix = "r") => Array.from({ length: n }, (_, i) => chatLine(`${prefix}${i}`, `hello ${i}`));
 
 let emu: Emulator;
 beforeAll(async () => {
@@ -27,19 +27,19 @@ afterAll(() => emu.close());
 
 describe("doubleword uploads", () => {
   it("stores a valid file: 201, bare UUID, unset fields omitted", async () => {
-    const res = await upload(emu, jsonl(lines(3)), { filename: "in.jsonl" });
+    const res = await upload(emu, jsonl(chatLines(3)), { filename: "in.jsonl" });
     expect(res.status).toBe(201);
     const file = res.json();
     expect(file.id).toMatch(UUID);
     expect(file).toMatchObject({ object: "file", filename: "in.jsonl", purpose: "batch" });
-    expect(file.bytes).toBe(Buffer.byteLength(jsonl(lines(3))));
+    expect(file.bytes).toBe(Buffer.byteLength(jsonl(chatLines(3))));
     expect(file.expires_at - file.created_at).toBe(30 * 24 * 3600);
     expect("status" in file).toBe(false);
     expect(Object.values(file)).not.toContain(null);
 
     const got = await call(emu, "GET", `/files/${file.id}`);
     expect(got.json()).toEqual(file);
-    const second = (await upload(emu, jsonl(lines(1)))).json();
+    const second = (await upload(emu, jsonl(chatLines(1)))).json();
     const listed = (await call(emu, "GET", "/files?limit=1")).json();
     expect(listed).toMatchObject({ object: "list", has_more: true, first_id: second.id, last_id: second.id });
     const next = (await call(emu, "GET", `/files?limit=1&after=${second.id}`)).json();
@@ -106,7 +106,7 @@ describe("doubleword uploads", () => {
     expect(utf8.status).toBe(400);
     expect(utf8.text).toMatch(/invalid UTF-8 on\/near line 2 at byte offset \d+/);
 
-    const purpose = await upload(emu, jsonl(lines(1)), { purpose: "assistants" });
+    const purpose = await upload(emu, jsonl(chatLines(1)), { purpose: "assistants" });
     expect(purpose.status).toBe(400);
     expect(purpose.text).toBe("Invalid purpose 'assistants'. Only 'batch' is supported.");
 
@@ -128,14 +128,14 @@ describe("doubleword uploads", () => {
     expect(truncated.status).toBe(400);
     expect(truncated.text).toMatch(/multipart/i);
     // The server is still healthy.
-    expect((await upload(emu, jsonl(lines(1)))).status).toBe(201);
+    expect((await upload(emu, jsonl(chatLines(1)))).status).toBe(201);
   });
 
   it("parses multipart fields in any order, split across arbitrary chunk boundaries", async () => {
     const boundary = "----b0undary";
     const body = Buffer.from(
       `preamble\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n` +
-        jsonl(lines(2)) +
+        jsonl(chatLines(2)) +
         `\r\n--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}--\r\n`,
     );
     const res = await call(emu, "POST", "/files", {
@@ -143,13 +143,13 @@ describe("doubleword uploads", () => {
       body,
     });
     expect(res.status).toBe(201);
-    expect(res.json()).toMatchObject({ filename: "x.jsonl", bytes: Buffer.byteLength(jsonl(lines(2))) });
+    expect(res.json()).toMatchObject({ filename: "x.jsonl", bytes: Buffer.byteLength(jsonl(chatLines(2))) });
   });
 
   it("answers 413 for oversized files, by Content-Length and while streaming", async () => {
     const small = await startEmulator({ maxFileBytes: 2000 });
     try {
-      const big = jsonl(lines(60));
+      const big = jsonl(chatLines(60));
       const res = await upload(small, big);
       expect(res.status).toBe(413);
       expect(res.text).toBe("File exceeds the maximum allowed size of 2000 bytes");
@@ -170,7 +170,7 @@ describe("doubleword uploads", () => {
       });
       expect(streamed.statusCode).toBe(413);
       await streamed.body.text();
-      expect((await upload(small, jsonl(lines(1)))).status).toBe(201);
+      expect((await upload(small, jsonl(chatLines(1)))).status).toBe(201);
     } finally {
       await small.close();
     }
@@ -179,7 +179,7 @@ describe("doubleword uploads", () => {
 
 describe("doubleword batches", () => {
   it("creates a batch: 201, ids present from creation, total pre-filled, metadata filtered", async () => {
-    const file = (await upload(emu, jsonl(lines(4)))).json();
+    const file = (await upload(emu, jsonl(chatLines(4)))).json();
     const res = await createBatch(emu, file.id, {
       completion_window: "1h",
       metadata: { job: "j1", request_source: "frontend", "Created-By-Email": "x", dw_secret: "y" },
@@ -263,7 +263,7 @@ describe("doubleword batches", () => {
     ],
   ];
   it.each(invalid)("rejects %s", async (_name, patch, status, message, headers) => {
-    const file = (await upload(emu, jsonl(lines(1)))).json();
+    const file = (await upload(emu, jsonl(chatLines(1)))).json();
     const body =
       typeof patch === "string"
         ? { body: patch, headers: headers ?? { "content-type": "application/json" } }
@@ -291,7 +291,7 @@ describe("doubleword batches", () => {
   });
 
   it("routes with query strings and trailing slashes", async () => {
-    const b = await startBatch(emu, lines(1));
+    const b = await startBatch(emu, chatLines(1));
     expect((await call(emu, "GET", `/batches/${b.id}/?foo=bar`)).json().id).toBe(b.id);
     expect((await call(emu, "GET", "/batches/?limit=1")).json().object).toBe("list");
   });
@@ -300,7 +300,7 @@ describe("doubleword batches", () => {
     const own = await startEmulator();
     try {
       const ids: string[] = [];
-      for (let i = 0; i < 5; i++) ids.push((await startBatch(own, lines(1), { metadata: { i: String(i) } })).id);
+      for (let i = 0; i < 5; i++) ids.push((await startBatch(own, chatLines(1), { metadata: { i: String(i) } })).id);
       const newestFirst = [...ids].reverse();
       const p1 = (await call(own, "GET", "/batches?limit=2")).json();
       expect(p1.data.map((b: { id: string }) => b.id)).toEqual(newestFirst.slice(0, 2));
@@ -325,7 +325,7 @@ describe("doubleword batches", () => {
     let clock = Date.UTC(2030, 0, 1);
     const timed = await startEmulator({ now: () => clock, validationMs: 5 });
     try {
-      const b = await startBatch(timed, lines(2));
+      const b = await startBatch(timed, chatLines(2));
       clock += 25 * 3600 * 1000;
       const after = await waitFor(timed, b.id, ["completed"]);
       expect(after.expired_at).toBe(b.expires_at);
@@ -338,7 +338,7 @@ describe("doubleword batches", () => {
 describe("doubleword content protocol", () => {
   let batch: Record<string, any>;
   beforeAll(async () => {
-    batch = await startBatch(emu, lines(5, "c"));
+    batch = await startBatch(emu, chatLines(5, "c"));
     await waitFor(emu, batch.id, ["completed"]);
   });
   const content = (q = "", id = batch.output_file_id as string) => call(emu, "GET", `/files/${id}/content${q}`);
@@ -414,7 +414,7 @@ describe("doubleword content protocol", () => {
   });
 
   it("clamps limit to 101 lines", async () => {
-    const big = await startBatch(emu, lines(120, "big"));
+    const big = await startBatch(emu, chatLines(120, "big"));
     await waitFor(emu, big.id, ["completed"]);
     const res = await call(emu, "GET", `/files/${big.output_file_id}/content?limit=1000`);
     expect(parseLines(res.text)).toHaveLength(101);
@@ -424,7 +424,7 @@ describe("doubleword content protocol", () => {
   it("answers reads while validating with an empty, incomplete body", async () => {
     const slow = await startEmulator({ validationMs: 60_000 });
     try {
-      const b = await startBatch(slow, lines(3));
+      const b = await startBatch(slow, chatLines(3));
       const unlimited = await call(slow, "GET", `/files/${b.output_file_id}/content`);
       expect(unlimited).toMatchObject({ status: 200, text: "" });
       expect(unlimited.headers).toMatchObject({ "x-incomplete": "true", "x-last-line": "0" });
@@ -438,7 +438,7 @@ describe("doubleword content protocol", () => {
   it("reads `offset` instead of `skip` in legacy mode", async () => {
     const legacy = await startEmulator({ contentCursorParam: "offset" });
     try {
-      const b = await startBatch(legacy, lines(4));
+      const b = await startBatch(legacy, chatLines(4));
       await waitFor(legacy, b.id, ["completed"]);
       const byOffset = await call(legacy, "GET", `/files/${b.output_file_id}/content?offset=3`);
       expect(parseLines(byOffset.text)).toHaveLength(1);
@@ -515,7 +515,7 @@ describe("doubleword cancel and delete", () => {
   });
 
   it("turns a finished batch `cancelled`, keeping completed_at and its output", async () => {
-    const b = await startBatch(emu, lines(2));
+    const b = await startBatch(emu, chatLines(2));
     const done = await waitFor(emu, b.id, ["completed"]);
     const res = (await call(emu, "POST", `/batches/${b.id}/cancel`)).json();
     expect(res.status).toBe("cancelled");
@@ -527,7 +527,7 @@ describe("doubleword cancel and delete", () => {
   it("leaves a batch cancelled while validating `cancelling` forever", async () => {
     const slow = await startEmulator({ validationMs: 20 });
     try {
-      const b = await startBatch(slow, lines(2));
+      const b = await startBatch(slow, chatLines(2));
       const res = (await call(slow, "POST", `/batches/${b.id}/cancel`)).json();
       expect(res.status).toBe("cancelling");
       expect(res.cancelled_at).toBeTypeOf("number");
@@ -553,7 +553,7 @@ describe("doubleword cancel and delete", () => {
     expect((await call(emu, "GET", `/files/${file.id}`)).status).toBe(404);
     expect((await createBatch(emu, file.id)).status).toBe(404);
 
-    const done = await startBatch(emu, lines(1));
+    const done = await startBatch(emu, chatLines(1));
     await waitFor(emu, done.id, ["completed"]);
     await call(emu, "DELETE", `/files/${done.output_file_id}`);
     const b2 = await getBatch(emu, done.id);

@@ -5,6 +5,7 @@ import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import {
   call,
   chatLine,
+  chatLines,
   createBatch,
   jsonl,
   parseLines,
@@ -12,8 +13,6 @@ import {
   upload,
   waitFor,
 } from "../helpers/emulator-client.js";
-
-const lines = (n: number, prefix = "r") => Array.from({ length: n }, (_, i) => chatLine(`${prefix}${i}`, `hello ${i}`));
 
 /** Reads a response with node:http so a cut body is observable byte for byte. */
 function rawGet(
@@ -49,7 +48,7 @@ describe("fault injection", () => {
   it("answers an injected 429 in Doubleword's JSON shape, once, and counts it", async () => {
     const before = emu.counters.faultsInjected;
     emu.faults.add({ route: "POST /v1/batches", status: 429, headers: { "Retry-After": "0" } });
-    const file = (await upload(emu, jsonl(lines(1)))).json();
+    const file = (await upload(emu, jsonl(chatLines(1)))).json();
     const first = await createBatch(emu, file.id);
     expect(first.status).toBe(429);
     expect(first.headers["retry-after"]).toBe("0");
@@ -78,8 +77,8 @@ describe("fault injection", () => {
   });
 
   it("honours body, times, after and the :id filter", async () => {
-    const a = await startBatch(emu, lines(1));
-    const b = await startBatch(emu, lines(1));
+    const a = await startBatch(emu, chatLines(1));
+    const b = await startBatch(emu, chatLines(1));
     emu.faults.add({ route: "GET /v1/batches/:id", id: b.id, status: 500, body: "custom failure", times: 2, after: 1 });
     expect((await call(emu, "GET", `/batches/${a.id}`)).status).toBe(200);
     expect((await call(emu, "GET", `/batches/${b.id}`)).status).toBe(200); // let through by `after`
@@ -107,7 +106,7 @@ describe("fault injection", () => {
   });
 
   it("answers late with delayMs (a later request overtakes it)", async () => {
-    const b = await startBatch(emu, lines(1));
+    const b = await startBatch(emu, chatLines(1));
     emu.faults.add({ route: "GET /v1/batches/:id", delayMs: 80 });
     const order: string[] = [];
     const slow = call(emu, "GET", `/batches/${b.id}`).then((r) => order.push(`slow:${r.status}`));
@@ -118,7 +117,7 @@ describe("fault injection", () => {
   });
 
   it("cuts a content stream after N bytes, in limit and unlimited mode", async () => {
-    const b = await startBatch(emu, lines(5));
+    const b = await startBatch(emu, chatLines(5));
     await waitFor(emu, b.id, ["completed"]);
     const url = `${emu.baseURL}/files/${b.output_file_id}/content`;
     const full = await rawGet(url);
@@ -135,7 +134,7 @@ describe("fault injection", () => {
   });
 
   it("performs the operation but fails the answer with afterHandler (ambiguous create)", async () => {
-    const file = (await upload(emu, jsonl(lines(1)))).json();
+    const file = (await upload(emu, jsonl(chatLines(1)))).json();
     emu.faults.add({ route: "POST /v1/batches", status: 500, afterHandler: true });
     const res = await createBatch(emu, file.id, { metadata: { key: "ambiguous-1" } });
     expect(res.status).toBe(500);
@@ -145,7 +144,7 @@ describe("fault injection", () => {
 
     emu.faults.add({ route: "POST /v1/files", reset: true, afterHandler: true });
     const before = emu.counters.filesUploaded;
-    await expect(upload(emu, jsonl(lines(1)), { filename: "lost-answer.jsonl" })).rejects.toThrow();
+    await expect(upload(emu, jsonl(chatLines(1)), { filename: "lost-answer.jsonl" })).rejects.toThrow();
     expect(emu.counters.filesUploaded).toBe(before + 1);
     const files = (await call(emu, "GET", "/files?limit=3")).json();
     expect(files.data.map((f: { filename: string }) => f.filename)).toContain("lost-answer.jsonl");
@@ -156,7 +155,7 @@ describe("admin routes", () => {
   it("counts requests per route key, uploads, batches, bytes and lines served", async () => {
     const own = await startEmulator();
     try {
-      const b = await startBatch(own, lines(2));
+      const b = await startBatch(own, chatLines(2));
       await waitFor(own, b.id, ["completed"]);
       const content = await call(own, "GET", `/files/${b.output_file_id}/content?limit=1`);
       await call(own, "GET", "/nope");
@@ -248,7 +247,7 @@ describe("admin routes", () => {
 describe("lifecycle", () => {
   it("close() stops in-flight work and frees the port", async () => {
     const own = await startEmulator({ latencyMs: 10_000 });
-    const b = await startBatch(own, lines(3));
+    const b = await startBatch(own, chatLines(3));
     await waitFor(own, b.id, ["in_progress"]);
     await own.close();
     await own.close();
@@ -259,10 +258,10 @@ describe("lifecycle", () => {
   it("evicts the oldest finished batches beyond maxStoredBytes", async () => {
     const tiny = await startEmulator({ maxStoredBytes: 6000 });
     try {
-      const first = await startBatch(tiny, lines(3, "old"));
+      const first = await startBatch(tiny, chatLines(3, "old"));
       await waitFor(tiny, first.id, ["completed"]);
       for (let i = 0; i < 4; i++) {
-        const b = await startBatch(tiny, lines(3, `new${i}-`));
+        const b = await startBatch(tiny, chatLines(3, `new${i}-`));
         await waitFor(tiny, b.id, ["completed"]);
       }
       expect((await call(tiny, "GET", `/batches/${first.id}`)).status).toBe(404);

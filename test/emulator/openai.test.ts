@@ -6,6 +6,7 @@ import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import {
   call,
   chatLine,
+  chatLines,
   createBatch,
   getBatch,
   jsonl,
@@ -16,8 +17,6 @@ import {
   waitFor,
 } from "../helpers/emulator-client.js";
 
-const lines = (n: number, prefix = "r") => Array.from({ length: n }, (_, i) => chatLine(`${prefix}${i}`, `hello ${i}`));
-
 let emu: Emulator;
 beforeAll(async () => {
   emu = await startEmulator({ flavor: "openai" });
@@ -26,7 +25,7 @@ afterAll(() => emu.close());
 
 describe("openai files and errors", () => {
   it("uploads with 200, a file- id and explicit nulls", async () => {
-    const res = await upload(emu, jsonl(lines(2)));
+    const res = await upload(emu, jsonl(chatLines(2)));
     expect(res.status).toBe(200);
     const file = res.json();
     expect(file.id).toMatch(/^file-/);
@@ -36,7 +35,7 @@ describe("openai files and errors", () => {
   });
 
   it("answers errors as JSON {error:{message,type,param,code}}", async () => {
-    const noPurpose = await upload(emu, jsonl(lines(1)), { purpose: null });
+    const noPurpose = await upload(emu, jsonl(chatLines(1)), { purpose: null });
     expect(noPurpose.status).toBe(400);
     expect(noPurpose.json().error).toMatchObject({ type: "invalid_request_error", param: "purpose" });
     const missing = await call(emu, "GET", "/batches/batch_nope");
@@ -52,7 +51,7 @@ describe("openai files and errors", () => {
     const route = await call(emu, "DELETE", "/batches/x");
     expect(route.status).toBe(404);
     expect(route.json().error.message).toMatch(/Unknown route/);
-    const file = (await upload(emu, jsonl(lines(1)))).json();
+    const file = (await upload(emu, jsonl(chatLines(1)))).json();
     const window = await createBatch(emu, file.id, { completion_window: "2h" });
     expect(window.status).toBe(400);
     expect(window.json().error.param).toBe("completion_window");
@@ -70,7 +69,7 @@ describe("openai files and errors", () => {
 
 describe("openai batches", () => {
   it("creates with nulls, validates asynchronously and exposes results only at the end", async () => {
-    const file = (await upload(emu, jsonl(lines(3)))).json();
+    const file = (await upload(emu, jsonl(chatLines(3)))).json();
     const res = await createBatch(emu, file.id, { metadata: { job: "a" } });
     expect(res.status).toBe(200);
     const b = res.json();
@@ -108,7 +107,7 @@ describe("openai batches", () => {
   it("keeps result files hidden until the batch is finished", async () => {
     const slow = await startEmulator({ flavor: "openai", latencyMs: 5000 });
     try {
-      const b = await startBatch(slow, lines(1));
+      const b = await startBatch(slow, chatLines(1));
       await waitFor(slow, b.id, ["in_progress"]);
       const listed = (await call(slow, "GET", "/files")).json();
       expect(listed.data.map((f: { purpose: string }) => f.purpose)).toEqual(["batch"]);
@@ -142,7 +141,7 @@ describe("openai batches", () => {
     ],
     ["model_mismatch", [chatLine("a", "x", "m1"), chatLine("b", "y", "m2")], "model_mismatch", 2],
     ["empty_file", ["", " "], "empty_file", null],
-    ["too_many_tasks", lines(4), "too_many_tasks", null, { maxLines: 3 }],
+    ["too_many_tasks", chatLines(4), "too_many_tasks", null, { maxLines: 3 }],
   ];
   it.each(invalid)("fails validation with %s", async (_name, content, code, line, options) => {
     const target = options ? await startEmulator({ flavor: "openai", ...options }) : emu;
@@ -164,7 +163,7 @@ describe("openai batches", () => {
   it("cancels: cancelling, then cancelled with the partial results", async () => {
     const small = await startEmulator({ flavor: "openai", concurrency: 2 });
     try {
-      const queued = lines(50, "queued").map((l) => ({
+      const queued = chatLines(50, "queued").map((l) => ({
         ...l,
         body: { ...l.body, messages: [{ role: "user", content: "[[latency:30]]" }] },
       }));
@@ -199,7 +198,7 @@ describe("openai batches", () => {
   it("cancels a validating batch straight to cancelled", async () => {
     const slow = await startEmulator({ flavor: "openai", validationMs: 60_000 });
     try {
-      const b = await startBatch(slow, lines(2));
+      const b = await startBatch(slow, chatLines(2));
       expect((await call(slow, "POST", `/batches/${b.id}/cancel`)).json().status).toBe("cancelling");
       const after = await getBatch(slow, b.id);
       expect(after.status).toBe("cancelled");
@@ -263,7 +262,7 @@ describe("the official openai client", () => {
       try {
         const client = new OpenAI({ apiKey: "sk-emulator", baseURL: server.baseURL, maxRetries: 0 });
         const file = await client.files.create({
-          file: await toFile(Buffer.from(jsonl(lines(3, "sdk"))), "sdk.jsonl"),
+          file: await toFile(Buffer.from(jsonl(chatLines(3, "sdk"))), "sdk.jsonl"),
           purpose: "batch",
         });
         expect(file.purpose).toBe("batch");

@@ -50,6 +50,10 @@ export function chatLine(customId: string, text: string, model = "m"): Line {
   };
 }
 
+/** `n` chat lines, custom_ids `${prefix}0`… */
+export const chatLines = (n: number, prefix = "r") =>
+  Array.from({ length: n }, (_, i) => chatLine(`${prefix}${i}`, `hello ${i}`));
+
 export function jsonl(lines: unknown[]): string {
   return lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") + "\n";
 }
