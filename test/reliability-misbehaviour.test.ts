@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { EmulatorOptions, FaultSpec } from "../src/emulator/types.js";
 import type { AutoBatcherOptions } from "../src/index.js";
-import { chat, KEY, rig, waitFor, type Rig } from "./helpers/client.js";
+import { chat, KEY, rig, spread, waitFor, type Rig } from "./helpers/client.js";
 
 let r: Rig | undefined;
 afterEach(async () => {
@@ -76,9 +76,6 @@ async function soak(name: string, s: Soak) {
   expect(texts.filter((t) => t?.includes(KEY))).toEqual([]);
   return figures;
 }
-
-const spread = (route: string, fault: Record<string, unknown>, afters: number[]): FaultSpec[] =>
-  afters.map((after) => ({ route, after, times: 1, ...fault }) as FaultSpec);
 
 describe("fault soak II: providers that misbehave", () => {
   it("trickling bodies on polls and result reads are cut at requestDeadlineMs and resumed", async () => {

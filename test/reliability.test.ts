@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createClock } from "@sinonjs/fake-timers";
 import type { FaultSpec } from "../src/emulator/types.js";
 import { AutoBatcher, BatchFailedError, InvalidParamsError, type AutoBatchEvent } from "../src/index.js";
-import { chat, KEY, rejection, rig, waitFor, type Rig } from "./helpers/client.js";
+import { chat, KEY, rejection, rig, spread, waitFor, type Rig } from "./helpers/client.js";
 import { okLine } from "./helpers/provider.js";
 import { scriptedProvider } from "./helpers/scripted-provider.js";
 
@@ -11,13 +11,6 @@ afterEach(async () => {
   await r?.stop();
   r = undefined;
 });
-
-type FaultKind = FaultSpec extends infer F ? (F extends unknown ? Omit<F, "route" | "after" | "times"> : never) : never;
-
-/** Every fault spec fires once, after letting `after` matching requests through. */
-function spread(route: string, fault: FaultKind, afters: number[]): FaultSpec[] {
-  return afters.map((after) => ({ route, after, times: 1, ...fault }) as FaultSpec);
-}
 
 describe("fault-injection suite", () => {
   it("2,000 calls through faults on every route: each settles once, right result, no duplicate batch, no line read twice", async () => {

@@ -3,7 +3,7 @@
 import { request } from "undici";
 import { afterEach } from "vitest";
 import { startEmulator } from "../../src/emulator/index.js";
-import type { Emulator, EmulatorOptions } from "../../src/emulator/types.js";
+import type { Emulator, EmulatorOptions, FaultSpec } from "../../src/emulator/types.js";
 import { AutoBatcher, type AutoBatcherOptions, type AutoBatchEvent } from "../../src/index.js";
 import { fakeProvider, type LineFate, type LineSeen, type Provider } from "./provider.js";
 
@@ -62,6 +62,13 @@ export function onFakeProvider(fate?: (line: LineSeen) => LineFate, defaults: Au
     });
     return { client, events, p };
   };
+}
+
+type FaultKind = FaultSpec extends infer F ? (F extends unknown ? Omit<F, "route" | "after" | "times"> : never) : never;
+
+/** One fault spec per entry of `afters`, each firing once after letting that many matching requests through. */
+export function spread(route: string, fault: FaultKind, afters: number[]): FaultSpec[] {
+  return afters.map((after) => ({ route, after, times: 1, ...fault }) as FaultSpec);
 }
 
 /** Polls `check` (real time, 5 ms apart) until it returns true; bounded in time. */

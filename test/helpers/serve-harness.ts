@@ -37,12 +37,3 @@ export async function startHarness(
     },
   };
 }
-
-/** Polls `check` every few ms until it holds; a bounded loop, failing with `what` after `tries`. */
-export async function until(check: () => boolean, what: string, tries = 400): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}

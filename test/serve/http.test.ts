@@ -2,7 +2,8 @@
 import { request } from "undici";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { json, scriptedServer } from "../helpers/server.js";
-import { startHarness, until, UPSTREAM_KEY, type Harness } from "../helpers/serve-harness.js";
+import { waitFor } from "../helpers/client.js";
+import { startHarness, UPSTREAM_KEY, type Harness } from "../helpers/serve-harness.js";
 
 const chatBody = (content: string) => JSON.stringify({ model: "m", messages: [{ role: "user", content }] });
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -126,7 +127,7 @@ describe("batch-level failures", () => {
 
   it("answers 504 when the batch expires before the call ran", async () => {
     const pending = post(h.proxy.origin, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
-    await until(
+    await waitFor(
       () =>
         h.logs.some(
           (l) =>
@@ -245,10 +246,10 @@ describe("client disconnects and Idempotency-Key", () => {
       JSON_HEADERS,
       controller.signal,
     ).catch((e: unknown) => e);
-    await until(() => h!.proxy.stats.buffered === 1, "call buffered");
+    await waitFor(() => h!.proxy.stats.buffered === 1, "call buffered");
     controller.abort();
     await pending;
-    await until(() => h!.proxy.stats.pending === 0, "call released");
+    await waitFor(() => h!.proxy.stats.pending === 0, "call released");
     expect(h.proxy.stats.buffered).toBe(0);
     await h.proxy.close();
     expect(h.emulator.counters.filesUploaded).toBe(0);
@@ -265,10 +266,10 @@ describe("client disconnects and Idempotency-Key", () => {
       JSON_HEADERS,
       controller.signal,
     ).catch((e: unknown) => e);
-    await until(() => h!.proxy.stats.runningBatches === 1 && h!.proxy.stats.pending === 1, "call in a running batch");
+    await waitFor(() => h!.proxy.stats.runningBatches === 1 && h!.proxy.stats.pending === 1, "call in a running batch");
     controller.abort();
     await pending;
-    await until(() => h!.proxy.stats.pending === 0, "call released");
+    await waitFor(() => h!.proxy.stats.pending === 0, "call released");
     const health = await request(`${h.proxy.origin}/health`);
     expect(((await health.body.json()) as any).waitingRequests).toBe(0);
     expect(h.logs.filter((l) => l.event === "request.aborted")).toHaveLength(1);
@@ -316,12 +317,12 @@ describe("client disconnects and Idempotency-Key", () => {
     const first = post(h.proxy.origin, "/v1/chat/completions", chatBody("shared"), headers, controller.signal).catch(
       (e: unknown) => e,
     );
-    await until(() => h!.proxy.stats.buffered === 1, "call buffered");
+    await waitFor(() => h!.proxy.stats.buffered === 1, "call buffered");
     const second = post(h.proxy.origin, "/v1/chat/completions", chatBody("shared"), headers);
-    await until(() => h!.logs.some((l) => l.event === "request.deduplicated"), "second attached");
+    await waitFor(() => h!.logs.some((l) => l.event === "request.deduplicated"), "second attached");
     controller.abort();
     await first;
-    await until(() => h!.logs.some((l) => l.event === "request.aborted"), "first aborted");
+    await waitFor(() => h!.logs.some((l) => l.event === "request.aborted"), "first aborted");
     // Longer than the TTL: had the call been orphaned, its abandonment timer would have released it by now.
     await new Promise((r) => setTimeout(r, 60));
     expect(h.proxy.stats.buffered).toBe(1);
@@ -339,13 +340,13 @@ describe("client disconnects and Idempotency-Key", () => {
     const first = post(h.proxy.origin, "/v1/chat/completions", chatBody("retried"), headers, controller.signal).catch(
       (e: unknown) => e,
     );
-    await until(() => h!.proxy.stats.buffered === 1, "call buffered");
+    await waitFor(() => h!.proxy.stats.buffered === 1, "call buffered");
     controller.abort();
     await first;
-    await until(() => h!.logs.some((l) => l.event === "request.aborted"), "first aborted");
+    await waitFor(() => h!.logs.some((l) => l.event === "request.aborted"), "first aborted");
     expect(h.proxy.stats.buffered).toBe(1);
     const retry = post(h.proxy.origin, "/v1/chat/completions", chatBody("retried"), headers);
-    await until(() => h!.logs.some((l) => l.event === "request.deduplicated"), "retry attached");
+    await waitFor(() => h!.logs.some((l) => l.event === "request.deduplicated"), "retry attached");
     void h.proxy.close();
     const r = await retry;
     expect(r.status).toBe(200);
@@ -363,10 +364,10 @@ describe("client disconnects and Idempotency-Key", () => {
       { ...JSON_HEADERS, "idempotency-key": "k-4" },
       controller.signal,
     ).catch((e: unknown) => e);
-    await until(() => h!.proxy.stats.buffered === 1, "call buffered");
+    await waitFor(() => h!.proxy.stats.buffered === 1, "call buffered");
     controller.abort();
     await first;
-    await until(() => h!.proxy.stats.pending === 0, "call released");
+    await waitFor(() => h!.proxy.stats.pending === 0, "call released");
     await h.proxy.close();
     expect(h.emulator.counters.filesUploaded).toBe(0);
   });
@@ -376,7 +377,7 @@ describe("shutdown", () => {
   it("waits for running calls up to the deadline, then cancels them upstream and answers 503", async () => {
     const h = await startHarness();
     const stuck = post(h.proxy.origin, "/v1/chat/completions", chatBody("slow [[latency:60000]]"));
-    await until(() => h.logs.some((l) => l.event === "batch.submitted"), "batch submitted");
+    await waitFor(() => h.logs.some((l) => l.event === "batch.submitted"), "batch submitted");
     await h.proxy.close({ timeoutMs: 20 });
     const r = await stuck;
     expect(r.status).toBe(503);
