@@ -267,14 +267,15 @@ export class Batch {
     } catch (failure) {
       const err = failure instanceof CreateFailed ? failure.reason : failure;
       const reason = err instanceof AutoBatchError ? err : new APIConnectionError(String(err));
+      this.#ctx.recorder?.submitFailed(this, reason);
+      await this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
+      // Once every call is rejected, as it says; the engine stops counting the batch as submitting in the same turn.
       this.#ctx.sink.events.emit("batchSubmitFailed", {
         endpoint: this.endpoint,
         model: this.model,
         calls: this.#calls.size,
         message: reason.message,
       });
-      this.#ctx.recorder?.submitFailed(this, reason);
-      await this.#calls.rejectWaiting((c) => submitError(reason, c.customId));
       // The provider may have made the batch all the same (every caller left while the create was in flight, or it
       // could not be looked up): find it and cancel it, so nobody pays for it.
       const maybe = failure instanceof CreateFailed && failure.maybeCreated;
