@@ -340,6 +340,7 @@ export class Batch {
       await this.#look(AbortSignal.any([stop, late.signal]), stop, listed);
     } finally {
       clock.clearTimeout(timer);
+      this.#ctx.sink.looked();
     }
     const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
     if (!this.#done && this.#wanted() && (late.signal.aborted || (past && !this.#state.terminal)))

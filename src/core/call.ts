@@ -61,6 +61,8 @@ export interface SettleSink {
   retryable(call: Call): boolean;
   /** Takes back such a call (counting the retry) and buffers its line for a later batch. */
   retry(call: Call): void;
+  /** A look at a batch ended: the lines it handed back (`retry`) may go out, together (a closing client sends them). */
+  looked(): void;
   /** Takes back the calls of a batch refused over the provider's enqueued-token limit, to send once capacity frees up. */
   overCapacity(batch: RefusedBatch, calls: Call[]): void;
 }

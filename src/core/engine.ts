@@ -97,6 +97,9 @@ export class Engine {
   #closed = false;
   /** Until close stops the tracker, batches taken over from the store are tracked, even while a close waits. */
   #tracking = true;
+  /** A graceful close has flushed the buffers (see #flushSoon). */
+  #flushing = false;
+  #flushQueued = false;
 
   constructor(input?: AutoBatcherOptions) {
     this.options = resolveOptions(input);
@@ -110,8 +113,9 @@ export class Engine {
       retryable: (call) => call.retries < this.options.lineRetries && !this.#stop.signal.aborted,
       retry: (call) => {
         call.retries++;
-        this.#requeue(call);
+        this.#buffer.requeue(call);
       },
+      looked: () => this.#flushSoon(),
       overCapacity: (batch, calls) => {
         const wait = this.#capacity.hold(batch.endpoint, batch.model, calls);
         this.events.emit("capacityWait", {
@@ -147,7 +151,8 @@ export class Engine {
         return n;
       },
       release: (calls) => {
-        for (const c of calls) this.#requeue(c);
+        for (const c of calls) this.#buffer.requeue(c);
+        this.#flushSoon();
       },
       reject: (call, reason) => settle(call, this.#sink, false, reason),
       expire: (call) =>
@@ -186,7 +191,10 @@ export class Engine {
           clock: this.#clock,
           events: this.events,
           sink: this.#sink,
-          enqueue: (call, line) => this.#buffer.add(call, line.head, line.json),
+          enqueue: (call, line) => {
+            this.#buffer.add(call, line.head, line.json);
+            this.#flushSoon();
+          },
           resume: (r) => this.#resume(r),
         },
       );
@@ -272,10 +280,18 @@ export class Engine {
     else settle(call, this.#sink, false, error);
   }
 
-  /** Buffers a call's line again for a later batch; once closing, that batch goes out at once (close() waits for it). */
-  #requeue(call: Call): void {
-    this.#buffer.requeue(call);
-    if (this.#closed) this.#buffer.flushAll("close");
+  /**
+   * Once a graceful close has flushed the buffers, lines buffered again (a retry, capacity freed, a line the store
+   * says was lost) go out at once, whatever the window (close() waits for them): together, one flush per turn, not a
+   * batch per line.
+   */
+  #flushSoon(): void {
+    if (!this.#flushing || this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#buffer.flushAll("close");
+    });
   }
 
   #onFlush(f: Flushed): void {
@@ -376,6 +392,7 @@ export class Engine {
       await Promise.all([rejecting, ...abandoned, ...running.map((b) => b.cancelUpstream())]);
     } else {
       await this.#durable?.admitted();
+      this.#flushing = true;
       this.#buffer.flushAll("close");
       await this.onIdle();
       await this.#tracker.finishSettled();

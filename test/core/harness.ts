@@ -50,6 +50,7 @@ export function harness(
         call.retries++;
         retried.push(call);
       },
+      looked: () => undefined,
       overCapacity: (_batch, calls) => refused.push(...calls),
     },
     clock,

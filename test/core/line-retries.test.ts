@@ -77,6 +77,16 @@ describe("line retries", () => {
     ]);
   });
 
+  it("once the client is closing, the lines a batch hands back go out together, not a batch per line", async () => {
+    const { client, events, p } = await start({ batchWindowMs: 3_600_000, batchSize: 8 });
+    const pending = Array.from({ length: 8 }, () => client.chat.completions.create(chat("fail 503 x1")));
+    const closing = client.close();
+    for (const r of await Promise.all(pending)) expect(r.choices[0]!.message.content).toBe("echo: fail 503 x1");
+    await closing;
+    expect(events.filter((e) => e.type === "callRetried")).toHaveLength(8);
+    expect(p.uploads.map((u) => u.customIds.length)).toEqual([8, 8]);
+  });
+
   it("a call released by its signal while its line waits for a retry is not sent again", async () => {
     const { client, events, p } = await start({ batchWindowMs: 60_000, batchSize: 2 });
     const ac = new AbortController();

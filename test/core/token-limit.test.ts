@@ -90,6 +90,21 @@ describe("the enqueued-token limit", () => {
     expect((await calls[1]!).choices[0]!.message.content).toBe("echo: y");
   });
 
+  it("a closing client sends the calls that waited for capacity together, in one batch", async () => {
+    const { client, events, p, drive } = await start({ batchSize: 4, batchWindowMs: 3_600_000 });
+    p.hooks.onCreate = (b) => {
+      if (b.id === "batch_1") refuse(b);
+    };
+    const calls = ["a", "b", "c", "d"].map((c) => client.chat.completions.create(chat(c)));
+    let done = 0;
+    for (const c of calls) void c.then(() => done++);
+    const closing = client.close();
+    await drive(() => events.some((e) => e.type === "capacityWait"));
+    await drive(() => done === 4, 10_000, 40);
+    await closing;
+    expect(p.uploads.map((u) => u.customIds.length)).toEqual([4, 4]);
+  });
+
   it("a call released by its signal while it waits for capacity is rejected at once; the others wait on", async () => {
     const { client, events, p, drive } = await start({ batchSize: 3, batchWindowMs: 600_000 });
     p.hooks.onCreate = (b) => {
