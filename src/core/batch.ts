@@ -434,8 +434,10 @@ export class Batch {
     const calls = this.#calls.waiting();
     for (const c of calls) this.#calls.leave(c);
     this.#refused = true;
-    await this.finish("");
+    // Held before finish() lets anyone else run: a call with no owner and its line still set reads as buffered, and
+    // its caller leaving would take it out of the buffer of its model, with whatever call waits there.
     this.#ctx.sink.overCapacity(this, calls);
+    await this.finish("");
   }
 
   /** Rejects every call still waiting (in slices), naming the batch, its status and why; then emits batchDone. */

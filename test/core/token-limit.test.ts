@@ -127,6 +127,36 @@ describe("the enqueued-token limit", () => {
     expect(p.uploads.at(-1)!.customIds).toHaveLength(3);
   });
 
+  it("a refused call released by its caller as its batch is done leaves the buffered calls of its model be", async () => {
+    let ac: AbortController | undefined;
+    const { client, p, drive } = await start({
+      batchSize: 2,
+      batchWindowMs: 600_000,
+      // Its caller leaves on hearing that the refused batch is done, before its calls wait for capacity.
+      onEvent: (e) => {
+        if (e.type === "batchDone" && e.batchId === "batch_1") ac?.abort();
+      },
+    });
+    p.hooks.onCreate = (b) => {
+      if (b.id === "batch_1") refuse(b);
+    };
+    ac = new AbortController();
+    const leaving = client.chat.completions.create(chat("leaves"), { signal: ac.signal });
+    const staying = client.chat.completions.create(chat("stays"));
+    // A call of the same model waits in a buffer meanwhile.
+    const buffered = client.chat.completions.create(chat("buffered"));
+    let left: any;
+    void leaving.catch((e: unknown) => (left = e));
+    await drive(() => left !== undefined);
+    expect(left.name).toBe("APIUserAbortError");
+    expect(client.stats.buffered).toBe(1);
+    const closing = client.close();
+    await drive(() => client.stats.pending === 0, 20_000, 20);
+    await closing;
+    expect((await staying).choices[0]!.message.content).toBe("echo: stays");
+    expect((await buffered).choices[0]!.message.content).toBe("echo: buffered");
+  });
+
   it("a call whose deadline passes while it waits for capacity is rejected, naming the limit", async () => {
     const { client, events, p, drive } = await start({ completionWindow: "1h", deadlineGraceMs: 0 });
     p.hooks.onCreate = (b) => refuse(b);
