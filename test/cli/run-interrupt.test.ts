@@ -1,5 +1,6 @@
 // Ctrl-C: the first SIGINT detaches (batches go on upstream, the resume command is printed without the key) or,
 // with --cancel-on-interrupt, cancels the batches; exit 130 either way. The rerun completes the file.
+import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,6 +47,27 @@ describe("autobatch run, interrupted", () => {
     expect(new Set(ids).size).toBe(400);
     // The detached batches went on and the rerun read them from the store: no line ran twice.
     expect(emulator.counters.linesExecuted - executedBefore).toBe(400);
+  }, 60_000);
+
+  it("leaves no copy of standard input behind when interrupted, and the rerun with the same input completes", async () => {
+    const dir = tempDir();
+    const tmp = join(dir, "tmp");
+    mkdirSync(tmp);
+    const lines = requests(300, { extra: " [[latency:20]]" });
+    const stdin = `${lines.join("\n")}\n`;
+    const env = { OPENAI_BASE_URL: emulator.baseURL, TMPDIR: tmp };
+    const p = cli(["run", "-", "--output", "out.jsonl", ...FAST], env, dir, stdin);
+    await until(() => countLines(join(dir, "out.jsonl")) >= 20);
+    p.child.kill("SIGINT");
+    expect(await p.exited).toBe(130);
+    expect(p.stderr()).toContain("(with the same standard input)");
+    // The spooled copy holds every request of the input: it goes with the run.
+    const spooled = () => readdirSync(tmp).filter((f) => f.startsWith("autobatch-run-"));
+    expect(spooled()).toEqual([]);
+    const again = cli(["run", "-", "--output", "out.jsonl", ...FAST], env, dir, stdin);
+    expect(await again.exited).toBe(0);
+    expect(new Set(readLines(join(dir, "out.jsonl")).map((l) => l.custom_id)).size).toBe(300);
+    expect(spooled()).toEqual([]);
   }, 60_000);
 
   it("cancels the running batches with --cancel-on-interrupt", async () => {

@@ -22,8 +22,11 @@ const NAME = "autobatch run";
 async function spoolStdin(): Promise<{ path: string; remove: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), "autobatch-run-"));
   const path = join(dir, "stdin.jsonl");
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  // An interrupted run leaves by process.exit, past the caller's `finally`: the copy of every request goes too.
+  process.once("exit", remove);
   await pipeline(process.stdin, createWriteStream(path));
-  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { path, remove };
 }
 
 /** The command line to type to resume, without the key (which the shell or env must supply again). */
