@@ -325,6 +325,19 @@ describe("AutoBatcher on the emulator", () => {
     );
   });
 
+  it("close({ cancel: true }) while a create's answer is in doubt finds the batch by its key and cancels it", async () => {
+    r = await rig({ batchSize: 2 });
+    // The provider creates the batch but answers 503: the client waits 5 s before looking for it. It closes meanwhile.
+    r.emu.faults.add({ route: "POST /v1/batches", status: 503, headers: { "retry-after": "5" }, afterHandler: true });
+    const calls = [0, 1].map((i) => rejection(r!.client.chat.completions.create(chat(`c${i} [[latency:60000]]`))));
+    await waitFor(() => r!.emu.counters.batchesCreated === 1, "batch created upstream");
+    await r.client.close({ cancel: true });
+    for (const c of calls) expect(await c).toBeInstanceOf(ClientClosedError);
+    expect(r.emu.counters.requests["POST /v1/batches/:id/cancel"]).toBe(1);
+    const listed = await emuGet<{ data: { status: string }[] }>(r.emu, "/batches?limit=10");
+    expect(listed.data[0]?.status).toMatch(/^cancell(ing|ed)$/);
+  });
+
   it("close() flushes what is buffered, waits for every call, then refuses new calls", async () => {
     r = await rig({ batchWindowMs: 60_000 });
     const pending = [r.client.chat.completions.create(chat("a")), r.client.chat.completions.create(chat("b"))];

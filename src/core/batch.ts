@@ -103,6 +103,8 @@ export class Batch {
   /** custom_ids of a resumed batch, whose lines have no call here. */
   #known: Set<string> | undefined;
   #failedPolls = 0;
+  /** Its submission was stopped by close while creating: the provider may have made it. */
+  #inDoubt = false;
   /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
   readonly #nobodyWaits = new AbortController();
   /** The JSONL file until it is uploaded. */
@@ -188,6 +190,10 @@ export class Batch {
 
   get id(): string | undefined {
     return this.#id;
+  }
+  /** Stopped by close while creating, so it may exist upstream without an id here. */
+  get inDoubt(): boolean {
+    return this.#inDoubt;
   }
   get inputFileId(): string | undefined {
     return this.#inputFileId;
@@ -280,6 +286,8 @@ export class Batch {
       // could not be looked up): find it and cancel it, so nobody pays for it.
       const maybe = failure instanceof CreateFailed && failure.maybeCreated;
       if (creating && (maybe || this.#nobodyWaits.signal.aborted) && !stop.aborted) void this.cancelUpstream(stop);
+      // Closed while the create was in flight or in doubt: the engine decides whether to look for it and cancel it.
+      this.#inDoubt = creating && stop.aborted;
       return false;
     }
   }

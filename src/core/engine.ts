@@ -85,6 +85,7 @@ export class Engine {
   readonly #tracker: Tracker;
   readonly #capacity: CapacityWaits;
   readonly #submitting = new Set<Batch>();
+  readonly #submissions = new Set<Promise<void>>();
   readonly #stop = new AbortController();
   readonly #idPrefix = randomBytes(6).toString("base64url");
   #seq = 0;
@@ -304,16 +305,20 @@ export class Engine {
     });
     const batch = new Batch(f, this.#batchContext);
     this.#submitting.add(batch);
-    void batch.submit(this.#stop.signal).then((ok) => {
+    const submission = batch.submit(this.#stop.signal).then(async (ok) => {
       this.#submitting.delete(batch);
-      if (!ok) return;
-      this.#batchesCreated++;
+      if (ok) this.#batchesCreated++;
       // Detached: it goes on upstream for a later process on the store.
       if (this.#durable?.recorder.detaching) return;
+      // Closed with cancel while its create was in doubt: it may bill upstream, so find it by its key and cancel it.
+      if (!ok) return batch.inDoubt ? batch.cancelUpstream() : undefined;
       // Nobody waits (closed with cancel, or every caller aborted during submission): do not leave it billing.
-      if (this.#stop.signal.aborted || batch.unsettled === 0) return void batch.cancelUpstream();
+      if (this.#stop.signal.aborted || batch.unsettled === 0) return batch.cancelUpstream();
       this.#tracker.add(batch);
     });
+    // close({ cancel: true }) waits for those cancels before it closes the transport.
+    this.#submissions.add(submission);
+    void submission.finally(() => this.#submissions.delete(submission));
   }
 
   #stopTracking(): void {
@@ -390,6 +395,7 @@ export class Engine {
       this.#stopTracking();
       const abandoned = [...this.#submitting, ...running].map((b) => b.abandon(closed));
       await Promise.all([rejecting, ...abandoned, ...running.map((b) => b.cancelUpstream())]);
+      await Promise.all(this.#submissions);
     } else {
       await this.#durable?.admitted();
       this.#flushing = true;
