@@ -15,6 +15,16 @@ export function fingerprint(endpoint: string, body: string): string {
 
 export const keyIdentity = (key: string) => `k:${key}`;
 
+/**
+ * Identities of lines no call looks up by name (requestIdentity "adopt", see docs/durable-state.md "Orphans"):
+ * `a:<fingerprint>`, an unkeyed line whose caller lives (identical lines share it); `o:<fingerprint>`, one whose caller
+ * died with its process (a claim from another owner turns `a:` into `o:`), open to adoption; `u:<custom_id>`, a line
+ * of its own: unkeyed without adoption, or an orphan once adopted (under its adopter's custom_id).
+ */
+export const liveIdentity = (fp: string) => `a:${fp}`;
+export const orphanIdentity = (fp: string) => `o:${fp}`;
+export const lineIdentity = (customId: string) => `u:${customId}`;
+
 /** Counts occurrences of each fingerprint among one client's calls. */
 export class Occurrences {
   readonly #seen = new Map<string, number>();

@@ -4,6 +4,7 @@
 import type { Batch } from "../core/batch.js";
 import type { BatchRecorder } from "../core/recorder.js";
 import type { BatchSnapshot } from "./types.js";
+import { lineIdentity, liveIdentity } from "./identity.js";
 import type { StoreWriter } from "./writer.js";
 
 export class StoreRecorder implements BatchRecorder {
@@ -28,7 +29,8 @@ export class StoreRecorder implements BatchRecorder {
     for (const c of batch.calls())
       lines.push({
         customId: c.customId,
-        identity: c.identity ?? `u:${c.customId}`,
+        // Unkeyed with a fingerprint: open to adoption should this process die (requestIdentity "adopt").
+        identity: c.identity ?? (c.fingerprint ? liveIdentity(c.fingerprint) : lineIdentity(c.customId)),
         // Only a key needs it beside the identity (which holds it otherwise): to refuse the key with another body.
         fingerprint: c.identity?.startsWith("k:") ? c.fingerprint! : "",
       });

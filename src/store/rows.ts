@@ -1,5 +1,5 @@
 // Rows as both stores return them, turned into the contract's objects.
-import type { BatchSnapshot, FoundLine, StoredBatch } from "./types.js";
+import type { BatchSnapshot, FoundLine, StoredBatch, Suspect } from "./types.js";
 
 export interface BatchRow {
   key: string;
@@ -34,6 +34,23 @@ export function foundLine(row: LineRow & { batch_id: string | null }): FoundLine
     state: lineState(row.state),
     ...(row.result != null && { result: row.result }),
   };
+}
+
+export interface SuspectRow {
+  key: string;
+  lease_until: number | string;
+  expired: number | boolean;
+}
+
+export function suspect(row: SuspectRow): Suspect {
+  return { key: row.key, leaseUntil: Number(row.lease_until), expired: Boolean(row.expired) };
+}
+
+/** Adds `value` to the list at `key`. */
+export function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
 export function snapshotJson(s: BatchSnapshot): string {

@@ -3,8 +3,28 @@
 // ours by `PRAGMA application_id`. Several processes may share the file: leases decide who tracks each batch.
 import { StoreError } from "./errors.js";
 import { loadSqlite, type SqliteDatabase, type SqliteStatement } from "./sqlite-driver.js";
-import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson } from "./rows.js";
-import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
+import { liveIdentity, orphanIdentity } from "./identity.js";
+import {
+  foundLine,
+  fromRows,
+  push,
+  suspect,
+  type BatchRow,
+  type LineRow,
+  snapshotJson,
+  type SuspectRow,
+} from "./rows.js";
+import type {
+  Adoptions,
+  AdoptRequest,
+  BatchIntent,
+  BatchUpdate,
+  FoundLine,
+  Store,
+  StoreOptions,
+  StoredBatch,
+  Suspect,
+} from "./types.js";
 
 /** "ABST" as a 32-bit integer: the file's `application_id`. */
 const APPLICATION_ID = 0x41425354;
@@ -189,10 +209,39 @@ class SqliteStore implements Store {
       const now = this.#now();
       const batches = this.#sql.claimable.all(now, limit) as BatchRow[];
       return batches.map((b) => {
+        this.#sql.orphanLines.run(b.key, b.key, owner);
         this.#sql.lease.run(owner, now + leaseMs, b.key);
         return fromRows(b, this.#sql.linesOf.all(b.key) as LineRow[]);
       });
     });
+  }
+
+  async adopt(requests: readonly AdoptRequest[], owner: string): Promise<Adoptions> {
+    const fps = new Set(requests.map((r) => r.fingerprint));
+    const suspects = new Map<string, Suspect[]>();
+    const orphaned = new Set<string>();
+    await this.#read("looking for orphans", () => {
+      const now = this.#now();
+      for (const fp of fps) {
+        for (const row of this.#sql.suspects.all(now, liveIdentity(fp), owner) as SuspectRow[])
+          push(suspects, fp, suspect(row));
+        if (this.#sql.hasOrphan.get(orphanIdentity(fp))) orphaned.add(fp);
+      }
+    });
+    const adopted = new Map<string, FoundLine>();
+    if (orphaned.size === 0) return { adopted, suspects };
+    // Looked for without the write lock; taken only when there is one to take, and looked for again under it.
+    await this.#tx("adopting orphans", () => {
+      for (const r of requests) {
+        if (!orphaned.has(r.fingerprint)) continue;
+        if (changes(this.#sql.adopt.run(r.identity, orphanIdentity(r.fingerprint))) === 0) {
+          orphaned.delete(r.fingerprint);
+          continue;
+        }
+        adopted.set(r.identity, foundLine(this.#sql.find.get(r.identity) as LineRow & { batch_id: string | null }));
+      }
+    });
+    return { adopted, suspects };
   }
 
   renew(owner: string, leaseMs: number): Promise<number> {
@@ -246,4 +295,14 @@ const SQL = {
   releaseOne:
     "UPDATE batches SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND key = ? AND terminal = 0",
   purge: "DELETE FROM batches WHERE finished_at IS NOT NULL AND finished_at < ?",
+  // Adoption (see identity.ts): identities name a line's state, so the identity index serves every lookup.
+  orphanLines: `UPDATE lines SET identity = 'o:' || substr(identity, 3)
+                WHERE batch_key = ? AND state = 0 AND substr(identity, 1, 2) = 'a:'
+                  AND EXISTS (SELECT 1 FROM batches WHERE key = ? AND lease_owner IS NOT ?)`,
+  suspects: `SELECT DISTINCT b.key, b.lease_until, b.lease_until <= ? AS expired
+             FROM lines l JOIN batches b ON b.key = l.batch_key
+             WHERE l.identity = ? AND l.state = 0 AND b.terminal = 0 AND b.lease_owner IS NOT ?`,
+  hasOrphan: "SELECT 1 AS y FROM lines WHERE identity = ? AND state <> 2 LIMIT 1",
+  adopt: `UPDATE lines SET identity = ?
+          WHERE rowid = (SELECT rowid FROM lines WHERE identity = ? AND state <> 2 ORDER BY rowid LIMIT 1)`,
 } satisfies Record<string, string>;
