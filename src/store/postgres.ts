@@ -263,9 +263,9 @@ class PostgresStore implements Store {
     ]);
     for (const row of rows) push(suspects, row.identity.slice(2), suspect(row));
     const orphaned = new Set(
-      (
-        await this.#query<{ identity: string }>("looking for orphans", HAS_ORPHANS, [fps.map(orphanIdentity)])
-      ).map((r) => r.identity.slice(2)),
+      (await this.#query<{ identity: string }>("looking for orphans", HAS_ORPHANS, [fps.map(orphanIdentity)])).map(
+        (r) => r.identity.slice(2),
+      ),
     );
     const adopted = new Map<string, FoundLine>();
     // One statement each, outside a transaction: an adopter holds one row lock at a time, so it never deadlocks
