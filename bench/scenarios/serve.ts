@@ -5,7 +5,8 @@
 //      `process.cpuUsage()` over the window);
 //   2. `--held` requests held at once (serve: each waiting in a running batch, its line marked to take an hour in the
 //      emulator; bare: parsed and kept unanswered): the server's RSS and heap growth per held request, after full GCs.
-// serve runs with the CLI's defaults except a short batch window (`--window-ms`) and poll interval (`--poll-ms`).
+// serve runs with the CLI's defaults except a short batch window (`--window-ms`) and poll interval (`--poll-ms`), and
+// no store unless `--store PREFIX` (each serve process gets the SQLite file PREFIX-<n>.db; `--request-identity MODE`).
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
@@ -23,6 +24,12 @@ const HELD = flag("held", 4_000);
 const HELD_WARMUP = flag("held-warmup", 3_000);
 const WINDOW_MS = flag("window-ms", 100);
 const POLL_MS = flag("poll-ms", 100);
+const text = (name: string) => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : undefined;
+};
+const STORE = text("store");
+const IDENTITY = text("request-identity");
 const HOST = fileURLToPath(new URL("../lib/server-host.ts", import.meta.url));
 /** In a prompt, makes the emulator take an hour over the line: the request stays held. */
 const HOUR_MARKER = "[[latency:3600000]]";
@@ -203,7 +210,8 @@ const serveOptions = {
 };
 const hosts: Host[] = [];
 const start = async (kind: "serve" | "bare") => {
-  const h = await startHost(kind, kind === "serve" ? serveOptions : {});
+  const store = STORE && { store: `${STORE}-${hosts.length}.db`, requestIdentity: IDENTITY };
+  const h = await startHost(kind, kind === "serve" ? { ...serveOptions, ...store } : {});
   hosts.push(h);
   return h;
 };

@@ -23,8 +23,9 @@ export const SERVE_DEFAULTS = {
 export interface ServeOptions extends Omit<AutoBatcherOptions, "store"> {
   /**
    * Durable state (see AutoBatcher's `store`); `false` or absent: memory only. With a store, `Idempotency-Key` answers
-   * and keyed calls in flight survive a restart, and on close past `shutdownTimeoutMs` running batches are left for
-   * the next start instead of cancelled. (`autobatch serve` defaults to a file in the user's state directory.)
+   * and keyed calls in flight survive a restart, unkeyed requests retried after a crash adopt their lines (see
+   * `requestIdentity`), and on close past `shutdownTimeoutMs` running batches are left for the next start instead of
+   * cancelled. (`autobatch serve` defaults to a file in the user's state directory.)
    * @default undefined (memory only)
    */
   store?: string | false;

@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { AutoBatcher, ClientClosedError, type AutoBatchEvent } from "../../src/index.js";
+import type { Call } from "../../src/core/call.js";
 import type { Clock } from "../../src/internal/clock.js";
+import { Seeker } from "../../src/store/adoption.js";
 import { chat, KEY, rejection, waitFor } from "../helpers/client.js";
 
 const dir = mkdtempSync(join(tmpdir(), "autobatch-adoption-"));
@@ -145,5 +147,39 @@ describe('requestIdentity "adopt"', () => {
     await second.close();
     expect(emu.counters.batchesCreated).toBe(1);
     expect(emu.counters.linesExecuted).toBe(2);
+  });
+});
+
+describe("a call waiting to adopt", () => {
+  const seeker = () => new Seeker({ call: {} as Call });
+  const live = (until: number) => ({ key: "b1", leaseUntil: until, expired: false });
+  const expired = (until: number) => ({ key: "b1", leaseUntil: until, expired: true });
+
+  it("waits while a batch first suspected keeps its lease, and stops once its holder renews it", () => {
+    const s = seeker();
+    expect(s.waits([live(100)])).toBe(true);
+    expect(s.waits([live(100)])).toBe(true);
+    expect(s.waits([live(250)])).toBe(false);
+    expect(s.waits([live(400)])).toBe(false);
+  });
+
+  it("stops once the batch is no longer suspected (taken over: its line is an orphan, or ended)", () => {
+    const s = seeker();
+    expect(s.waits([live(100)])).toBe(true);
+    expect(s.waits([])).toBe(false);
+  });
+
+  it("gives up on a lease seen expired on two looks in a row (a claim between them did not take the batch)", () => {
+    const s = seeker();
+    expect(s.waits([live(100)])).toBe(true);
+    expect(s.waits([expired(100)])).toBe(true);
+    expect(s.waits([expired(100)])).toBe(false);
+  });
+
+  it("never waits for batches that appear after its first look, nor when there are none", () => {
+    expect(seeker().waits([])).toBe(false);
+    const s = seeker();
+    expect(s.waits([])).toBe(false);
+    expect(s.waits([live(100)])).toBe(false);
   });
 });
