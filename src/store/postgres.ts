@@ -7,27 +7,9 @@ import type { Pool, PoolClient } from "pg";
 import { safeURL } from "../internal/safe-url.js";
 import { StoreError } from "./errors.js";
 import { liveIdentity, orphanIdentity } from "./identity.js";
-import {
-  foundLine,
-  fromRows,
-  push,
-  suspect,
-  type BatchRow,
-  type LineRow,
-  snapshotJson,
-  type SuspectRow,
-} from "./rows.js";
-import type {
-  Adoptions,
-  AdoptRequest,
-  BatchIntent,
-  BatchUpdate,
-  FoundLine,
-  Store,
-  StoreOptions,
-  StoredBatch,
-  Suspect,
-} from "./types.js";
+import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson, suspectsOf, type SuspectRow } from "./rows.js";
+import type * as T from "./types.js";
+import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
 const MIGRATIONS = [
   `CREATE TABLE autobatch_batches (
@@ -254,14 +236,11 @@ class PostgresStore implements Store {
     });
   }
 
-  async adopt(requests: readonly AdoptRequest[], owner: string): Promise<Adoptions> {
+  async adopt(requests: readonly T.AdoptRequest[], owner: string): Promise<T.Adoptions> {
     const fps = [...new Set(requests.map((r) => r.fingerprint))];
-    const suspects = new Map<string, Suspect[]>();
-    const rows = await this.#query<SuspectRow & { identity: string }>("looking for orphans", SUSPECTS, [
-      fps.map(liveIdentity),
-      owner,
-    ]);
-    for (const row of rows) push(suspects, row.identity.slice(2), suspect(row));
+    const suspects = suspectsOf(
+      await this.#query<SuspectRow>("looking for orphans", SUSPECTS, [fps.map(liveIdentity), owner]),
+    );
     const orphaned = new Set(
       (await this.#query<{ identity: string }>("looking for orphans", HAS_ORPHANS, [fps.map(orphanIdentity)])).map(
         (r) => r.identity.slice(2),

@@ -36,21 +36,25 @@ export function foundLine(row: LineRow & { batch_id: string | null }): FoundLine
   };
 }
 
+/** A batch suspected of holding an orphan, with the identity (`a:<fingerprint>`) of the line that made it one. */
 export interface SuspectRow {
+  identity: string;
   key: string;
   lease_until: number | string;
   expired: number | boolean;
 }
 
-export function suspect(row: SuspectRow): Suspect {
-  return { key: row.key, leaseUntil: Number(row.lease_until), expired: Boolean(row.expired) };
-}
-
-/** Adds `value` to the list at `key`. */
-export function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
+/** Suspects by fingerprint. */
+export function suspectsOf(rows: readonly SuspectRow[]): Map<string, Suspect[]> {
+  const out = new Map<string, Suspect[]>();
+  for (const row of rows) {
+    const s = { key: row.key, leaseUntil: Number(row.lease_until), expired: Boolean(row.expired) };
+    const fp = row.identity.slice(2);
+    const list = out.get(fp);
+    if (list) list.push(s);
+    else out.set(fp, [s]);
+  }
+  return out;
 }
 
 export function snapshotJson(s: BatchSnapshot): string {

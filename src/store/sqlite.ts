@@ -4,27 +4,9 @@
 import { StoreError } from "./errors.js";
 import { loadSqlite, type SqliteDatabase, type SqliteStatement } from "./sqlite-driver.js";
 import { liveIdentity, orphanIdentity } from "./identity.js";
-import {
-  foundLine,
-  fromRows,
-  push,
-  suspect,
-  type BatchRow,
-  type LineRow,
-  snapshotJson,
-  type SuspectRow,
-} from "./rows.js";
-import type {
-  Adoptions,
-  AdoptRequest,
-  BatchIntent,
-  BatchUpdate,
-  FoundLine,
-  Store,
-  StoreOptions,
-  StoredBatch,
-  Suspect,
-} from "./types.js";
+import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson, suspectsOf, type SuspectRow } from "./rows.js";
+import type * as T from "./types.js";
+import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
 /** "ABST" as a 32-bit integer: the file's `application_id`. */
 const APPLICATION_ID = 0x41425354;
@@ -216,18 +198,18 @@ class SqliteStore implements Store {
     });
   }
 
-  async adopt(requests: readonly AdoptRequest[], owner: string): Promise<Adoptions> {
+  async adopt(requests: readonly T.AdoptRequest[], owner: string): Promise<T.Adoptions> {
     const fps = new Set(requests.map((r) => r.fingerprint));
-    const suspects = new Map<string, Suspect[]>();
+    const rows: SuspectRow[] = [];
     const orphaned = new Set<string>();
     await this.#read("looking for orphans", () => {
       const now = this.#now();
       for (const fp of fps) {
-        for (const row of this.#sql.suspects.all(now, liveIdentity(fp), owner) as SuspectRow[])
-          push(suspects, fp, suspect(row));
+        rows.push(...(this.#sql.suspects.all(now, liveIdentity(fp), owner) as SuspectRow[]));
         if (this.#sql.hasOrphan.get(orphanIdentity(fp))) orphaned.add(fp);
       }
     });
+    const suspects = suspectsOf(rows);
     const adopted = new Map<string, FoundLine>();
     if (orphaned.size === 0) return { adopted, suspects };
     // Looked for without the write lock; taken only when there is one to take, and looked for again under it.
@@ -299,7 +281,7 @@ const SQL = {
   orphanLines: `UPDATE lines SET identity = 'o:' || substr(identity, 3)
                 WHERE batch_key = ? AND state = 0 AND substr(identity, 1, 2) = 'a:'
                   AND EXISTS (SELECT 1 FROM batches WHERE key = ? AND lease_owner IS NOT ?)`,
-  suspects: `SELECT DISTINCT b.key, b.lease_until, b.lease_until <= ? AS expired
+  suspects: `SELECT DISTINCT l.identity, b.key, b.lease_until, b.lease_until <= ? AS expired
              FROM lines l JOIN batches b ON b.key = l.batch_key
              WHERE l.identity = ? AND l.state = 0 AND b.terminal = 0 AND b.lease_owner IS NOT ?`,
   hasOrphan: "SELECT 1 AS y FROM lines WHERE identity = ? AND state <> 2 LIMIT 1",

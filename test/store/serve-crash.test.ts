@@ -46,29 +46,36 @@ async function post(url: string, text: string, headers: Record<string, string> =
 }
 const keyed = (url: string, i: number) => post(url, content(i), { "idempotency-key": `key-${i}` });
 const all = (url: string) => Promise.all(Array.from({ length: CALLS }, (_, i) => keyed(url, i)));
-const flags = (store: string) => [
+const flags = (store: string, batch = ["--batch-window-ms", "20"]) => [
   "--store",
   store,
   "--port",
   "0",
-  "--batch-window-ms",
-  "20",
+  ...batch,
   "--poll-interval-ms",
   "50",
 ];
+
+/**
+ * serve on `store`, SIGKILLed once `send`'s CALLS requests are in a batch upstream (one batch, flushed by size: however
+ * slowly they arrive); resolves when it is gone.
+ */
+async function killedMidRun(store: string, send: (url: string) => Promise<unknown>) {
+  const first = serveProcess(flags(store, ["--batch-size", String(CALLS), "--batch-window-ms", "60000"]));
+  const listening = await first.next("serve.listening");
+  const lost = send(listening.url).catch((e: unknown) => e);
+  await first.next("batch.submitted");
+  first.child.kill("SIGKILL");
+  await first.exited;
+  await lost;
+  return listening;
+}
 
 describe("autobatch serve on a store", () => {
   it("SIGKILLed mid-run and restarted: keyed retries are answered and each line billed once", async () => {
     emu = await startEmulator();
     const store = join(dir, "kill.db");
-    const first = serveProcess(flags(store));
-    const listening = await first.next("serve.listening");
-    expect(listening.store).toBe(store);
-    const lost = all(listening.url).catch((e: unknown) => e);
-    await first.next("batch.submitted");
-    first.child.kill("SIGKILL");
-    await first.exited;
-    await lost;
+    expect((await killedMidRun(store, all)).store).toBe(store);
 
     const second = serveProcess(flags(store));
     const answers = await all((await second.next("serve.listening")).url);
@@ -98,12 +105,7 @@ describe("autobatch serve on a store", () => {
     // Two of them identical: two orphans alike, each adopted by one retry.
     const texts = [...Array.from({ length: CALLS - 1 }, (_, i) => content(i)), content(0)];
     const unkeyed = (url: string) => Promise.all(texts.map((t) => post(url, t)));
-    const first = serveProcess(flags(store));
-    const lost = unkeyed((await first.next("serve.listening")).url).catch((e: unknown) => e);
-    await first.next("batch.submitted");
-    first.child.kill("SIGKILL");
-    await first.exited;
-    await lost;
+    await killedMidRun(store, unkeyed);
 
     const second = serveProcess(flags(store));
     const answers = await unkeyed((await second.next("serve.listening")).url);
