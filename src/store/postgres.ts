@@ -7,7 +7,7 @@ import type { Pool, PoolClient } from "pg";
 import { safeURL } from "../internal/safe-url.js";
 import { StoreError } from "./errors.js";
 import { liveIdentity, orphanIdentity } from "./identity.js";
-import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson, suspectsOf, type SuspectRow } from "./rows.js";
+import { foundLine, fromRows, type BatchRow, type LineRow, type LookRow, looked, snapshotJson } from "./rows.js";
 import type * as T from "./types.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
@@ -45,10 +45,11 @@ const NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 /** Any constant: the key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 0x41425354;
 const CONNECT_TIMEOUT_MS = 10_000;
-const SUSPECTS = `SELECT DISTINCT l.identity, b.key, b.lease_until, b.lease_until <= ${NOW} AS expired
+/** Orphans (`o:`) and suspects (running `a:` lines of batches leased elsewhere) of the identities asked for. */
+const LOOK = `SELECT l.identity, b.key, b.lease_until, b.lease_until <= ${NOW} AS expired
   FROM autobatch_lines l JOIN autobatch_batches b ON b.key = l.batch_key
-  WHERE l.identity = ANY ($1::text[]) AND l.state = 0 AND NOT b.terminal AND b.lease_owner IS DISTINCT FROM $2`;
-const HAS_ORPHANS = "SELECT DISTINCT identity FROM autobatch_lines WHERE identity = ANY ($1::text[]) AND state <> 2";
+  WHERE l.identity = ANY ($1::text[]) AND l.state <> 2
+    AND (left(l.identity, 2) = 'o:' OR (l.state = 0 AND NOT b.terminal AND b.lease_owner IS DISTINCT FROM $2))`;
 // FOR UPDATE without SKIP LOCKED: a row locked by a writer recording its result is waited for, not passed over (and
 // an orphan left unadopted); a row adopted meanwhile fails the recheck and the next one is taken.
 const ADOPT = `UPDATE autobatch_lines l SET identity = $2
@@ -238,14 +239,8 @@ class PostgresStore implements Store {
 
   async adopt(requests: readonly T.AdoptRequest[], owner: string): Promise<T.Adoptions> {
     const fps = [...new Set(requests.map((r) => r.fingerprint))];
-    const suspects = suspectsOf(
-      await this.#query<SuspectRow>("looking for orphans", SUSPECTS, [fps.map(liveIdentity), owner]),
-    );
-    const orphaned = new Set(
-      (await this.#query<{ identity: string }>("looking for orphans", HAS_ORPHANS, [fps.map(orphanIdentity)])).map(
-        (r) => r.identity.slice(2),
-      ),
-    );
+    const ids = fps.flatMap((fp) => [liveIdentity(fp), orphanIdentity(fp)]);
+    const { suspects, orphaned } = looked(await this.#query<LookRow>("looking for orphans", LOOK, [ids, owner]));
     const adopted = new Map<string, FoundLine>();
     // One statement each, outside a transaction: an adopter holds one row lock at a time, so it never deadlocks
     // with a writer recording results.

@@ -36,25 +36,30 @@ export function foundLine(row: LineRow & { batch_id: string | null }): FoundLine
   };
 }
 
-/** A batch suspected of holding an orphan, with the identity (`a:<fingerprint>`) of the line that made it one. */
-export interface SuspectRow {
+/** A line like a request's, found before adopting: an orphan (`o:`), or a running `a:` line of a batch leased elsewhere. */
+export interface LookRow {
   identity: string;
   key: string;
   lease_until: number | string;
   expired: number | boolean;
 }
 
-/** Suspects by fingerprint. */
-export function suspectsOf(rows: readonly SuspectRow[]): Map<string, Suspect[]> {
-  const out = new Map<string, Suspect[]>();
+/** By fingerprint: the suspects (each batch once), and the fingerprints with an orphan left. */
+export function looked(rows: readonly LookRow[]): { suspects: Map<string, Suspect[]>; orphaned: Set<string> } {
+  const suspects = new Map<string, Suspect[]>();
+  const orphaned = new Set<string>();
   for (const row of rows) {
-    const s = { key: row.key, leaseUntil: Number(row.lease_until), expired: Boolean(row.expired) };
     const fp = row.identity.slice(2);
-    const list = out.get(fp);
-    if (list) list.push(s);
-    else out.set(fp, [s]);
+    if (row.identity.startsWith("o:")) {
+      orphaned.add(fp);
+      continue;
+    }
+    const list = suspects.get(fp) ?? [];
+    if (list.length === 0) suspects.set(fp, list);
+    if (!list.some((s) => s.key === row.key))
+      list.push({ key: row.key, leaseUntil: Number(row.lease_until), expired: Boolean(row.expired) });
   }
-  return out;
+  return { suspects, orphaned };
 }
 
 export function snapshotJson(s: BatchSnapshot): string {

@@ -274,6 +274,22 @@ describe.each(Object.entries(kinds))("store contract: %s", (kind, spec) => {
       for (const x of renewed) expect(x.leaseUntil).toBeGreaterThan(suspects.find((y) => y.key === x.key)!.leaseUntil);
     });
 
+    it("sees orphans and suspects written through another connection after finding none", async () => {
+      const url = await spec();
+      const [mine, other] = await Promise.all([open(url), open(url)]);
+      expect((await mine.adopt(want("r0"), "p1")).suspects.size).toBe(0);
+      await other.recordIntent(intent("b1", ["x", "y"], live), "p2", LONG);
+      expect((await mine.adopt(want("r1"), "p1")).suspects.get("F")).toHaveLength(1);
+      await other.release("p2");
+      await other.claim("p3", LONG, 10);
+      expect(adoptedIds(await mine.adopt(want("r2"), "p1"))).toEqual(["u:r2=x"]);
+      await other.record([{ key: "b1", terminal: true }]);
+      expect(await mine.adopt(want("r3"), "p1")).toEqual({ adopted: new Map(), suspects: new Map() });
+      await other.recordIntent(intent("b2", ["z"], live), "dead", 0);
+      await other.claim("p3", LONG, 10);
+      expect(adoptedIds(await mine.adopt(want("r4"), "p1"))).toEqual(["u:r4=z"]);
+    });
+
     it("gives one orphan to one of several adopters at once through separate connections", async () => {
       const url = await spec();
       const handles = await Promise.all([open(url), open(url), open(url)]);
