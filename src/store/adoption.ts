@@ -6,6 +6,75 @@ import type { Call } from "../core/call.js";
 import { lineIdentity } from "./identity.js";
 import type { Adoptions, FoundLine, Store, Suspect } from "./types.js";
 
+export interface AdopterHooks<A> {
+  /** Places the call as a lookup by name would: the orphan adopted (the call renamed after it), or none (submit). */
+  place(admitted: A, found: FoundLine | undefined): void;
+  warn(message: string): void;
+  closed(): boolean;
+}
+
+/** The calls of one engine that look for orphans, and those among them waiting for the next look. */
+export class Adopter<A extends { call: Call }> {
+  readonly #owner: string;
+  readonly #hooks: AdopterHooks<A>;
+  #waiting: Seeker<A>[] = [];
+
+  constructor(owner: string, hooks: AdopterHooks<A>) {
+    this.#owner = owner;
+    this.#hooks = hooks;
+  }
+
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** Looks once for these calls (all of one tick): each adopts an orphan, waits for the next look, or is submitted. */
+  seek(store: Store, admitted: A[]): Promise<void> {
+    return this.#look(
+      store,
+      admitted.map((a) => new Seeker(a)),
+    );
+  }
+
+  /** Looks again for the calls that wait, after a claim (which may have orphaned their lines). */
+  again(store: Store): Promise<void> {
+    const seekers = this.#waiting.filter((s) => !s.call.settled);
+    this.#waiting = [];
+    return seekers.length && !this.#hooks.closed() ? this.#look(store, seekers) : Promise.resolve();
+  }
+
+  /** Takes the calls that wait (the engine closes). */
+  drain(): A[] {
+    const out = this.#waiting.map((s) => s.admitted);
+    this.#waiting = [];
+    return out;
+  }
+
+  /** One look for all of these calls (each adopts at most one orphan); a failed look submits them. */
+  async #look(store: Store, seekers: Seeker<A>[]): Promise<void> {
+    let out: Adoptions = { adopted: new Map(), suspects: new Map() };
+    const requests = seekers.map((s) => ({
+      fingerprint: s.call.fingerprint!,
+      identity: lineIdentity(s.call.customId),
+    }));
+    try {
+      out = await store.adopt(requests, this.#owner);
+    } catch (err) {
+      this.#hooks.warn(`${(err as Error).message}; these calls are submitted without looking for orphaned lines`);
+    }
+    seekers.forEach((s, i) => {
+      const { identity, fingerprint } = requests[i]!;
+      const adopted = out.adopted.get(identity);
+      if (adopted) {
+        s.call.identity = identity;
+        this.#hooks.place(s.admitted, adopted);
+      } else if (s.waits(out.suspects.get(fingerprint) ?? []) && !s.call.settled && !this.#hooks.closed())
+        this.#waiting.push(s);
+      else this.#hooks.place(s.admitted, undefined);
+    });
+  }
+}
+
 interface Seen {
   until: number;
   expired: boolean;
@@ -46,27 +115,4 @@ export class Seeker<A extends { call: Call }> {
     }
     return wait;
   }
-}
-
-export type Sought = { adopted: FoundLine } | { wait: true } | { submit: true };
-
-/** One look for all of these calls (each adopts at most one orphan); a failed look submits them. */
-export async function seek<A extends { call: Call }>(
-  store: Store,
-  owner: string,
-  seekers: readonly Seeker<A>[],
-  warn: (message: string) => void,
-): Promise<Sought[]> {
-  let out: Adoptions = { adopted: new Map(), suspects: new Map() };
-  const requests = seekers.map((s) => ({ fingerprint: s.call.fingerprint!, identity: lineIdentity(s.call.customId) }));
-  try {
-    out = await store.adopt(requests, owner);
-  } catch (err) {
-    warn(`${(err as Error).message}; these calls are submitted without looking for orphaned lines`);
-  }
-  return seekers.map((s, i) => {
-    const adopted = out.adopted.get(requests[i]!.identity);
-    if (adopted) return { adopted };
-    return s.waits(out.suspects.get(requests[i]!.fingerprint) ?? []) ? { wait: true } : { submit: true };
-  });
 }

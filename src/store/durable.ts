@@ -12,8 +12,8 @@ import { ClientClosedError, InvalidParamsError, ResultParseError } from "../erro
 import type { Events } from "../events.js";
 import type { Clock } from "../internal/clock.js";
 import type { Endpoint } from "../internal/endpoints.js";
-import { Seeker, seek } from "./adoption.js";
-import { fingerprint, keyIdentity, lineIdentity, Occurrences } from "./identity.js";
+import { Adopter } from "./adoption.js";
+import { fingerprint, keyIdentity, Occurrences } from "./identity.js";
 import { openStore } from "./open.js";
 import { StoreRecorder } from "./recorder.js";
 import type { FoundLine, Store, StoredBatch } from "./types.js";
@@ -67,8 +67,8 @@ export class Durable {
   #lookingUp: Promise<void> = Promise.resolve();
   /** Calls waiting on a line that runs in a batch tracked elsewhere (or not yet read), by identity. */
   readonly #waiters = new Map<string, Admitted[]>();
-  /** Unkeyed calls waiting to learn whether a batch leased elsewhere holds an orphan for them. */
-  #adopting: Seeker<Admitted>[] = [];
+  /** Unkeyed calls looking for an orphan (requestIdentity "adopt"). */
+  readonly #adopter: Adopter<Admitted>;
   /** Keyed calls submitted here and not yet settled: a second call with the key waits for the first. */
   readonly #leaders = new Map<string, Call>();
   #timer: unknown;
@@ -90,6 +90,11 @@ export class Durable {
       wrote: () => void this.#check(),
     });
     this.recorder = new StoreRecorder(this.#writer, () => this.#arm());
+    this.#adopter = new Adopter(this.#owner, {
+      place: (a, found) => this.#place(a, found),
+      warn,
+      closed: () => this.#closed,
+    });
     this.#ready.then(
       (store) => this.#start(store),
       (err: Error) => warn(err.message),
@@ -139,7 +144,7 @@ export class Durable {
       for (const { call } of batch) this.#settle(call, false, err);
       return;
     }
-    const seekers = batch.filter((a) => seeks(a.call)).map((a) => new Seeker(a));
+    const seekers = batch.filter((a) => seeks(a.call));
     const named = seekers.length ? batch.filter((a) => !seeks(a.call)) : batch;
     const ids = named.flatMap((a) => (a.call.identity && !a.call.settled ? [a.call.identity] : []));
     let found = new Map<string, FoundLine>();
@@ -150,28 +155,10 @@ export class Durable {
         this.#warn(`${(err as Error).message}; these calls are submitted without looking for earlier results`);
       }
     for (const a of named) this.#place(a, a.call.identity ? found.get(a.call.identity) : undefined);
-    if (seekers.length) await this.#seek(store, seekers);
-  }
-
-  /** Unkeyed calls: an orphan adopted is placed like a line found by name; the rest wait or are submitted. */
-  async #seek(store: Store, seekers: Seeker<Admitted>[]): Promise<void> {
-    const sought = await seek(store, this.#owner, seekers, (m) => this.#warn(m));
-    seekers.forEach((s, i) => {
-      const r = sought[i]!;
-      if ("adopted" in r) {
-        s.call.identity = lineIdentity(s.call.customId);
-        this.#place(s.admitted, r.adopted);
-      } else if ("wait" in r && !s.call.settled && !this.#closed) this.#adopting.push(s);
-      else this.#place(s.admitted, undefined);
-    });
-    this.#arm();
-  }
-
-  /** Looks again for the calls that wait to adopt, after this tick's claim (which may have orphaned their lines). */
-  async #readopt(store: Store): Promise<void> {
-    const seekers = this.#adopting.filter((s) => !s.call.settled);
-    this.#adopting = [];
-    if (seekers.length && !this.#closed) await this.#seek(store, seekers);
+    if (seekers.length) {
+      await this.#adopter.seek(store, seekers);
+      this.#arm();
+    }
   }
 
   #place(a: Admitted, found: FoundLine | undefined): void {
@@ -306,7 +293,7 @@ export class Durable {
 
   #arm(): void {
     if (this.#timer !== undefined || this.#closed) return;
-    if (this.recorder.held.size === 0 && this.#waiters.size === 0 && this.#adopting.length === 0) return;
+    if (this.recorder.held.size === 0 && this.#waiters.size === 0 && this.#adopter.waiting === 0) return;
     this.#timer = this.#hooks.clock.setTimeout(() => {
       this.#timer = undefined;
       void this.#tick().finally(() => this.#arm());
@@ -322,7 +309,7 @@ export class Durable {
         await store.renew(this.#owner, this.#leaseMs).catch((err: Error) => this.#warn(err.message));
       await this.#claim(store);
       await this.#check();
-      await this.#readopt(store);
+      await this.#adopter.again(store);
     } finally {
       this.#ticking = false;
     }
@@ -339,10 +326,9 @@ export class Durable {
     this.#closed = true;
     this.#hooks.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    const waiting = [...[...this.#waiters.values()].flat(), ...this.#adopting.map((s) => s.admitted)];
+    const waiting = [...[...this.#waiters.values()].flat(), ...this.#adopter.drain()];
     for (const a of waiting) this.#settle(a.call, false, detach ? detachedError(a.call) : closedError(a.call));
     this.#waiters.clear();
-    this.#adopting = [];
     this.recorder.release([...this.recorder.held]);
     let store: Store;
     try {

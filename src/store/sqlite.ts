@@ -118,10 +118,11 @@ class SqliteStore implements Store {
   readonly #sql: Statements;
   #closed = false;
   /**
-   * The owner and `data_version` for which the store was last seen holding nothing adoptable (no orphan, no unfinished
-   * batch leased elsewhere): until another connection commits, or this one claims or releases, nothing is looked up.
+   * Whether the store held anything adoptable (an orphan, or an unfinished batch leased elsewhere) for `owner` at
+   * `data_version`: it holds until another connection commits or this one changes it (claims, releases, ends a batch,
+   * adopts), so a lone process asks only the pragma while nothing is adoptable, and skips the look.
    */
-  #quietAt: { owner: string; version: number } | undefined;
+  #gate: { owner: string; version: number; quiet: boolean } | undefined;
 
   constructor(db: SqliteDatabase, file: string, now: () => number) {
     this.#db = db;
@@ -160,7 +161,7 @@ class SqliteStore implements Store {
 
   recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<void> {
     // A batch leased to someone else (a test writing as several owners) is one the quiet owner would look for.
-    if (owner !== this.#quietAt?.owner) this.#quietAt = undefined;
+    if (owner !== this.#gate?.owner) this.#gate = undefined;
     return this.#tx("recording a batch", () => {
       const now = this.#now();
       this.#sql.insertBatch.run(intent.key, intent.endpoint, intent.model, now, owner, now + leaseMs);
@@ -169,6 +170,7 @@ class SqliteStore implements Store {
   }
 
   record(updates: readonly BatchUpdate[]): Promise<void> {
+    if (updates.some((u) => u.terminal)) this.#gate = undefined;
     return this.#tx("recording progress", () => {
       for (const u of updates) {
         if (u.snapshot) this.#sql.updateSnapshot.run(snapshotJson(u.snapshot), u.key);
@@ -197,7 +199,7 @@ class SqliteStore implements Store {
     return this.#tx("taking over batches", () => {
       const now = this.#now();
       const batches = this.#sql.claimable.all(now, limit) as BatchRow[];
-      if (batches.length) this.#quietAt = undefined;
+      if (batches.length) this.#gate = undefined;
       return batches.map((b) => {
         this.#sql.orphanLines.run(b.key, b.key, owner);
         this.#sql.lease.run(owner, now + leaseMs, b.key);
@@ -228,15 +230,16 @@ class SqliteStore implements Store {
         adopted.set(r.identity, foundLine(this.#sql.find.get(r.identity) as LineRow & { batch_id: string | null }));
       }
     });
+    if (adopted.size) this.#gate = undefined;
     return { adopted, suspects };
   }
 
   /** Whether nothing here is adoptable: one cheap pragma per look while nothing changes (a lone process's store). */
   #quiet(owner: string): boolean {
     const version = Number(Object.values(this.#sql.dataVersion.get() as Record<string, number>)[0]);
-    if (this.#quietAt?.owner === owner && this.#quietAt.version === version) return true;
+    if (this.#gate?.owner === owner && this.#gate.version === version) return this.#gate.quiet;
     const quiet = !(this.#sql.adoptable.get(owner) as { open: number }).open;
-    this.#quietAt = quiet ? { owner, version } : undefined;
+    this.#gate = { owner, version, quiet };
     return quiet;
   }
 
@@ -245,7 +248,7 @@ class SqliteStore implements Store {
   }
 
   release(owner: string, keys?: readonly string[]): Promise<void> {
-    this.#quietAt = undefined;
+    this.#gate = undefined;
     return this.#tx("releasing leases", () => {
       if (!keys) this.#sql.releaseAll.run(owner);
       else for (const k of keys) this.#sql.releaseOne.run(owner, k);
