@@ -118,9 +118,10 @@ class SqliteStore implements Store {
   readonly #sql: Statements;
   #closed = false;
   /**
-   * Whether the store held anything adoptable (an orphan, or an unfinished batch leased elsewhere) for `owner` at
-   * `data_version`: it holds until another connection commits or this one changes it (claims, releases, ends a batch,
-   * adopts), so a lone process asks only the pragma while nothing is adoptable, and skips the look.
+   * Whether the store held anything adoptable (an orphan, or an unfinished batch leased elsewhere) for `owner`: quiet,
+   * it holds until another connection commits (`data_version` moves) or this one claims, releases or records another
+   * owner's batch, so a lone process asks only the pragma and skips the look; not quiet, until this one claims,
+   * releases, ends a batch or adopts (the looks go on meanwhile, which is never wrong).
    */
   #gate: { owner: string; version: number; quiet: boolean } | undefined;
 
@@ -234,10 +235,12 @@ class SqliteStore implements Store {
     return { adopted, suspects };
   }
 
-  /** Whether nothing here is adoptable: one cheap pragma per look while nothing changes (a lone process's store). */
+  /** Whether nothing here is adoptable: see `#gate`. */
   #quiet(owner: string): boolean {
+    const gate = this.#gate?.owner === owner ? this.#gate : undefined;
+    if (gate && !gate.quiet) return false;
     const version = Number(Object.values(this.#sql.dataVersion.get() as Record<string, number>)[0]);
-    if (this.#gate?.owner === owner && this.#gate.version === version) return this.#gate.quiet;
+    if (gate?.version === version) return true;
     const quiet = !(this.#sql.adoptable.get(owner) as { open: number }).open;
     this.#gate = { owner, version, quiet };
     return quiet;

@@ -133,7 +133,7 @@ export interface Store {
   /**
    * Gives each request an orphan with its fingerprint (running or done, oldest first), renamed to the request's
    * identity, while any is left: each orphan goes to one request, whatever else adopts at once. Also returns the
-   * suspects of each fingerprint, looked up before the orphans (a claim in between is seen as an orphan).
+   * suspects of each fingerprint, read with the orphans (so a claim is seen either before, or after, never missed).
    */
   adopt(requests: readonly AdoptRequest[], owner: string): Promise<Adoptions>;
   /** Extends every lease `owner` holds on an unfinished batch; returns how many. */
