@@ -16,12 +16,10 @@ export function fingerprint(endpoint: string, body: string): string {
 export const keyIdentity = (key: string) => `k:${key}`;
 
 /**
- * Identities of lines no call looks up by name (requestIdentity "adopt", see docs/durable-state.md "Orphans"):
- * `a:<fingerprint>`, an unkeyed line whose caller lives (identical lines share it); `o:<fingerprint>`, one whose caller
- * died with its process (a claim from another owner turns `a:` into `o:`), open to adoption; `u:<custom_id>`, a line
- * of its own: unkeyed without adoption, or an orphan once adopted (under its adopter's custom_id).
+ * A line no call names: `u:<custom_id>`. With requestIdentity "adopt" (see docs/durable-state.md "Orphans") its
+ * fingerprint is kept beside it, so that a claim from another owner can rename it `o:<fingerprint>`: an orphan, found
+ * by the identity index; adopted, it takes its adopter's `u:<custom_id>` and loses the fingerprint (adopted once).
  */
-export const liveIdentity = (fp: string) => `a:${fp}`;
 export const orphanIdentity = (fp: string) => `o:${fp}`;
 export const lineIdentity = (customId: string) => `u:${customId}`;
 

@@ -6,7 +6,7 @@
 import type { Pool, PoolClient } from "pg";
 import { safeURL } from "../internal/safe-url.js";
 import { StoreError } from "./errors.js";
-import { liveIdentity, orphanIdentity } from "./identity.js";
+import { orphanIdentity } from "./identity.js";
 import { foundLine, fromRows, type BatchRow, type LineRow, type LookRow, looked, snapshotJson } from "./rows.js";
 import type * as T from "./types.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
@@ -36,23 +36,30 @@ const MIGRATIONS = [
      PRIMARY KEY (batch_key, custom_id)
    );
    CREATE INDEX autobatch_lines_identity ON autobatch_lines (identity, seq DESC);`,
+  // Adoption: the running unkeyed lines of other processes, found by fingerprint (a fleet has many of them).
+  `CREATE INDEX autobatch_lines_adoptable ON autobatch_lines (fingerprint)
+     WHERE left(identity, 2) = 'u:' AND fingerprint <> '';`,
 ];
-// Adoption (see identity.ts): identities name a line's state, so the identity index serves every lookup.
-const ORPHAN_LINES = `UPDATE autobatch_lines SET identity = 'o:' || substr(identity, 3)
-  WHERE batch_key = ANY ($1::text[]) AND state = 0 AND left(identity, 2) = 'a:'`;
 /** The server's clock in ms: leases compare times taken on one clock, whatever the machines' clocks say. */
 const NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 /** Any constant: the key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 0x41425354;
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Orphans (`o:`) and suspects (running `a:` lines of batches leased elsewhere) of the identities asked for. */
+// Adoption (see identity.ts). A claim renames the running lines open to adoption of the batches it takes over.
+const ORPHAN_LINES = `UPDATE autobatch_lines SET identity = 'o:' || fingerprint
+  WHERE batch_key = ANY ($1::text[]) AND state = 0 AND left(identity, 2) = 'u:' AND fingerprint <> ''`;
+/** Orphans (`o:`) of the identities $1, and suspects of the fingerprints $2 (running, in batches not leased to $3). */
 const LOOK = `SELECT l.identity, b.key, b.lease_until, b.lease_until <= ${NOW} AS expired
   FROM autobatch_lines l JOIN autobatch_batches b ON b.key = l.batch_key
   WHERE l.identity = ANY ($1::text[]) AND l.state <> 2
-    AND (left(l.identity, 2) = 'o:' OR (l.state = 0 AND NOT b.terminal AND b.lease_owner IS DISTINCT FROM $2))`;
+  UNION ALL
+  SELECT 'a:' || l.fingerprint, b.key, b.lease_until, b.lease_until <= ${NOW}
+  FROM autobatch_lines l JOIN autobatch_batches b ON b.key = l.batch_key
+  WHERE l.fingerprint = ANY ($2::text[]) AND left(l.identity, 2) = 'u:' AND l.fingerprint <> '' AND l.state = 0
+    AND NOT b.terminal AND b.lease_owner IS DISTINCT FROM $3`;
 // FOR UPDATE without SKIP LOCKED: a row locked by a writer recording its result is waited for, not passed over (and
 // an orphan left unadopted); a row adopted meanwhile fails the recheck and the next one is taken.
-const ADOPT = `UPDATE autobatch_lines l SET identity = $2
+const ADOPT = `UPDATE autobatch_lines l SET identity = $2, fingerprint = ''
   FROM (SELECT batch_key, custom_id FROM autobatch_lines WHERE identity = $1 AND state <> 2
         ORDER BY seq LIMIT 1 FOR UPDATE) o
   WHERE l.batch_key = o.batch_key AND l.custom_id = o.custom_id
@@ -239,8 +246,8 @@ class PostgresStore implements Store {
 
   async adopt(requests: readonly T.AdoptRequest[], owner: string): Promise<T.Adoptions> {
     const fps = [...new Set(requests.map((r) => r.fingerprint))];
-    const ids = fps.flatMap((fp) => [liveIdentity(fp), orphanIdentity(fp)]);
-    const { suspects, orphaned } = looked(await this.#query<LookRow>("looking for orphans", LOOK, [ids, owner]));
+    const rows = await this.#query<LookRow>("looking for orphans", LOOK, [fps.map(orphanIdentity), fps, owner]);
+    const { suspects, orphaned } = looked(rows);
     const adopted = new Map<string, FoundLine>();
     // One statement each, outside a transaction: an adopter holds one row lock at a time, so it never deadlocks
     // with a writer recording results.

@@ -4,7 +4,7 @@
 import type { Batch } from "../core/batch.js";
 import type { BatchRecorder } from "../core/recorder.js";
 import type { BatchSnapshot } from "./types.js";
-import { lineIdentity, liveIdentity } from "./identity.js";
+import { lineIdentity } from "./identity.js";
 import type { StoreWriter } from "./writer.js";
 
 export class StoreRecorder implements BatchRecorder {
@@ -29,10 +29,10 @@ export class StoreRecorder implements BatchRecorder {
     for (const c of batch.calls())
       lines.push({
         customId: c.customId,
-        // Unkeyed with a fingerprint: open to adoption should this process die (requestIdentity "adopt").
-        identity: c.identity ?? (c.fingerprint ? liveIdentity(c.fingerprint) : lineIdentity(c.customId)),
-        // Only a key needs it beside the identity (which holds it otherwise): to refuse the key with another body.
-        fingerprint: c.identity?.startsWith("k:") ? c.fingerprint! : "",
+        identity: c.identity ?? lineIdentity(c.customId),
+        // Beside a key: to refuse the key with another body. Unkeyed (requestIdentity "adopt"): to find the line as an
+        // orphan should this process die. A fingerprint identity holds it already.
+        fingerprint: c.identity?.startsWith("f:") ? "" : (c.fingerprint ?? ""),
       });
     return this.#writer.intent({ key: batch.key, endpoint: batch.endpoint, model: batch.model, lines });
   }

@@ -3,7 +3,7 @@
 // ours by `PRAGMA application_id`. Several processes may share the file: leases decide who tracks each batch.
 import { StoreError } from "./errors.js";
 import { loadSqlite, type SqliteDatabase, type SqliteStatement } from "./sqlite-driver.js";
-import { liveIdentity, orphanIdentity } from "./identity.js";
+import { orphanIdentity } from "./identity.js";
 import { foundLine, fromRows, type BatchRow, type LineRow, type LookRow, looked, snapshotJson } from "./rows.js";
 import type * as T from "./types.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
@@ -214,7 +214,7 @@ class SqliteStore implements Store {
       if (this.#quiet(owner)) return [];
       const now = this.#now();
       return [...new Set(requests.map((r) => r.fingerprint))].flatMap(
-        (fp) => this.#sql.look.all(now, liveIdentity(fp), orphanIdentity(fp), owner) as LookRow[],
+        (fp) => this.#sql.look.all(now, orphanIdentity(fp), now, owner, fp) as LookRow[],
       );
     });
     const { suspects, orphaned } = looked(rows);
@@ -298,18 +298,22 @@ const SQL = {
   releaseOne:
     "UPDATE batches SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND key = ? AND terminal = 0",
   purge: "DELETE FROM batches WHERE finished_at IS NOT NULL AND finished_at < ?",
-  // Adoption (see identity.ts): identities name a line's state, so the identity index serves every lookup.
-  orphanLines: `UPDATE lines SET identity = 'o:' || substr(identity, 3)
-                WHERE batch_key = ? AND state = 0 AND substr(identity, 1, 2) = 'a:'
+  // Adoption (see identity.ts).
+  orphanLines: `UPDATE lines SET identity = 'o:' || fingerprint
+                WHERE batch_key = ? AND state = 0 AND substr(identity, 1, 2) = 'u:' AND fingerprint <> ''
                   AND EXISTS (SELECT 1 FROM batches WHERE key = ? AND lease_owner IS NOT ?)`,
-  // Orphans (`o:`) and suspects (running `a:` lines of batches leased elsewhere) of one fingerprint.
+  // A fingerprint's orphans, by the identity index; its suspects, by reading the running lines of batches leased
+  // elsewhere (none in a lone process's store): no index on fingerprints to keep up on every line written.
   look: `SELECT l.identity, b.key, b.lease_until, b.lease_until <= ? AS expired
-         FROM lines l JOIN batches b ON b.key = l.batch_key
-         WHERE l.identity IN (?, ?) AND l.state <> 2
-           AND (substr(l.identity, 1, 2) = 'o:' OR (l.state = 0 AND b.terminal = 0 AND b.lease_owner IS NOT ?))`,
+         FROM lines l JOIN batches b ON b.key = l.batch_key WHERE l.identity = ? AND l.state <> 2
+         UNION ALL
+         SELECT 'a:' || l.fingerprint, b.key, b.lease_until, b.lease_until <= ?
+         FROM batches b JOIN lines l ON l.batch_key = b.key
+         WHERE b.terminal = 0 AND b.lease_owner IS NOT ? AND l.state = 0 AND l.fingerprint = ?
+           AND substr(l.identity, 1, 2) = 'u:'`,
   dataVersion: "PRAGMA data_version",
   adoptable: `SELECT EXISTS (SELECT 1 FROM batches WHERE terminal = 0 AND lease_owner IS NOT ?)
                 OR EXISTS (SELECT 1 FROM lines WHERE identity > 'o:' AND identity < 'o;' AND state <> 2) AS open`,
-  adopt: `UPDATE lines SET identity = ?
+  adopt: `UPDATE lines SET identity = ?, fingerprint = ''
           WHERE rowid = (SELECT rowid FROM lines WHERE identity = ? AND state <> 2 ORDER BY rowid LIMIT 1)`,
 } satisfies Record<string, string>;

@@ -7,10 +7,13 @@ export interface LineIntent {
   customId: string;
   /**
    * Stable across processes: `k:<idempotency key>`, or `f:<fingerprint>:<occurrence>` without a key; a line no call
-   * names is `u:<custom_id>`, or `a:<fingerprint>` while open to adoption (see identity.ts).
+   * names is `u:<custom_id>` (see identity.ts).
    */
   identity: string;
-  /** Hash of the endpoint and canonical body: one key reused with another body is refused by comparing it. */
+  /**
+   * Hash of the endpoint and canonical body, or "": beside a key, to refuse the key reused with another body; beside a
+   * `u:` identity, the line is open to adoption (requestIdentity "adopt").
+   */
   fingerprint: string;
 }
 
@@ -127,7 +130,7 @@ export interface Store {
   /**
    * Leases to `owner` up to `limit` unfinished batches whose lease has expired (or was released) and returns them.
    * Never hands one batch to two live owners. Taken from another owner (or released), a batch's running lines open
-   * to adoption become orphans (`a:` → `o:`): their callers died with that owner, or were let go.
+   * to adoption become orphans (`u:<custom_id>` → `o:<fingerprint>`): their callers died with that owner, or left.
    */
   claim(owner: string, leaseMs: number, limit: number): Promise<StoredBatch[]>;
   /**
