@@ -1,7 +1,13 @@
 // AutoBatcherOptions resolved: checked by the schema, then the defaults and the environment applied, here only.
 import type { Clock } from "./internal/clock.js";
 import type { AutoBatchEvent } from "./events.js";
-import { DEFAULTS, InvalidOptionsError, type AutoBatcherOptions, type DispatcherLike } from "./options.js";
+import {
+  DEFAULTS,
+  InvalidOptionsError,
+  type AutoBatcherOptions,
+  type DispatcherLike,
+  type RequestIdentity,
+} from "./options.js";
 import { optionsSchema, parseOptions } from "./options-schema.js";
 
 export interface ResolvedOptions {
@@ -28,7 +34,7 @@ export interface ResolvedOptions {
   maxBuffers: number;
   store?: string;
   storeRetentionMs: number;
-  requestIdentity: "fingerprint" | "keys";
+  requestIdentity: RequestIdentity;
   onEvent?: (event: AutoBatchEvent) => void;
   clock?: Clock;
   dispatcher?: DispatcherLike;

@@ -2,12 +2,16 @@
 import { z } from "zod";
 import type { Clock } from "./internal/clock.js";
 import type { AutoBatchEvent } from "./events.js";
-import { InvalidOptionsError, type DispatcherLike, type OptionIssue } from "./options.js";
+import { InvalidOptionsError, type DispatcherLike, type OptionIssue, type RequestIdentity } from "./options.js";
 
 /** OpenAI's hard limit: a batch file cannot hold more lines than this. */
 const MAX_LINES_PER_BATCH = 50_000;
 /** The metadata key autobatch tags each batch with (see batch.ts); callers may not set it. */
 const RESERVED_METADATA_KEY = "autobatch_key";
+
+export const requestIdentitySchema = z.enum(["fingerprint", "keys", "adopt"] satisfies RequestIdentity[], {
+  error: 'requestIdentity must be "fingerprint", "keys" or "adopt"',
+});
 
 const metadataSchema = z
   .record(z.string(), z.string().max(512, "metadata values are at most 512 characters"))
@@ -73,9 +77,7 @@ export const optionsSchema = z.strictObject({
     .min(1, "store must not be empty")
     .optional(),
   storeRetentionMs: nonNegative("storeRetentionMs").optional(),
-  requestIdentity: z
-    .enum(["fingerprint", "keys"], { error: 'requestIdentity must be "fingerprint" or "keys"' })
-    .optional(),
+  requestIdentity: requestIdentitySchema.optional(),
   onEvent: z
     .custom<(event: AutoBatchEvent) => void>((v) => typeof v === "function", "onEvent must be a function")
     .optional(),

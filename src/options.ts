@@ -23,6 +23,9 @@ export interface DispatcherLike {
   }): Promise<{ statusCode: number; body: Readable & { text(): Promise<string> } }>;
 }
 
+/** The values of `requestIdentity` (serve's option takes the same). */
+export type RequestIdentity = "fingerprint" | "keys" | "adopt";
+
 /** The defaults of AutoBatcherOptions, applied by resolveOptions() and nowhere else. */
 export const DEFAULTS = {
   baseURL: "https://api.openai.com/v1",
@@ -176,10 +179,12 @@ export interface AutoBatcherOptions {
   /**
    * With a store, what names a call: `"fingerprint"`, its idempotency key, else its endpoint and canonical body plus
    * its occurrence number among this client's identical calls, so a rerun replays; `"keys"`, only calls with an
-   * idempotency key are ever replayed or shared.
+   * idempotency key are ever replayed or shared; `"adopt"`, as `"keys"`, and a call without a key first adopts an
+   * orphan: an identical line whose caller died with its process (each orphan goes to one call). See
+   * docs/durable-state.md.
    * @default "fingerprint"
    */
-  requestIdentity?: "fingerprint" | "keys";
+  requestIdentity?: RequestIdentity;
   /**
    * Milliseconds past the completion window after which a still-running batch's calls are failed.
    * @default 3600000

@@ -5,7 +5,9 @@
 //      `process.cpuUsage()` over the window);
 //   2. `--held` requests held at once (serve: each waiting in a running batch, its line marked to take an hour in the
 //      emulator; bare: parsed and kept unanswered): the server's RSS and heap growth per held request, after full GCs.
-// serve runs with the CLI's defaults except a short batch window (`--window-ms`) and poll interval (`--poll-ms`).
+// serve runs with the CLI's defaults except a short batch window (`--window-ms`) and poll interval (`--poll-ms`), and
+// no store unless `--store PREFIX` (each serve process gets the SQLite file PREFIX-<n>.db; `--request-identity MODE`;
+// `--peer`: another serve on the same file first, holding one request, as a second live process on the store).
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
@@ -23,6 +25,13 @@ const HELD = flag("held", 4_000);
 const HELD_WARMUP = flag("held-warmup", 3_000);
 const WINDOW_MS = flag("window-ms", 100);
 const POLL_MS = flag("poll-ms", 100);
+const text = (name: string) => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : undefined;
+};
+const STORE = text("store");
+const IDENTITY = text("request-identity");
+const PEER = process.argv.includes("--peer");
 const HOST = fileURLToPath(new URL("../lib/server-host.ts", import.meta.url));
 /** In a prompt, makes the emulator take an hour over the line: the request stays held. */
 const HOUR_MARKER = "[[latency:3600000]]";
@@ -202,8 +211,28 @@ const serveOptions = {
   maxWaitingRequests: Math.max(CONNECTIONS, HELD) + 1_000,
 };
 const hosts: Host[] = [];
+/** A serve on the same store holding one request (its line takes an hour): a batch leased to a live process. */
+async function peer(options: object): Promise<void> {
+  const p = await startHost("serve", options);
+  hosts.push(p);
+  const params = chatParams(-1);
+  params.messages[1]!.content += ` ${HOUR_MARKER}`;
+  const body = JSON.stringify(params);
+  request(`${p.origin}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body })
+    .then((res) => res.body.text())
+    .catch(() => undefined);
+  const deadline = performance.now() + 60_000;
+  let state = await p.call<HostState>("state");
+  while (!(state.settled && state.held === 1)) {
+    if (performance.now() > deadline) throw new Error("peer: its request was not held in a batch after 60 s");
+    await sleep(50);
+    state = await p.call<HostState>("state");
+  }
+}
 const start = async (kind: "serve" | "bare") => {
-  const h = await startHost(kind, kind === "serve" ? serveOptions : {});
+  const store = STORE && { store: `${STORE}-${hosts.length}.db`, requestIdentity: IDENTITY };
+  if (kind === "serve" && store && PEER) await peer({ ...serveOptions, ...store });
+  const h = await startHost(kind, kind === "serve" ? { ...serveOptions, ...store } : {});
   hosts.push(h);
   return h;
 };

@@ -185,7 +185,7 @@ export class Engine {
         {
           store: this.options.store,
           retentionMs: this.options.storeRetentionMs,
-          keysOnly: this.options.requestIdentity === "keys",
+          identity: this.options.requestIdentity,
           pollIntervalMs: this.options.pollIntervalMs,
         },
         {

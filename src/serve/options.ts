@@ -1,7 +1,7 @@
 // serve()'s options: the documented interface, the schema that checks it, and the proxy's defaults, resolved here only.
 import { z } from "zod";
-import { type AutoBatcherOptions, InvalidOptionsError } from "../options.js";
-import { nonNegative, optionsSchema, parseOptions, positiveInt } from "../options-schema.js";
+import { type AutoBatcherOptions, InvalidOptionsError, type RequestIdentity } from "../options.js";
+import { nonNegative, optionsSchema, parseOptions, positiveInt, requestIdentitySchema } from "../options-schema.js";
 import { isLoopbackHost } from "../server-kit/loopback.js";
 import type { LogSink } from "./log.js";
 
@@ -16,15 +16,16 @@ export const SERVE_DEFAULTS = {
   maxWaitingRequests: 4_000,
   clientHeadersTimeoutMs: 10_000,
   clientRequestTimeoutMs: 60_000,
-  requestIdentity: "keys",
+  requestIdentity: "adopt",
 } as const;
 
 /** Options of `serve()`: every AutoBatcher option (they shape the batches) plus the proxy's own. */
 export interface ServeOptions extends Omit<AutoBatcherOptions, "store"> {
   /**
    * Durable state (see AutoBatcher's `store`); `false` or absent: memory only. With a store, `Idempotency-Key` answers
-   * and keyed calls in flight survive a restart, and on close past `shutdownTimeoutMs` running batches are left for
-   * the next start instead of cancelled. (`autobatch serve` defaults to a file in the user's state directory.)
+   * and keyed calls in flight survive a restart, unkeyed requests retried after a crash adopt their lines (see
+   * `requestIdentity`), and on close past `shutdownTimeoutMs` running batches are left for the next start instead of
+   * cancelled. (`autobatch serve` defaults to a file in the user's state directory.)
    * @default undefined (memory only)
    */
   store?: string | false;
@@ -89,10 +90,13 @@ export interface ServeOptions extends Omit<AutoBatcherOptions, "store"> {
    */
   idempotencyMaxKeys?: number;
   /**
-   * As AutoBatcher's, but `"keys"` by default: a proxy replays only requests that carry an `Idempotency-Key`.
-   * @default "keys"
+   * As AutoBatcher's, but `"adopt"` by default: with a store, a proxy replays requests that carry an
+   * `Idempotency-Key`, and a request without one adopts an identical line whose client was lost when its process
+   * died (a retry after a crash is answered from the line already paid for); identical requests are never otherwise
+   * shared.
+   * @default "adopt"
    */
-  requestIdentity?: "fingerprint" | "keys";
+  requestIdentity?: RequestIdentity;
   /**
    * Receives each structured log entry; `false` silences the proxy.
    * @default JSON lines on stdout
@@ -126,9 +130,7 @@ export const serveOptionsSchema = z.strictObject({
       error: "store must be a file path, a postgres:// URL or false",
     })
     .optional(),
-  requestIdentity: z
-    .enum(["fingerprint", "keys"], { error: 'requestIdentity must be "fingerprint" or "keys"' })
-    .default(SERVE_DEFAULTS.requestIdentity),
+  requestIdentity: requestIdentitySchema.default(SERVE_DEFAULTS.requestIdentity),
   log: z.custom<LogSink>((v) => v === false || typeof v === "function", "log must be a function or false").optional(),
 });
 

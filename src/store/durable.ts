@@ -1,8 +1,8 @@
 // The engine's durable side, present only with a `store`: each new call is looked up by its identity (a stored
 // result settles it at once, a line still running somewhere makes it wait on the store, anything else is
-// submitted); batches are recorded through the StoreRecorder; one timer per engine, running only while this process
-// holds a lease or a call waits on the store, renews leases, takes over batches whose holder died and answers the
-// calls that wait.
+// submitted, or, unkeyed, adopts an orphaned line like it: see adoption.ts); batches are recorded through the
+// StoreRecorder; one timer per engine, running only while this process holds a lease or a call waits on the store,
+// renews leases, takes over batches whose holder died and answers the calls that wait.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { ResumedBatch } from "../core/batch.js";
@@ -12,6 +12,7 @@ import { ClientClosedError, InvalidParamsError, ResultParseError } from "../erro
 import type { Events } from "../events.js";
 import type { Clock } from "../internal/clock.js";
 import type { Endpoint } from "../internal/endpoints.js";
+import { Adopter } from "./adoption.js";
 import { fingerprint, keyIdentity, Occurrences } from "./identity.js";
 import { openStore } from "./open.js";
 import { StoreRecorder } from "./recorder.js";
@@ -27,8 +28,8 @@ const MIN_LEASE_MS = 1_000;
 export interface DurableOptions {
   store: string;
   retentionMs: number;
-  /** Only calls with an idempotency key have an identity; the rest are always submitted. */
-  keysOnly: boolean;
+  /** AutoBatcherOptions' `requestIdentity`. */
+  identity: "fingerprint" | "keys" | "adopt";
   pollIntervalMs: number;
 }
 
@@ -66,6 +67,8 @@ export class Durable {
   #lookingUp: Promise<void> = Promise.resolve();
   /** Calls waiting on a line that runs in a batch tracked elsewhere (or not yet read), by identity. */
   readonly #waiters = new Map<string, Admitted[]>();
+  /** Unkeyed calls looking for an orphan (requestIdentity "adopt"). */
+  readonly #adopter: Adopter<Admitted>;
   /** Keyed calls submitted here and not yet settled: a second call with the key waits for the first. */
   readonly #leaders = new Map<string, Call>();
   #timer: unknown;
@@ -87,6 +90,11 @@ export class Durable {
       wrote: () => void this.#check(),
     });
     this.recorder = new StoreRecorder(this.#writer, () => this.#arm());
+    this.#adopter = new Adopter(this.#owner, {
+      place: (a, found) => this.#place(a, found),
+      warn,
+      closed: () => this.#closed,
+    });
     this.#ready.then(
       (store) => this.#start(store),
       (err: Error) => warn(err.message),
@@ -110,10 +118,10 @@ export class Durable {
 
   /** Gives the call its identity and places it once its lookup is back (lookups of one tick share one query). */
   admit(call: Call, key: string | undefined, line: Line): void {
-    if (key !== undefined || !this.#opts.keysOnly) {
+    if (key !== undefined || this.#opts.identity === "fingerprint") {
       call.fingerprint = fingerprint(call.endpoint, line.json);
       call.identity = key !== undefined ? keyIdentity(key) : this.#occurrences.identity(call.fingerprint);
-    }
+    } else if (this.#opts.identity === "adopt") call.fingerprint = fingerprint(call.endpoint, line.json);
     if (this.#lookups.push({ call, line }) === 1)
       queueMicrotask(() => {
         this.#lookingUp = Promise.all([this.#lookingUp, this.#lookUp()]).then(() => undefined);
@@ -136,7 +144,9 @@ export class Durable {
       for (const { call } of batch) this.#settle(call, false, err);
       return;
     }
-    const ids = batch.flatMap((a) => (a.call.identity && !a.call.settled ? [a.call.identity] : []));
+    const seekers = batch.filter((a) => seeks(a.call));
+    const named = seekers.length ? batch.filter((a) => !seeks(a.call)) : batch;
+    const ids = named.flatMap((a) => (a.call.identity && !a.call.settled ? [a.call.identity] : []));
     let found = new Map<string, FoundLine>();
     if (ids.length)
       try {
@@ -144,7 +154,11 @@ export class Durable {
       } catch (err) {
         this.#warn(`${(err as Error).message}; these calls are submitted without looking for earlier results`);
       }
-    for (const a of batch) this.#place(a, a.call.identity ? found.get(a.call.identity) : undefined);
+    for (const a of named) this.#place(a, a.call.identity ? found.get(a.call.identity) : undefined);
+    if (seekers.length) {
+      await this.#adopter.seek(store, seekers);
+      this.#arm();
+    }
   }
 
   #place(a: Admitted, found: FoundLine | undefined): void {
@@ -223,7 +237,11 @@ export class Durable {
         // Its batch ended without it (never created, failed, expired), or its first caller left before the line
         // was recorded: submitted now, as a rerun would.
         this.#waiters.delete(id);
-        for (const a of live) this.#place(a, undefined);
+        for (const a of live) {
+          // An adopted line that ended without a result: submitted as an unkeyed line again, open to adoption.
+          if (id.startsWith("u:")) a.call.identity = undefined;
+          this.#place(a, undefined);
+        }
       }
     }
   }
@@ -275,7 +293,7 @@ export class Durable {
 
   #arm(): void {
     if (this.#timer !== undefined || this.#closed) return;
-    if (this.recorder.held.size === 0 && this.#waiters.size === 0) return;
+    if (this.recorder.held.size === 0 && this.#waiters.size === 0 && this.#adopter.waiting === 0) return;
     this.#timer = this.#hooks.clock.setTimeout(() => {
       this.#timer = undefined;
       void this.#tick().finally(() => this.#arm());
@@ -291,6 +309,7 @@ export class Durable {
         await store.renew(this.#owner, this.#leaseMs).catch((err: Error) => this.#warn(err.message));
       await this.#claim(store);
       await this.#check();
+      await this.#adopter.again(store);
     } finally {
       this.#ticking = false;
     }
@@ -307,8 +326,8 @@ export class Durable {
     this.#closed = true;
     this.#hooks.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const list of this.#waiters.values())
-      for (const a of list) this.#settle(a.call, false, detach ? detachedError(a.call) : closedError(a.call));
+    const waiting = [...[...this.#waiters.values()].flat(), ...this.#adopter.drain()];
+    for (const a of waiting) this.#settle(a.call, false, detach ? detachedError(a.call) : closedError(a.call));
     this.#waiters.clear();
     this.recorder.release([...this.recorder.held]);
     let store: Store;
@@ -330,6 +349,11 @@ export class Durable {
   #warn(message: string): void {
     this.#hooks.events.emit("warning", { message });
   }
+}
+
+/** An unkeyed call that may adopt an orphan (requestIdentity "adopt"): it has a fingerprint but no identity. */
+function seeks(call: Call): boolean {
+  return call.identity === undefined && call.fingerprint !== undefined && !call.settled;
 }
 
 export function detachedError(call: Call): ClientClosedError {

@@ -15,6 +15,14 @@ export function fingerprint(endpoint: string, body: string): string {
 
 export const keyIdentity = (key: string) => `k:${key}`;
 
+/**
+ * A line no call names: `u:<custom_id>`. With requestIdentity "adopt" (see docs/durable-state.md "Orphans") its
+ * fingerprint is kept beside it, so that a claim from another owner can rename it `o:<fingerprint>`: an orphan, found
+ * by the identity index; adopted, it takes its adopter's `u:<custom_id>` and loses the fingerprint (adopted once).
+ */
+export const orphanIdentity = (fp: string) => `o:${fp}`;
+export const lineIdentity = (customId: string) => `u:${customId}`;
+
 /** Counts occurrences of each fingerprint among one client's calls. */
 export class Occurrences {
   readonly #seen = new Map<string, number>();

@@ -6,7 +6,9 @@
 import type { Pool, PoolClient } from "pg";
 import { safeURL } from "../internal/safe-url.js";
 import { StoreError } from "./errors.js";
-import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson } from "./rows.js";
+import { orphanIdentity } from "./identity.js";
+import { foundLine, fromRows, type BatchRow, type LineRow, type LookRow, looked, snapshotJson } from "./rows.js";
+import type * as T from "./types.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
 const MIGRATIONS = [
@@ -34,12 +36,35 @@ const MIGRATIONS = [
      PRIMARY KEY (batch_key, custom_id)
    );
    CREATE INDEX autobatch_lines_identity ON autobatch_lines (identity, seq DESC);`,
+  // Adoption: the running unkeyed lines of other processes, found by fingerprint (a fleet has many of them).
+  `CREATE INDEX autobatch_lines_adoptable ON autobatch_lines (fingerprint)
+     WHERE left(identity, 2) = 'u:' AND fingerprint <> '';`,
 ];
 /** The server's clock in ms: leases compare times taken on one clock, whatever the machines' clocks say. */
 const NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 /** Any constant: the key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 0x41425354;
 const CONNECT_TIMEOUT_MS = 10_000;
+// Adoption (see identity.ts). A claim renames the running lines open to adoption of the batches it takes over.
+const ORPHAN_LINES = `UPDATE autobatch_lines SET identity = 'o:' || fingerprint
+  WHERE batch_key = ANY ($1::text[]) AND state = 0 AND left(identity, 2) = 'u:' AND fingerprint <> ''`;
+/** Orphans (`o:`) of the identities $1, and suspects of the fingerprints $2 (running, in batches not leased to $3). */
+const LOOK = `SELECT l.identity, b.key, b.lease_until, b.lease_until <= ${NOW} AS expired
+  FROM autobatch_lines l JOIN autobatch_batches b ON b.key = l.batch_key
+  WHERE l.identity = ANY ($1::text[]) AND l.state <> 2
+  UNION ALL
+  SELECT 'a:' || l.fingerprint, b.key, b.lease_until, b.lease_until <= ${NOW}
+  FROM autobatch_lines l JOIN autobatch_batches b ON b.key = l.batch_key
+  WHERE l.fingerprint = ANY ($2::text[]) AND left(l.identity, 2) = 'u:' AND l.fingerprint <> '' AND l.state = 0
+    AND NOT b.terminal AND b.lease_owner IS DISTINCT FROM $3`;
+// FOR UPDATE without SKIP LOCKED: a row locked by a writer recording its result is waited for, not passed over (and
+// an orphan left unadopted); a row adopted meanwhile fails the recheck and the next one is taken.
+const ADOPT = `UPDATE autobatch_lines l SET identity = $2, fingerprint = ''
+  FROM (SELECT batch_key, custom_id FROM autobatch_lines WHERE identity = $1 AND state <> 2
+        ORDER BY seq LIMIT 1 FOR UPDATE) o
+  WHERE l.batch_key = o.batch_key AND l.custom_id = o.custom_id
+  RETURNING l.custom_id, l.batch_key, l.identity, l.fingerprint, l.state, l.result,
+    (SELECT b.snapshot::json ->> 'batchId' FROM autobatch_batches b WHERE b.key = l.batch_key) AS batch_id`;
 
 export async function openPostgresStore(url: string, options: StoreOptions = {}): Promise<Store> {
   const location = safeURL(url);
@@ -188,16 +213,19 @@ class PostgresStore implements Store {
   claim(owner: string, leaseMs: number, limit: number): Promise<StoredBatch[]> {
     return this.#tx("taking over batches", async (c) => {
       const batches = (
-        await c.query<BatchRow>(
+        await c.query<BatchRow & { prior: string | null }>(
           `WITH free AS (
-             SELECT key FROM autobatch_batches WHERE NOT terminal AND lease_until <= ${NOW}
+             SELECT key, lease_owner FROM autobatch_batches WHERE NOT terminal AND lease_until <= ${NOW}
              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
            UPDATE autobatch_batches b SET lease_owner = $1, lease_until = ${NOW} + $3 FROM free
-           WHERE b.key = free.key RETURNING b.key, b.endpoint, b.model, b.created_at, b.snapshot`,
+           WHERE b.key = free.key
+           RETURNING b.key, b.endpoint, b.model, b.created_at, b.snapshot, free.lease_owner AS prior`,
           [owner, limit, leaseMs],
         )
       ).rows;
       if (batches.length === 0) return [];
+      const takenOver = batches.filter((b) => b.prior !== owner).map((b) => b.key);
+      if (takenOver.length) await c.query(ORPHAN_LINES, [takenOver]);
       const lines = (
         await c.query<LineRow>(
           `SELECT custom_id, batch_key, identity, fingerprint, state, result FROM autobatch_lines
@@ -214,6 +242,25 @@ class PostgresStore implements Store {
           ),
         );
     });
+  }
+
+  async adopt(requests: readonly T.AdoptRequest[], owner: string): Promise<T.Adoptions> {
+    const fps = [...new Set(requests.map((r) => r.fingerprint))];
+    const rows = await this.#query<LookRow>("looking for orphans", LOOK, [fps.map(orphanIdentity), fps, owner]);
+    const { suspects, orphaned } = looked(rows);
+    const adopted = new Map<string, FoundLine>();
+    // One statement each, outside a transaction: an adopter holds one row lock at a time, so it never deadlocks
+    // with a writer recording results.
+    for (const r of requests) {
+      if (!orphaned.has(r.fingerprint)) continue;
+      const [row] = await this.#query<LineRow & { batch_id: string | null }>("adopting an orphan", ADOPT, [
+        orphanIdentity(r.fingerprint),
+        r.identity,
+      ]);
+      if (row) adopted.set(r.identity, foundLine(row));
+      else orphaned.delete(r.fingerprint);
+    }
+    return { adopted, suspects };
   }
 
   async renew(owner: string, leaseMs: number): Promise<number> {

@@ -4,6 +4,7 @@
 import type { Batch } from "../core/batch.js";
 import type { BatchRecorder } from "../core/recorder.js";
 import type { BatchSnapshot } from "./types.js";
+import { lineIdentity } from "./identity.js";
 import type { StoreWriter } from "./writer.js";
 
 export class StoreRecorder implements BatchRecorder {
@@ -28,9 +29,10 @@ export class StoreRecorder implements BatchRecorder {
     for (const c of batch.calls())
       lines.push({
         customId: c.customId,
-        identity: c.identity ?? `u:${c.customId}`,
-        // Only a key needs it beside the identity (which holds it otherwise): to refuse the key with another body.
-        fingerprint: c.identity?.startsWith("k:") ? c.fingerprint! : "",
+        identity: c.identity ?? lineIdentity(c.customId),
+        // Beside a key: to refuse the key with another body. Unkeyed (requestIdentity "adopt"): to find the line as an
+        // orphan should this process die. A fingerprint identity holds it already.
+        fingerprint: c.identity?.startsWith("f:") ? "" : (c.fingerprint ?? ""),
       });
     return this.#writer.intent({ key: batch.key, endpoint: batch.endpoint, model: batch.model, lines });
   }

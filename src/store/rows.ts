@@ -1,5 +1,5 @@
 // Rows as both stores return them, turned into the contract's objects.
-import type { BatchSnapshot, FoundLine, StoredBatch } from "./types.js";
+import type { BatchSnapshot, FoundLine, StoredBatch, Suspect } from "./types.js";
 
 export interface BatchRow {
   key: string;
@@ -34,6 +34,32 @@ export function foundLine(row: LineRow & { batch_id: string | null }): FoundLine
     state: lineState(row.state),
     ...(row.result != null && { result: row.result }),
   };
+}
+
+/** A line like a request's, found before adopting: an orphan (`o:`), or a running `a:` line of a batch leased elsewhere. */
+export interface LookRow {
+  identity: string;
+  key: string;
+  lease_until: number | string;
+  expired: number | boolean;
+}
+
+/** By fingerprint: the suspects (each batch once), and the fingerprints with an orphan left. */
+export function looked(rows: readonly LookRow[]): { suspects: Map<string, Suspect[]>; orphaned: Set<string> } {
+  const suspects = new Map<string, Suspect[]>();
+  const orphaned = new Set<string>();
+  for (const row of rows) {
+    const fp = row.identity.slice(2);
+    if (row.identity.startsWith("o:")) {
+      orphaned.add(fp);
+      continue;
+    }
+    const list = suspects.get(fp) ?? [];
+    if (list.length === 0) suspects.set(fp, list);
+    if (!list.some((s) => s.key === row.key))
+      list.push({ key: row.key, leaseUntil: Number(row.lease_until), expired: Boolean(row.expired) });
+  }
+  return { suspects, orphaned };
 }
 
 export function snapshotJson(s: BatchSnapshot): string {

@@ -3,7 +3,9 @@
 // ours by `PRAGMA application_id`. Several processes may share the file: leases decide who tracks each batch.
 import { StoreError } from "./errors.js";
 import { loadSqlite, type SqliteDatabase, type SqliteStatement } from "./sqlite-driver.js";
-import { foundLine, fromRows, type BatchRow, type LineRow, snapshotJson } from "./rows.js";
+import { orphanIdentity } from "./identity.js";
+import { foundLine, fromRows, type BatchRow, type LineRow, type LookRow, looked, snapshotJson } from "./rows.js";
+import type * as T from "./types.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
 /** "ABST" as a 32-bit integer: the file's `application_id`. */
@@ -115,6 +117,13 @@ class SqliteStore implements Store {
   readonly #now: () => number;
   readonly #sql: Statements;
   #closed = false;
+  /**
+   * Whether the store held anything adoptable (an orphan, or an unfinished batch leased elsewhere) for `owner`: quiet,
+   * it holds until another connection commits (`data_version` moves) or this one claims, releases or records another
+   * owner's batch, so a lone process asks only the pragma and skips the look; not quiet, until this one claims,
+   * releases, ends a batch or adopts (the looks go on meanwhile, which is never wrong).
+   */
+  #gate: { owner: string; version: number; quiet: boolean } | undefined;
 
   constructor(db: SqliteDatabase, file: string, now: () => number) {
     this.#db = db;
@@ -152,6 +161,8 @@ class SqliteStore implements Store {
   }
 
   recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<void> {
+    // A batch leased to someone else (a test writing as several owners) is one the quiet owner would look for.
+    if (owner !== this.#gate?.owner) this.#gate = undefined;
     return this.#tx("recording a batch", () => {
       const now = this.#now();
       this.#sql.insertBatch.run(intent.key, intent.endpoint, intent.model, now, owner, now + leaseMs);
@@ -160,6 +171,7 @@ class SqliteStore implements Store {
   }
 
   record(updates: readonly BatchUpdate[]): Promise<void> {
+    if (updates.some((u) => u.terminal)) this.#gate = undefined;
     return this.#tx("recording progress", () => {
       for (const u of updates) {
         if (u.snapshot) this.#sql.updateSnapshot.run(snapshotJson(u.snapshot), u.key);
@@ -188,11 +200,50 @@ class SqliteStore implements Store {
     return this.#tx("taking over batches", () => {
       const now = this.#now();
       const batches = this.#sql.claimable.all(now, limit) as BatchRow[];
+      if (batches.length) this.#gate = undefined;
       return batches.map((b) => {
+        this.#sql.orphanLines.run(b.key, b.key, owner);
         this.#sql.lease.run(owner, now + leaseMs, b.key);
         return fromRows(b, this.#sql.linesOf.all(b.key) as LineRow[]);
       });
     });
+  }
+
+  async adopt(requests: readonly T.AdoptRequest[], owner: string): Promise<T.Adoptions> {
+    const rows = await this.#read("looking for orphans", () => {
+      if (this.#quiet(owner)) return [];
+      const now = this.#now();
+      return [...new Set(requests.map((r) => r.fingerprint))].flatMap(
+        (fp) => this.#sql.look.all(now, orphanIdentity(fp), now, owner, fp) as LookRow[],
+      );
+    });
+    const { suspects, orphaned } = looked(rows);
+    const adopted = new Map<string, FoundLine>();
+    if (orphaned.size === 0) return { adopted, suspects };
+    // Looked for without the write lock; taken only when there is one to take, and looked for again under it.
+    await this.#tx("adopting orphans", () => {
+      for (const r of requests) {
+        if (!orphaned.has(r.fingerprint)) continue;
+        if (changes(this.#sql.adopt.run(r.identity, orphanIdentity(r.fingerprint))) === 0) {
+          orphaned.delete(r.fingerprint);
+          continue;
+        }
+        adopted.set(r.identity, foundLine(this.#sql.find.get(r.identity) as LineRow & { batch_id: string | null }));
+      }
+    });
+    if (adopted.size) this.#gate = undefined;
+    return { adopted, suspects };
+  }
+
+  /** Whether nothing here is adoptable: see `#gate`. */
+  #quiet(owner: string): boolean {
+    const gate = this.#gate?.owner === owner ? this.#gate : undefined;
+    if (gate && !gate.quiet) return false;
+    const version = Number(Object.values(this.#sql.dataVersion.get() as Record<string, number>)[0]);
+    if (gate?.version === version) return true;
+    const quiet = !(this.#sql.adoptable.get(owner) as { open: number }).open;
+    this.#gate = { owner, version, quiet };
+    return quiet;
   }
 
   renew(owner: string, leaseMs: number): Promise<number> {
@@ -200,6 +251,7 @@ class SqliteStore implements Store {
   }
 
   release(owner: string, keys?: readonly string[]): Promise<void> {
+    this.#gate = undefined;
     return this.#tx("releasing leases", () => {
       if (!keys) this.#sql.releaseAll.run(owner);
       else for (const k of keys) this.#sql.releaseOne.run(owner, k);
@@ -246,4 +298,22 @@ const SQL = {
   releaseOne:
     "UPDATE batches SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND key = ? AND terminal = 0",
   purge: "DELETE FROM batches WHERE finished_at IS NOT NULL AND finished_at < ?",
+  // Adoption (see identity.ts).
+  orphanLines: `UPDATE lines SET identity = 'o:' || fingerprint
+                WHERE batch_key = ? AND state = 0 AND substr(identity, 1, 2) = 'u:' AND fingerprint <> ''
+                  AND EXISTS (SELECT 1 FROM batches WHERE key = ? AND lease_owner IS NOT ?)`,
+  // A fingerprint's orphans, by the identity index; its suspects, by reading the running lines of batches leased
+  // elsewhere (none in a lone process's store): no index on fingerprints to keep up on every line written.
+  look: `SELECT l.identity, b.key, b.lease_until, b.lease_until <= ? AS expired
+         FROM lines l JOIN batches b ON b.key = l.batch_key WHERE l.identity = ? AND l.state <> 2
+         UNION ALL
+         SELECT 'a:' || l.fingerprint, b.key, b.lease_until, b.lease_until <= ?
+         FROM batches b JOIN lines l ON l.batch_key = b.key
+         WHERE b.terminal = 0 AND b.lease_owner IS NOT ? AND l.state = 0 AND l.fingerprint = ?
+           AND substr(l.identity, 1, 2) = 'u:'`,
+  dataVersion: "PRAGMA data_version",
+  adoptable: `SELECT EXISTS (SELECT 1 FROM batches WHERE terminal = 0 AND lease_owner IS NOT ?)
+                OR EXISTS (SELECT 1 FROM lines WHERE identity > 'o:' AND identity < 'o;' AND state <> 2) AS open`,
+  adopt: `UPDATE lines SET identity = ?, fingerprint = ''
+          WHERE rowid = (SELECT rowid FROM lines WHERE identity = ? AND state <> 2 ORDER BY rowid LIMIT 1)`,
 } satisfies Record<string, string>;

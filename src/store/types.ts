@@ -5,9 +5,15 @@
 /** One line of a batch file, as recorded before the file is uploaded. */
 export interface LineIntent {
   customId: string;
-  /** Stable across processes: `k:<idempotency key>`, or `f:<fingerprint>:<occurrence>` without a key. */
+  /**
+   * Stable across processes: `k:<idempotency key>`, or `f:<fingerprint>:<occurrence>` without a key; a line no call
+   * names is `u:<custom_id>` (see identity.ts).
+   */
   identity: string;
-  /** Hash of the endpoint and canonical body: one key reused with another body is refused by comparing it. */
+  /**
+   * Hash of the endpoint and canonical body, or "": beside a key, to refuse the key reused with another body; beside a
+   * `u:` identity, the line is open to adoption (requestIdentity "adopt").
+   */
   fingerprint: string;
 }
 
@@ -85,6 +91,32 @@ export interface FoundLine {
   result?: string;
 }
 
+/** An unkeyed call looking for an orphan like it (requestIdentity "adopt"). */
+export interface AdoptRequest {
+  fingerprint: string;
+  /** The identity the adopted line takes (the call's own `u:<custom_id>`): the call then waits on it like any other. */
+  identity: string;
+}
+
+/**
+ * A batch not leased to the looking owner that holds a running line like the request's, still open to adoption: its
+ * caller lives if the holder renews the lease, and died with it if the lease runs out (the next claim orphans it).
+ */
+export interface Suspect {
+  key: string;
+  /** When its lease ends, on the store's clock: it moves when the holder renews. */
+  leaseUntil: number;
+  /** The lease has run out or was released: the next claim takes the batch over. */
+  expired: boolean;
+}
+
+export interface Adoptions {
+  /** The orphans adopted, by the identity they took. */
+  adopted: Map<string, FoundLine>;
+  /** Suspects by fingerprint (only those that have any). */
+  suspects: Map<string, Suspect[]>;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   /** The file, or the URL without credentials: for messages and the listening line. */
@@ -97,9 +129,16 @@ export interface Store {
   find(identities: readonly string[]): Promise<Map<string, FoundLine>>;
   /**
    * Leases to `owner` up to `limit` unfinished batches whose lease has expired (or was released) and returns them.
-   * Never hands one batch to two live owners.
+   * Never hands one batch to two live owners. Taken from another owner (or released), a batch's running lines open
+   * to adoption become orphans (`u:<custom_id>` → `o:<fingerprint>`): their callers died with that owner, or left.
    */
   claim(owner: string, leaseMs: number, limit: number): Promise<StoredBatch[]>;
+  /**
+   * Gives each request an orphan with its fingerprint (running or done, oldest first), renamed to the request's
+   * identity, while any is left: each orphan goes to one request, whatever else adopts at once. Also returns the
+   * suspects of each fingerprint, read with the orphans (so a claim is seen either before, or after, never missed).
+   */
+  adopt(requests: readonly AdoptRequest[], owner: string): Promise<Adoptions>;
   /** Extends every lease `owner` holds on an unfinished batch; returns how many. */
   renew(owner: string, leaseMs: number): Promise<number>;
   /** Gives up `owner`'s leases (all, or those of `keys`) so another process may take them at once. */

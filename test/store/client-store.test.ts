@@ -1,4 +1,6 @@
-// AutoBatcher with a store, on the emulator, in one process: replay, identity, keys, detach and resume, store faults.
+// AutoBatcher with a store, on the emulator, in one process: replay, identity, keys, orphans, detach and resume, store
+// faults.
+import { createClock } from "@sinonjs/fake-timers";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,11 +38,11 @@ function client(store: string, events: AutoBatchEvent[] = [], extra = {}) {
 }
 
 /** A client on a new store submits "p" and "q", then detaches once their batch exists; returns its released calls. */
-async function detachedBatch() {
+async function detachedBatch(extra = {}) {
   const e = await startEmulator({ apiKey: KEY, latencyMs: 400 });
   emu = e;
   const store = file();
-  const first = client(store);
+  const first = client(store, [], extra);
   const calls = ["p", "q"].map((p) => rejection(first.chat.completions.create(chat(p))));
   await waitFor(() => e.counters.batchesCreated === 1, "the batch to be created");
   await first.close({ detach: true });
@@ -155,5 +157,112 @@ describe("AutoBatcher with a store", () => {
       `store ${store}: is not a readable SQLite database (corrupt, or another kind of file): file is not a database`,
     );
     expect(emu.counters.batchesCreated).toBe(0);
+  });
+});
+
+describe('AutoBatcher with a store, requestIdentity "adopt"', () => {
+  const adopt = { requestIdentity: "adopt" } as const;
+  const POLL_MS = 1_000;
+  /** What the engine makes of POLL_MS: 3 poll intervals. */
+  const LEASE_MS = 3 * POLL_MS;
+  type FakeClock = ReturnType<typeof createClock>;
+  const onClock = (clock: FakeClock) => ({ ...adopt, clock, pollIntervalMs: POLL_MS });
+
+  /**
+   * A client on a fake clock whose calls' batch was created; from now on its clock stands still, as a process that
+   * stopped with its lease held: it neither renews the lease nor reads results.
+   */
+  async function stalled(store: string, prompts: string[]) {
+    const clock = createClock(Date.now());
+    const c = client(store, [], onClock(clock));
+    const calls = prompts.map((p) => c.chat.completions.create(chat(p)));
+    for (const call of calls) call.catch(() => undefined);
+    await waitFor(async () => {
+      await clock.tickAsync(10);
+      return emu!.counters.batchesCreated === 1;
+    }, "the batch to be created");
+    return { clock, calls };
+  }
+
+  /** Moves the clocks on in step while the real HTTP exchanges they start run, until `done` holds (bounded). */
+  async function runUntil(clocks: FakeClock[], done: () => boolean, what: string) {
+    await waitFor(async () => {
+      for (const c of clocks) await c.tickAsync(POLL_MS);
+      return done();
+    }, what);
+  }
+
+  const flushes = (events: AutoBatchEvent[]) => events.flatMap((e) => (e.type === "flush" ? [e.calls] : []));
+
+  it("retries wait while a stopped process still leases their lines, then adopt them: two orphans, three retries, one submitted", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const store = file();
+    const first = await stalled(store, ["p", "q", "p"]);
+
+    // Its clock where the stopped one stands: the lease it took has 3 s left.
+    const clock = createClock(first.clock.now);
+    const events: AutoBatchEvent[] = [];
+    const live = client(store, events, onClock(clock));
+    let settled = 0;
+    const retries = ["p", "q", "p", "p"].map((p) =>
+      live.chat.completions.create(chat(p)).finally(() => {
+        settled++;
+      }),
+    );
+    // Looked up: waiting for the store's next look (a timer), none of them buffered.
+    await waitFor(() => clock.countTimers() > 0, "the retries to be looked up");
+    await clock.tickAsync(POLL_MS);
+    expect(live.stats.buffered).toBe(0);
+    expect(flushes(events)).toEqual([]);
+
+    // The stopped process's lease runs out: the next claim takes its batch over, orphaning its three lines.
+    clock.setSystemTime(clock.now + LEASE_MS);
+    await runUntil([clock], () => settled === 4, "every retry to settle");
+    expect((await Promise.all(retries)).map(content)).toEqual(["echo: p", "echo: q", "echo: p", "echo: p"]);
+    expect(events.filter((e) => e.type === "batchResumed")).toHaveLength(1);
+    expect(flushes(events)).toEqual([1]);
+    expect(emu.counters.linesExecuted).toBe(4);
+    expect(emu.counters.batchesCreated).toBe(2);
+  });
+
+  it("never adopts a line whose process lives: once that process renews its lease, the identical call is submitted", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const store = file();
+    const first = await stalled(store, ["p"]);
+
+    const clock = createClock(first.clock.now);
+    const events: AutoBatchEvent[] = [];
+    const other = client(store, events, onClock(clock));
+    let settled = false;
+    const mine = other.chat.completions.create(chat("p")).finally(() => {
+      settled = true;
+    });
+    await waitFor(() => clock.countTimers() > 0, "the call to be looked up");
+    expect(other.stats.buffered).toBe(0);
+
+    // The first process runs on beside it, renewing its lease: its caller is alive.
+    await runUntil([first.clock, clock], () => settled, "the call to settle");
+    expect(content(await mine)).toBe("echo: p");
+    expect(flushes(events)).toEqual([1]);
+    expect(events.filter((e) => e.type === "batchResumed")).toEqual([]);
+    let answered = false;
+    void first.calls[0]!.finally(() => {
+      answered = true;
+    });
+    await runUntil([first.clock, clock], () => answered, "the first process's call to settle");
+    expect(content(await first.calls[0]!)).toBe("echo: p");
+    expect(emu.counters.linesExecuted).toBe(2);
+    expect(emu.counters.batchesCreated).toBe(2);
+  });
+
+  it("a detached client's unkeyed lines are adopted by the next client's identical calls, none billed again", async () => {
+    const { e, store, released } = await detachedBatch(adopt);
+    for (const err of released) expect(err).toBeInstanceOf(ClientClosedError);
+    const second = client(store, [], adopt);
+    const again = await Promise.all(["q", "p"].map((p) => second.chat.completions.create(chat(p))));
+    expect(again.map(content)).toEqual(["echo: q", "echo: p"]);
+    await second.close();
+    expect(e.counters.batchesCreated).toBe(1);
+    expect(e.counters.linesExecuted).toBe(2);
   });
 });

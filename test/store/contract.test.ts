@@ -195,6 +195,114 @@ describe.each(Object.entries(kinds))("store contract: %s", (kind, spec) => {
     expect([...found.keys()]).toEqual(["f:fp-b:0"]);
   });
 
+  describe("orphans", () => {
+    /** A batch of unkeyed lines open to adoption (requestIdentity "adopt"): `u:<custom_id>`, the fingerprint beside. */
+    const unkeyed = (key: string, ids: string[], fp = "F"): BatchIntent => ({
+      ...intent(key, []),
+      lines: ids.map((id) => ({ customId: id, identity: `u:${id}`, fingerprint: fp })),
+    });
+    const want = (...ids: string[]) => ids.map((id) => ({ fingerprint: "F", identity: `u:${id}` }));
+    const adoptedIds = (a: { adopted: Map<string, { customId: string }> }) =>
+      [...a.adopted].map(([identity, l]) => `${identity}=${l.customId}`);
+
+    it("orphans the running unkeyed lines of a batch taken over from another owner; each is adopted once", async () => {
+      const s = await open(await spec());
+      await s.recordIntent(unkeyed("b1", ["x", "done", "y"]), "dead", 0);
+      await s.recordIntent(unkeyed("b2", ["other"], "G"), "dead", 0);
+      // Read before the takeover: its caller most likely had it.
+      await s.record([{ key: "b1", results: [{ customId: "done", line: "D" }] }]);
+      const before = await s.adopt(want("r0"), "p2");
+      expect(before.adopted.size).toBe(0);
+      expect(before.suspects.get("F")).toEqual([{ key: "b1", leaseUntil: expect.any(Number), expired: true }]);
+
+      expect((await s.claim("p2", LONG, 10)).map((b) => b.key)).toEqual(["b1", "b2"]);
+      const first = await s.adopt(want("r1", "r2", "r3"), "p3");
+      expect(adoptedIds(first)).toEqual(["u:r1=x", "u:r2=y"]);
+      expect(first.adopted.get("u:r1")).toMatchObject({ batchKey: "b1", state: "running" });
+      expect(first.suspects.size).toBe(0);
+      expect((await s.adopt(want("r4"), "p3")).adopted.size).toBe(0);
+
+      // The adopter waits under its own identity, like any call.
+      await s.record([{ key: "b1", results: [{ customId: "x", line: "X" }] }]);
+      expect((await s.find(["u:r1", "u:r2"])).get("u:r1")).toMatchObject({ customId: "x", state: "done", result: "X" });
+      expect(adoptedIds(await s.adopt([{ fingerprint: "G", identity: "u:g" }], "p3"))).toEqual(["u:g=other"]);
+    });
+
+    it("gives a done orphan with its result, never a lost one", async () => {
+      const s = await open(await spec());
+      await s.recordIntent(unkeyed("b1", ["x", "y"]), "dead", 0);
+      await s.claim("p2", LONG, 10);
+      await s.record([{ key: "b1", results: [{ customId: "y", line: "Y" }], terminal: true }]);
+      const got = await s.adopt(want("r1", "r2"), "p3");
+      expect(adoptedIds(got)).toEqual(["u:r1=y"]);
+      expect(got.adopted.get("u:r1")).toMatchObject({ state: "done", result: "Y" });
+    });
+
+    it("orphans the lines of a released batch once claimed, but never keyed or named lines", async () => {
+      const s = await open(await spec());
+      const b1 = unkeyed("b1", ["x"]);
+      // A keyed line, a fingerprint identity, and an unkeyed line with no fingerprint (requestIdentity "keys").
+      b1.lines.push(
+        { customId: "k", identity: "k:key-1", fingerprint: "F" },
+        { customId: "f", identity: "f:fp-f:0", fingerprint: "" },
+        { customId: "u", identity: "u:u", fingerprint: "" },
+      );
+      await s.recordIntent(b1, "p1", LONG);
+      await s.release("p1");
+      await s.claim("p2", LONG, 10);
+      expect(adoptedIds(await s.adopt(want("r1"), "p3"))).toEqual(["u:r1=x"]);
+      const found = await s.find(["k:key-1", "f:fp-f:0", "u:u"]);
+      expect(["k:key-1", "f:fp-f:0", "u:u"].map((id) => found.get(id)?.customId)).toEqual(["k", "f", "u"]);
+    });
+
+    it("never orphans a line of a live batch: its holder's own, or renewed; claimed back by its holder, still not", async () => {
+      const s = await open(await spec());
+      await s.recordIntent(unkeyed("live", ["x"]), "p1", LONG);
+      await s.recordIntent(unkeyed("late", ["y"]), "p1", 0);
+      // A slow renewal: the holder takes its own batch back, and its callers still wait for it.
+      expect((await s.claim("p1", LONG, 10)).map((b) => b.key)).toEqual(["late"]);
+      const seen = await s.adopt(want("r1"), "p2");
+      expect(seen.adopted.size).toBe(0);
+      const suspects = seen.suspects.get("F")!;
+      expect(suspects.map((x) => [x.key, x.expired]).sort()).toEqual([
+        ["late", false],
+        ["live", false],
+      ]);
+      // Its holder sees none: its own callers wait for its lines.
+      expect((await s.adopt(want("r2"), "p1")).suspects.size).toBe(0);
+      await new Promise((r) => setTimeout(r, 5));
+      await s.renew("p1", LONG);
+      const renewed = (await s.adopt(want("r3"), "p2")).suspects.get("F")!;
+      for (const x of renewed) expect(x.leaseUntil).toBeGreaterThan(suspects.find((y) => y.key === x.key)!.leaseUntil);
+    });
+
+    it("sees orphans and suspects written through another connection after finding none", async () => {
+      const url = await spec();
+      const [mine, other] = await Promise.all([open(url), open(url)]);
+      expect((await mine.adopt(want("r0"), "p1")).suspects.size).toBe(0);
+      await other.recordIntent(unkeyed("b1", ["x", "y"]), "p2", LONG);
+      expect((await mine.adopt(want("r1"), "p1")).suspects.get("F")).toHaveLength(1);
+      await other.release("p2");
+      await other.claim("p3", LONG, 10);
+      expect(adoptedIds(await mine.adopt(want("r2"), "p1"))).toEqual(["u:r2=x"]);
+      await other.record([{ key: "b1", terminal: true }]);
+      expect(await mine.adopt(want("r3"), "p1")).toEqual({ adopted: new Map(), suspects: new Map() });
+      await other.recordIntent(unkeyed("b2", ["z"]), "dead", 0);
+      await other.claim("p3", LONG, 10);
+      expect(adoptedIds(await mine.adopt(want("r4"), "p1"))).toEqual(["u:r4=z"]);
+    });
+
+    it("gives one orphan to one of several adopters at once through separate connections", async () => {
+      const url = await spec();
+      const handles = await Promise.all([open(url), open(url), open(url)]);
+      await handles[0]!.recordIntent(unkeyed("b1", ["l0", "l1", "l2", "l3", "l4"]), "dead", 0);
+      await handles[0]!.claim("holder", LONG, 10);
+      const results = await Promise.all(handles.map((h, i) => h.adopt(want(`p${i}a`, `p${i}b`, `p${i}c`), `p${i}`)));
+      const lines = results.flatMap((r) => [...r.adopted.values()].map((l) => l.customId));
+      expect(lines.sort()).toEqual(["l0", "l1", "l2", "l3", "l4"]);
+    });
+  });
+
   it("keeps everything across close and reopen", async () => {
     const url = await spec();
     const first = await openStore(url);

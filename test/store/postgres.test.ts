@@ -37,7 +37,27 @@ describe("PostgreSQL store", () => {
     await c.connect();
     const { rows } = await c.query("SELECT version FROM autobatch_schema");
     await c.end();
-    expect(rows).toEqual([{ version: 1 }]);
+    expect(rows).toEqual([{ version: 2 }]);
+  });
+
+  it("migrates a version 1 database to 2 (the index that finds other processes' unkeyed lines), keeping its rows", async () => {
+    const url = await server.createDatabase();
+    const first = await openStore(url);
+    const line = { customId: "a", identity: "u:a", fingerprint: "F" };
+    await first.recordIntent({ key: "b1", endpoint: "/v1/chat/completions", model: "m", lines: [line] }, "p1", 60_000);
+    await first.close();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query("DROP INDEX autobatch_lines_adoptable");
+    await c.query("UPDATE autobatch_schema SET version = 1");
+    const again = await openStore(url);
+    expect((await again.adopt([{ fingerprint: "F", identity: "u:r" }], "p2")).suspects.get("F")).toHaveLength(1);
+    await again.close();
+    const { rows } = await c.query(
+      "SELECT version, (SELECT count(*)::int FROM pg_indexes WHERE indexname = 'autobatch_lines_adoptable') AS n FROM autobatch_schema",
+    );
+    await c.end();
+    expect(rows).toEqual([{ version: 2, n: 1 }]);
   });
 
   it("refuses a database written by a newer version", async () => {
@@ -47,7 +67,7 @@ describe("PostgreSQL store", () => {
     await c.connect();
     await c.query("UPDATE autobatch_schema SET version = 7");
     await c.end();
-    await expect(openStore(url)).rejects.toThrow(/newer version of autobatch \(schema 7; this version knows up to 1\)/);
+    await expect(openStore(url)).rejects.toThrow(/newer version of autobatch \(schema 7; this version knows up to 2\)/);
   });
 
   it("keeps answering calls from the provider when the server goes away mid-run, with warnings", async () => {

@@ -1,6 +1,7 @@
 // `autobatch serve` on a store, as a real process: SIGKILLed mid-run and restarted on the same store, clients
-// retrying with the same Idempotency-Key are answered and each line is billed once; SIGTERM past the shutdown grace
-// detaches instead of cancelling, so the next start finishes the batch.
+// retrying with the same Idempotency-Key, or the same unkeyed request (adopting the line its lost client left), are
+// answered and each line is billed once; SIGTERM past the shutdown grace detaches instead of cancelling, so the next
+// start finishes the batch.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,38 +32,50 @@ function serveProcess(args: string[]) {
 
 const CALLS = 10;
 const content = (i: number) => `serve ${i} [[latency:1500]]`;
-async function keyed(url: string, i: number) {
+async function post(url: string, text: string, headers: Record<string, string> = {}) {
   const res = await request(`${url}/v1/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json", "idempotency-key": `key-${i}` },
-    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: content(i) }] }),
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: text }] }),
   });
-  return { status: res.statusCode, body: (await res.body.json()) as any };
+  return {
+    status: res.statusCode,
+    body: (await res.body.json()) as any,
+    customId: res.headers["x-autobatch-custom-id"],
+  };
 }
+const keyed = (url: string, i: number) => post(url, content(i), { "idempotency-key": `key-${i}` });
 const all = (url: string) => Promise.all(Array.from({ length: CALLS }, (_, i) => keyed(url, i)));
-const flags = (store: string) => [
+const flags = (store: string, batch = ["--batch-window-ms", "20"]) => [
   "--store",
   store,
   "--port",
   "0",
-  "--batch-window-ms",
-  "20",
+  ...batch,
   "--poll-interval-ms",
   "50",
 ];
+
+/**
+ * serve on `store`, SIGKILLed once `send`'s CALLS requests are in a batch upstream (one batch, flushed by size: however
+ * slowly they arrive); resolves when it is gone.
+ */
+async function killedMidRun(store: string, send: (url: string) => Promise<unknown>) {
+  const first = serveProcess(flags(store, ["--batch-size", String(CALLS), "--batch-window-ms", "60000"]));
+  const listening = await first.next("serve.listening");
+  const lost = send(listening.url).catch((e: unknown) => e);
+  await first.next("batch.submitted");
+  first.child.kill("SIGKILL");
+  await first.exited;
+  await lost;
+  return listening;
+}
 
 describe("autobatch serve on a store", () => {
   it("SIGKILLed mid-run and restarted: keyed retries are answered and each line billed once", async () => {
     emu = await startEmulator();
     const store = join(dir, "kill.db");
-    const first = serveProcess(flags(store));
-    const listening = await first.next("serve.listening");
-    expect(listening.store).toBe(store);
-    const lost = all(listening.url).catch((e: unknown) => e);
-    await first.next("batch.submitted");
-    first.child.kill("SIGKILL");
-    await first.exited;
-    await lost;
+    expect((await killedMidRun(store, all)).store).toBe(store);
 
     const second = serveProcess(flags(store));
     const answers = await all((await second.next("serve.listening")).url);
@@ -84,6 +97,32 @@ describe("autobatch serve on a store", () => {
     expect(emu.counters.linesExecuted).toBe(CALLS);
     third.child.kill("SIGTERM");
     expect(await third.exited).toBe(0);
+  }, 60_000);
+
+  it("SIGKILLed mid-run and restarted: the same unkeyed requests, retried, adopt the lines their clients left", async () => {
+    emu = await startEmulator();
+    const store = join(dir, "orphans.db");
+    // Two of them identical: two orphans alike, each adopted by one retry.
+    const texts = [...Array.from({ length: CALLS - 1 }, (_, i) => content(i)), content(0)];
+    const unkeyed = (url: string) => Promise.all(texts.map((t) => post(url, t)));
+    await killedMidRun(store, unkeyed);
+
+    const second = serveProcess(flags(store));
+    const answers = await unkeyed((await second.next("serve.listening")).url);
+    answers.forEach((a, i) => {
+      expect(a.status).toBe(200);
+      expect(a.body.choices[0].message.content).toBe(`echo: ${texts[i]}`);
+    });
+    // Each from a line of its own, the identical two included.
+    expect(new Set(answers.map((a) => a.customId)).size).toBe(CALLS);
+    expect(emu.counters.linesExecuted).toBe(CALLS);
+    expect(emu.counters.batchesCreated).toBe(1);
+    expect(second.lines.filter((l) => l.event === "batch.resumed")).toHaveLength(1);
+    // Adopted once: the same request again is a new line.
+    expect((await post((await second.next("serve.listening")).url, texts[0]!)).status).toBe(200);
+    expect(emu.counters.linesExecuted).toBe(CALLS + 1);
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
   }, 60_000);
 
   it("SIGTERM past the shutdown grace detaches; the next start finishes the batch without billing it again", async () => {
