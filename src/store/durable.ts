@@ -219,12 +219,16 @@ export class Durable {
   async #check(): Promise<void> {
     if (this.#waiters.size === 0 || this.#closed) return;
     let found: Map<string, FoundLine>;
+    // Only what was asked about: a call that starts waiting meanwhile is not missing from the store, only unasked.
+    const asked = [...this.#waiters.keys()];
     try {
-      found = await (await this.#ready).find([...this.#waiters.keys()]);
+      found = await (await this.#ready).find(asked);
     } catch (err) {
       return this.#warn(`${(err as Error).message}; calls waiting on the store keep waiting`);
     }
-    for (const [id, list] of this.#waiters) {
+    for (const id of asked) {
+      const list = this.#waiters.get(id);
+      if (!list) continue;
       const live = list.filter((a) => !a.call.settled);
       const f = found.get(id);
       const leader = this.#leaders.get(id);
