@@ -110,6 +110,22 @@ describe.each(Object.entries(kinds))("store contract: %s", (kind, spec) => {
     expect((await s.find(["k:key-1"])).get("k:key-1")).toMatchObject({ customId: "a2", state: "running" });
   });
 
+  it("looks up thousands of identities at once, whatever their characters, each to its newest line", async () => {
+    const s = await open(await spec());
+    const odd = ['k:quote " and \\ backslash', "k:ünïcödé 😀", `k:${"x".repeat(500)}`, "k:[1,2]", "k:'"];
+    const keyed = (id: string) => odd[Number(id.slice(1))] ?? `k:${id}`;
+    await s.recordIntent(intent("b1", ["a0", "a1", "a2", "a3", "a4"], keyed), "p1", LONG);
+    await s.record([{ key: "b1", results: [{ customId: "a0", line: "old" }], terminal: true }]);
+    await s.recordIntent(intent("b2", ["a0", "a1"], keyed), "p1", LONG);
+    const misses = Array.from({ length: 3_000 }, (_, i) => `f:none-${i}:0`);
+    const found = await s.find([...misses, ...odd, odd[0]!]);
+    expect([...found.keys()].sort()).toEqual([...odd].sort());
+    expect(found.get(odd[0]!)).toMatchObject({ batchKey: "b2", customId: "a0", state: "running" });
+    expect(found.get(odd[1]!)).toMatchObject({ batchKey: "b2", state: "running" });
+    expect(found.get(odd[2]!)).toMatchObject({ batchKey: "b1", state: "lost" });
+    expect((await s.find([])).size).toBe(0);
+  });
+
   it("takes one custom_id in a later batch (a line sent again) and finds the newer line", async () => {
     const s = await open(await spec());
     await s.recordIntent(intent("b1", ["a"]), "p1", LONG);

@@ -25,6 +25,34 @@ describe("SQLite store", () => {
     expect(pragma(db, "journal_mode")).toBe("wal");
     expect(pragma(db, "application_id")).toBe(0x41425354);
     expect(pragma(db, "user_version")).toBe(1);
+    expect(pragma(db, "page_size")).toBe(16_384);
+    db.close();
+  });
+
+  it("keeps the page size of a file made before (an older store's 4 kB pages) and works on it", async () => {
+    const f = file();
+    const made = open(f);
+    made.exec("PRAGMA page_size = 4096");
+    made.exec("PRAGMA journal_mode = WAL");
+    made.close();
+    const store = await openStore(f);
+    await store.recordIntent(
+      {
+        key: "b",
+        endpoint: "/v1/chat/completions",
+        model: "m",
+        lines: [{ customId: "a", identity: "k:a", fingerprint: "fp" }],
+      },
+      "p",
+      60_000,
+    );
+    await store.record([{ key: "b", results: [{ customId: "a", line: "r".repeat(5_000) }] }]);
+    await store.close();
+    const again = await openStore(f);
+    expect((await again.find(["k:a"])).get("k:a")).toMatchObject({ state: "done", result: "r".repeat(5_000) });
+    await again.close();
+    const db = open(f);
+    expect(pragma(db, "page_size")).toBe(4096);
     db.close();
   });
 
