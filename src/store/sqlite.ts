@@ -232,7 +232,10 @@ class SqliteStore implements Store {
           orphaned.delete(r.fingerprint);
           continue;
         }
-        adopted.set(r.identity, foundLine(this.#sql.find.get(r.identity) as LineRow & { batch_id: string | null }));
+        adopted.set(
+          r.identity,
+          foundLine(this.#sql.find.get(JSON.stringify([r.identity])) as LineRow & { batch_id: string | null }),
+        );
       }
     });
     if (adopted.size) this.#gate = undefined;
