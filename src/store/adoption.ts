@@ -18,6 +18,8 @@ export class Adopter<A extends { call: Call }> {
   readonly #owner: string;
   readonly #hooks: AdopterHooks<A>;
   #waiting: Seeker<A>[] = [];
+  /** The calls of this turn of the event loop, looked for together once it ends. */
+  #next: { seekers: Seeker<A>[]; looked: Promise<void> } | undefined;
 
   constructor(owner: string, hooks: AdopterHooks<A>) {
     this.#owner = owner;
@@ -28,12 +30,23 @@ export class Adopter<A extends { call: Call }> {
     return this.#waiting.length;
   }
 
-  /** Looks once for these calls (all of one tick): each adopts an orphan, waits for the next look, or is submitted. */
+  /**
+   * Looks for these calls, with every other one admitted in this turn of the event loop (a server gets its requests
+   * one per tick; one look serves them all): each adopts an orphan, waits for the next look, or is submitted.
+   */
   seek(store: Store, admitted: A[]): Promise<void> {
-    return this.#look(
-      store,
-      admitted.map((a) => new Seeker(a)),
-    );
+    const seekers = admitted.map((a) => new Seeker(a));
+    if (this.#next) {
+      this.#next.seekers.push(...seekers);
+      return this.#next.looked;
+    }
+    const next = { seekers, looked: new Promise<void>((resolve) => setImmediate(resolve)) };
+    next.looked = next.looked.then(() => {
+      this.#next = undefined;
+      return this.#look(store, next.seekers);
+    });
+    this.#next = next;
+    return next.looked;
   }
 
   /** Looks again for the calls that wait, after a claim (which may have orphaned their lines). */

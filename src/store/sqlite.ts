@@ -217,9 +217,8 @@ class SqliteStore implements Store {
     const rows = await this.#read("looking for orphans", () => {
       if (this.#quiet(owner)) return [];
       const now = this.#now();
-      return [...new Set(requests.map((r) => r.fingerprint))].flatMap(
-        (fp) => this.#sql.look.all(now, orphanIdentity(fp), now, owner, fp) as LookRow[],
-      );
+      const fps = JSON.stringify([...new Set(requests.map((r) => r.fingerprint))]);
+      return this.#sql.look.all(now, fps, now, owner, fps) as LookRow[];
     });
     const { suspects, orphaned } = looked(rows);
     const adopted = new Map<string, FoundLine>();
@@ -312,15 +311,16 @@ const SQL = {
   orphanLines: `UPDATE lines SET identity = 'o:' || fingerprint
                 WHERE batch_key = ? AND state = 0 AND substr(identity, 1, 2) = 'u:' AND fingerprint <> ''
                   AND EXISTS (SELECT 1 FROM batches WHERE key = ? AND lease_owner IS NOT ?)`,
-  // A fingerprint's orphans, by the identity index; its suspects, by reading the running lines of batches leased
-  // elsewhere (none in a lone process's store): no index on fingerprints to keep up on every line written.
+  // The orphans of the fingerprints (a JSON array), by the identity index; their suspects, by reading the running
+  // lines of batches leased elsewhere (none in a lone process's store): no index on fingerprints to keep up.
   look: `SELECT l.identity, b.key, b.lease_until, b.lease_until <= ? AS expired
-         FROM lines l JOIN batches b ON b.key = l.batch_key WHERE l.identity = ? AND l.state <> 2
+         FROM lines l JOIN batches b ON b.key = l.batch_key
+         WHERE l.identity IN (SELECT 'o:' || value FROM json_each(?)) AND l.state <> 2
          UNION ALL
          SELECT 'a:' || l.fingerprint, b.key, b.lease_until, b.lease_until <= ?
          FROM batches b JOIN lines l ON l.batch_key = b.key
-         WHERE b.terminal = 0 AND b.lease_owner IS NOT ? AND l.state = 0 AND l.fingerprint = ?
-           AND substr(l.identity, 1, 2) = 'u:'`,
+         WHERE b.terminal = 0 AND b.lease_owner IS NOT ? AND l.state = 0
+           AND l.fingerprint IN (SELECT value FROM json_each(?)) AND substr(l.identity, 1, 2) = 'u:'`,
   dataVersion: "PRAGMA data_version",
   adoptable: `SELECT EXISTS (SELECT 1 FROM batches WHERE terminal = 0 AND lease_owner IS NOT ?)
                 OR EXISTS (SELECT 1 FROM lines WHERE identity > 'o:' AND identity < 'o;' AND state <> 2) AS open`,
