@@ -283,7 +283,12 @@ if (selected.includes("durable")) {
       runs.postgres.push(await throughputRun(N.durable, 10_000, await pg.createDatabase()));
     }
     const [memory, sqlite, postgres] = [runs.memory, runs.sqlite, runs.postgres].map(median);
-    results.durable = { memory, sqlite, postgres };
+    // The stores' own CPU (bench/scenarios/store-writes.ts): the same recording without the client around it.
+    const writes = (spec: string) =>
+      runScenario("store-writes", ["--calls", N.durable, "--runs", RUNS, "--store", spec]);
+    const sqliteWrites = await writes(join(dir, "writes.db"));
+    const postgresWrites = await writes(await pg.createDatabase());
+    results.durable = { memory, sqlite, postgres, sqliteWrites, postgresWrites };
     const per1k = (r: Result) => ms(r.cpuPer1kMs);
     rows.push(
       {
@@ -302,6 +307,11 @@ if (selected.includes("durable")) {
         value: ratio(postgres.cpuPer1kMs / memory.cpuPer1kMs),
         target: "≤ 2×",
         met: postgres.cpuPer1kMs / memory.cpuPer1kMs <= 2,
+      },
+      {
+        metric: "… of which the store's own calls (lookups, intents, results), SQLite / PostgreSQL",
+        value: `${per1k(sqliteWrites)} / ${per1k(postgresWrites)}`,
+        target: "",
       },
       {
         metric: "Store size per 1,000 calls, SQLite / PostgreSQL",

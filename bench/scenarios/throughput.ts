@@ -1,6 +1,6 @@
 // Scenarios 1 (throughput), 2 (the JSON floor) and 4 (bytes read), and each point of 6 (scaling): `--calls N` chat
 // calls through AutoBatcher, batchSize 10,000, against the emulator in its own process. `--store SPEC` (a fresh
-// SQLite file or PostgreSQL database, made by the caller) measures the same run with durable state (scenario 7).
+// SQLite file or PostgreSQL database, made by the caller) measures the same run with durable state (scenario 10).
 import { statSync } from "node:fs";
 import { AutoBatcher } from "autobatch";
 import { monitorEventLoopDelay } from "node:perf_hooks";
