@@ -71,22 +71,25 @@ export class Tracker {
     const listed = this.#pages
       ? this.#pages.read(due, this.#batches.size, this.#signal).catch(() => NONE)
       : Promise.resolve(NONE);
-    for (const batch of due) {
-      const polling = listed
-        .then((seen) => batch.poll(this.#signal, seen.get(batch.id ?? "")))
-        .catch(() => undefined)
-        .finally(() => {
-          this.#busy.delete(batch);
-          if (!batch.done || !this.#batches.delete(batch)) return;
-          this.#onDone(batch);
-          // The last batch is done: no tick may outlive it and hold the process open.
-          if (this.#batches.size === 0) {
-            this.#clock.clearTimeout(this.#timer);
-            this.#timer = undefined;
-          }
-        });
-      this.#busy.set(batch, polling);
-    }
+    for (const batch of due) this.#poll(batch, listed);
+  }
+
+  /** One poll of a batch, listed in `#busy` while it runs so no other poll of it starts (a result read once). */
+  #poll(batch: Batch, listed: Promise<ReadonlyMap<string, BatchEnvelope>>): void {
+    const polling = listed
+      .then((seen) => batch.poll(this.#signal, seen.get(batch.id ?? "")))
+      .catch(() => undefined)
+      .finally(() => {
+        this.#busy.delete(batch);
+        if (!batch.done || !this.#batches.delete(batch)) return;
+        this.#onDone(batch);
+        // The last batch is done: no tick may outlive it and hold the process open.
+        if (this.#batches.size === 0) {
+          this.#clock.clearTimeout(this.#timer);
+          this.#timer = undefined;
+        }
+      });
+    this.#busy.set(batch, polling);
   }
 
   /**
@@ -96,7 +99,9 @@ export class Tracker {
   async finishSettled(): Promise<void> {
     await Promise.all(this.#busy.values());
     const pending = [...this.#batches].filter((b) => b.unsettled === 0 && !b.done);
-    await Promise.allSettled(pending.map((b) => b.poll(this.#signal)));
+    // Through #poll, so a tick firing meanwhile skips them instead of reading their files a second time.
+    for (const b of pending) if (!this.#busy.has(b)) this.#poll(b, Promise.resolve(NONE));
+    await Promise.all(this.#busy.values());
     await Promise.all(pending.map((b) => b.finish("")));
   }
 }

@@ -137,6 +137,24 @@ describe("Tracker", () => {
     expect(waiting.done).toBe(false);
   });
 
+  it("a tick firing while finishSettled polls a batch does not poll it again", async () => {
+    const { clock, add, t } = tracker();
+    const settled = fakeBatch();
+    settled.unsettled = 0;
+    settled.hold = true;
+    add(settled);
+    const finishing = t.finishSettled();
+    await settle();
+    expect(settled.polls).toBe(1);
+    clock.tick(100);
+    await settle();
+    expect(settled.polls).toBe(1);
+    settled.release();
+    await finishing;
+    expect(settled.polls).toBe(1);
+    expect(settled.finished).toEqual([""]);
+  });
+
   it("after stop, no tick fires", async () => {
     const { clock, add, t } = tracker();
     const b = fakeBatch();
