@@ -95,11 +95,12 @@ export class Engine {
   readonly #sink: SettleSink;
   readonly #batchContext: BatchContext;
   readonly #durable: Durable | undefined;
-  #closed = false;
-  /** Until close stops the tracker, batches taken over from the store are tracked, even while a close waits. */
-  #tracking = true;
-  /** A graceful close has flushed the buffers (see #flushSoon). */
-  #flushing = false;
+  /**
+   * Where the client is in its life, one way: `open`; `closing` (no new calls; batches taken over from the store are
+   * still tracked, a close that waits for its calls needs them); `draining` (a graceful close flushed the buffers:
+   * lines buffered again go out at once, see #flushSoon); `stopped` (the tracker stopped: nothing is taken over).
+   */
+  #phase: "open" | "closing" | "draining" | "stopped" = "open";
   #flushQueued = false;
 
   constructor(input?: AutoBatcherOptions) {
@@ -225,7 +226,7 @@ export class Engine {
   /** Enqueues one request; resolves with its result body or rejects with a typed error. */
   submit(endpoint: Endpoint, params: unknown, options?: SubmitOptions): Promise<unknown> {
     const P = options?.promiseClass ?? Promise;
-    if (this.#closed) return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
+    if (this.#phase !== "open") return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
     const signal = options?.signal ?? undefined;
     if (signal?.aborted) return P.reject(new APIUserAbortError());
     const key = options?.idempotencyKey;
@@ -287,7 +288,7 @@ export class Engine {
    * batch per line.
    */
   #flushSoon(): void {
-    if (!this.#flushing || this.#flushQueued) return;
+    if (this.#phase !== "draining" || this.#flushQueued) return;
     this.#flushQueued = true;
     queueMicrotask(() => {
       this.#flushQueued = false;
@@ -322,14 +323,13 @@ export class Engine {
   }
 
   #stopTracking(): void {
-    this.#tracking = false;
+    this.#phase = "stopped";
     this.#tracker.stop();
   }
 
   /** A batch an earlier process recorded: tracked here from where it was left, its results stored. */
   #resume(r: ResumedBatch): void {
-    // Not `#closed`: a close that waits for its calls needs the batches their lines run in, taken over meanwhile.
-    if (!this.#tracking) {
+    if (this.#phase === "stopped") {
       this.#durable?.release([r.key]);
       return;
     }
@@ -346,7 +346,7 @@ export class Engine {
       return;
     }
     void batch.reattach(this.#stop.signal).then((ok) => {
-      if (ok && this.#tracking) this.#tracker.add(batch);
+      if (ok && this.#phase !== "stopped") this.#tracker.add(batch);
       else if (!batch.done) this.#durable?.release([batch.key]);
     });
   }
@@ -370,7 +370,8 @@ export class Engine {
 
   /** Flushes what is buffered and waits for every call to settle; with `cancel`, cancels and rejects instead. */
   async close(options: CloseOptions = {}): Promise<void> {
-    this.#closed = true;
+    // A second close (an interrupt during a graceful one) never moves the phase back.
+    if (this.#phase === "open") this.#phase = "closing";
     if (options.detach && this.#durable) {
       this.#durable.recorder.detaching = true;
       await this.#durable.admitted();
@@ -398,7 +399,7 @@ export class Engine {
       await Promise.all(this.#submissions);
     } else {
       await this.#durable?.admitted();
-      this.#flushing = true;
+      if (this.#phase === "closing") this.#phase = "draining";
       this.#buffer.flushAll("close");
       await this.onIdle();
       await this.#tracker.finishSettled();
