@@ -37,7 +37,9 @@ export interface BulkInput {
 }
 
 /** A result in completion order: the value `create()` would resolve with, or the typed error it would reject with. */
-export type BulkOutcome<T = unknown, E = unknown> = { id: string; ok: true; result: T } | { id: string; ok: false; error: E };
+export type BulkOutcome<T = unknown, E = unknown> =
+  | { id: string; ok: true; result: T }
+  | { id: string; ok: false; error: E };
 
 /** Lines read from a synchronous input between turns of the event loop. */
 const SYNC_SLICE = 1_000;
@@ -81,7 +83,11 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
     const prefix = options.idempotencyKeyPrefix;
     if (prefix !== undefined && typeof prefix !== "string")
       throw new InvalidParamsError("idempotencyKeyPrefix must be a string", "idempotencyKeyPrefix");
-    if (requests === null || typeof requests !== "object" || !(Symbol.iterator in requests || Symbol.asyncIterator in requests))
+    if (
+      requests === null ||
+      typeof requests !== "object" ||
+      !(Symbol.iterator in requests || Symbol.asyncIterator in requests)
+    )
       throw new InvalidParamsError("bulk requests must be an iterable or an async iterable");
     this.#engine = engine;
     this.#source = requests;
@@ -170,7 +176,10 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
   #send(req: BulkInput): boolean {
     const id = (req as { id?: unknown } | null)?.id;
     if (typeof id !== "string" || id === "")
-      throw new InvalidParamsError(`each bulk request needs an id, a non-empty string (got ${JSON.stringify(id)})`, "id");
+      throw new InvalidParamsError(
+        `each bulk request needs an id, a non-empty string (got ${JSON.stringify(id)})`,
+        "id",
+      );
     if (this.#pending.has(id))
       throw new InvalidParamsError(`bulk request id ${JSON.stringify(id)} is already in this job, unanswered`, "id");
     const endpoint = req.endpoint ?? "/v1/chat/completions";
@@ -268,7 +277,11 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
     }
     const calls = [...this.#pending.values()];
     this.#pending.clear();
-    this.#releasing = rejectInSlices(calls, () => reason, (call, error) => this.#engine.release(call, error));
+    this.#releasing = rejectInSlices(
+      calls,
+      () => reason,
+      (call, error) => this.#engine.release(call, error),
+    );
     this.#settleWaiters();
   }
 
