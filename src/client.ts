@@ -168,9 +168,8 @@ export class AutoBatcher {
    *
    * Reading pauses at `maxQueued` (see BulkOptions), so a stream of millions is never held whole. Leaving the loop
    * early (`break`, `return()`, an exception, or `signal`) stops reading and releases every request of the job not
-   * yet answered: those still buffered never go out; those already in a batch are let go (the batch runs on
-   * upstream; with a `store` its results are kept for a rerun with the same `idempotencyKeyPrefix`). Nothing is left
-   * waiting and nothing rejects unhandled. The iterator throws (after the results already in) when the job cannot go
+   * yet answered: those still buffered never go out; those already in a batch are let go while the batch runs
+   * on upstream. Nothing is left waiting and nothing rejects unhandled. The iterator throws (after the results already in) when the job cannot go
    * on: an id repeated while the first is unanswered (InvalidParamsError naming it), the input throwing (its error),
    * `signal` aborted (APIUserAbortError), or the client closed before the input was read whole (ClientClosedError).
    *

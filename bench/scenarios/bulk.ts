@@ -13,6 +13,7 @@ const BATCH_SIZE = flag("batch-size", 10_000);
 const POLL_MS = flag("poll-ms", 250);
 const WARMUP_CALLS = flag("warmup", 20_000);
 const CHUNK = 1_000;
+type ChatRequest = Extract<BulkRequest, { endpoint?: "/v1/chat/completions" }>;
 
 interface Run {
   ok: number;
@@ -23,8 +24,8 @@ interface Run {
 }
 
 /** The requests, built a chunk at a time as the job reads them, with the building's CPU counted apart. */
-function* requests(n: number, run: Run): Generator<BulkRequest> {
-  const chunk: BulkRequest[] = [];
+function* requests(n: number, run: Run): Generator<ChatRequest> {
+  const chunk: ChatRequest[] = [];
   for (let start = 0; start < n; start += CHUNK) {
     const t = process.cpuUsage();
     for (let i = start; i < Math.min(n, start + CHUNK); i++) chunk.push({ id: String(i), params: chatParams(i) });
