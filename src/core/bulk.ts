@@ -41,6 +41,8 @@ export type BulkOutcome<T = unknown, E = unknown> =
   | { id: string; ok: true; result: T }
   | { id: string; ok: false; error: E };
 
+/** Settled calls the job's list may hold beyond twice its unsettled ones before it is compacted. */
+const COMPACT_SLACK = 4_096;
 /** Lines read from a synchronous input between turns of the event loop. */
 const SYNC_SLICE = 1_000;
 
@@ -57,8 +59,10 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
   readonly #signal: AbortSignal | undefined;
   /** Reused for every request: the engine reads it synchronously. */
   readonly #submit: SubmitOptions & { idempotencyKey?: string };
-  /** The job's calls not yet settled, by id: to release them if the consumer leaves, and to refuse a repeated id. */
-  readonly #pending = new Map<string, Call>();
+  /** Ids of the job's calls not yet settled: a repeated one is refused. */
+  readonly #pending = new Set<string>();
+  /** The job's calls, to release those not yet settled if the consumer leaves; settled ones are dropped now and then. */
+  #calls: Call[] = [];
   /** Results not yet read: `#ready[#head…]`. */
   #ready: BulkOutcome[] = [];
   #head = 0;
@@ -125,8 +129,7 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
     this.#pending.delete(id);
     if (this.#stopped) return;
     const outcome: BulkOutcome = ok ? { id, ok: true, result: value } : { id, ok: false, error: value };
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve({ value: outcome, done: false });
+    if (this.#waiters.length) this.#waiters.shift()!.resolve({ value: outcome, done: false });
     else this.#ready.push(outcome);
     if (this.#pending.size === 0 && this.#inputDone) this.#settleWaiters();
     // Settling can empty the backlog with no event (a close, a stored result): the reader looks again.
@@ -180,8 +183,6 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
         `each bulk request needs an id, a non-empty string (got ${JSON.stringify(id)})`,
         "id",
       );
-    if (this.#pending.has(id))
-      throw new InvalidParamsError(`bulk request id ${JSON.stringify(id)} is already in this job, unanswered`, "id");
     const endpoint = req.endpoint ?? "/v1/chat/completions";
     if (!ENDPOINTS.has(endpoint)) {
       const error = new InvalidParamsError(
@@ -191,14 +192,23 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
       this.#push({ id, ok: false, error });
       return true;
     }
+    const before = this.#pending.size;
+    // One hash lookup per request: adding an id already there leaves the size as it was.
+    if (this.#pending.add(id).size === before)
+      throw new InvalidParamsError(`bulk request id ${JSON.stringify(id)} is already in this job, unanswered`, "id");
     if (this.#prefix !== undefined) this.#submit.idempotencyKey = this.#prefix + id;
     const call = this.#engine.deliver(endpoint, req.params, this.#submit, this, id);
     if (call instanceof ClientClosedError) {
+      this.#pending.delete(id);
       this.#failure = new ClientClosedError("the client was closed before the bulk job's input was read whole");
       return false;
     }
-    if (call instanceof Error) this.#push({ id, ok: false, error: call });
-    else if (!call.settled) this.#pending.set(id, call);
+    if (call instanceof Error) {
+      this.#pending.delete(id);
+      this.#push({ id, ok: false, error: call });
+    } else if (call.settled) this.#pending.delete(id);
+    else if (this.#calls.push(call) >= 2 * this.#pending.size + COMPACT_SLACK)
+      this.#calls = this.#calls.filter((c) => !c.settled);
     return true;
   }
 
@@ -275,7 +285,8 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
     } catch {
       // Same: the job is over.
     }
-    const calls = [...this.#pending.values()];
+    const calls = this.#calls;
+    this.#calls = [];
     this.#pending.clear();
     this.#releasing = rejectInSlices(
       calls,
