@@ -1,4 +1,4 @@
-// Scenario 13 (the bulk API): the throughput workload (`--calls N` ~1 KB chat calls, batchSize 10,000, the emulator
+// Scenario 11 (the bulk API): the throughput workload (`--calls N` ~1 KB chat calls, batchSize 10,000, the emulator
 // in its own process) sent through `client.bulk()` instead of a promise per call, with the JSON floor measured in
 // the same process after it. bench/run.ts runs it interleaved with the throughput scenario (one promise per call).
 //   node --import tsx --expose-gc bench/scenarios/bulk.ts --calls 100000
