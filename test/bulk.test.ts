@@ -142,6 +142,7 @@ describe("AutoBatcher.bulk", () => {
     expect(failure).toBeInstanceOf(ClientClosedError);
     expect((failure as Error).message).toMatch(/closed before the bulk job's input was read whole/);
     expect(seen.read).toBeLessThanOrEqual(51);
+    expect(seen.closed).toBe(true);
   });
 
   it("a graceful close while reading still answers every request read, then throws", async () => {

@@ -163,7 +163,10 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
         const r = async ? await input.next() : (input.next() as IteratorResult<BulkInput>);
         if (this.#stopped) return;
         if (r.done) break;
-        if (!this.#send(r.value)) break;
+        if (!this.#send(r.value)) {
+          this.#closeInput();
+          break;
+        }
         // A long synchronous input must not hold the event loop for a whole backlog's worth of lines.
         if (!async && n % SYNC_SLICE === 0) await yieldToLoop();
       }
@@ -223,7 +226,7 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
     this.#ready[this.#head++] = undefined as never;
     // Drop the read front now and then, so a long job's queue does not keep every result it ever held.
     if (this.#head === this.#ready.length) {
-      this.#ready = [];
+      this.#ready.length = 0;
       this.#head = 0;
     } else if (this.#head >= 1024 && this.#head * 2 >= this.#ready.length) {
       this.#ready = this.#ready.slice(this.#head);
@@ -278,13 +281,7 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
     this.#stopped = true;
     this.#cleanUp();
     this.#wake();
-    // Leave the input's own resources (a file stream) to its iterator's return(); its errors are no longer ours.
-    try {
-      const closing = this.#input?.return?.();
-      if (closing instanceof Promise) closing.catch(() => undefined);
-    } catch {
-      // Same: the job is over.
-    }
+    this.#closeInput();
     const calls = this.#calls;
     this.#calls = [];
     this.#pending.clear();
@@ -294,6 +291,16 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
       (call, error) => this.#engine.release(call, error),
     );
     this.#settleWaiters();
+  }
+
+  /** Leaves the input's own resources (a file stream) to its iterator's return(); its errors are no longer ours. */
+  #closeInput(): void {
+    try {
+      const closing = this.#input?.return?.();
+      if (closing instanceof Promise) closing.catch(() => undefined);
+    } catch {
+      // Same: the job is over.
+    }
   }
 
   #cleanUp(): void {
