@@ -19,6 +19,7 @@ const SCENARIOS = [
   "imports",
   "durable",
   "serve",
+  "bulk",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -45,6 +46,7 @@ const N = {
   polling: quick ? [200] : [200, 1_000],
   durable: quick ? 10_000 : 50_000,
   serve: quick ? ["--requests", 5_000, "--warmup", 2_000, "--held", 1_000] : [],
+  bulk: quick ? 10_000 : 100_000,
 };
 const POLL_MS = 250;
 /** CPU figures move with whatever else the machine runs: throughput runs are repeated and the median kept. */
@@ -355,6 +357,31 @@ if (selected.includes("serve")) {
       value: `heap ${kb(s.serve.heapPerRequestBytes)} / ${kb(s.bare.heapPerRequestBytes)}: ${ratio(s.heapRatio)} (RSS ${kb(s.serve.rssPerRequestBytes)} / ${kb(s.bare.rssPerRequestBytes)}: ${ratio(s.rssRatio)})`,
       target: "≤ 1.3×",
       met: s.heapRatio <= 1.3,
+    },
+  );
+}
+
+if (selected.includes("bulk")) {
+  // Interleaved rounds, one run of each: the bulk API and one promise per call, each against its own floor.
+  const runs: Record<"bulk" | "promise", Result[]> = { bulk: [], promise: [] };
+  for (let r = 0; r < RUNS; r++) {
+    runs.bulk.push(await runScenario("bulk", ["--calls", N.bulk, "--poll-ms", POLL_MS, "--batch-size", 10_000]));
+    runs.promise.push(await throughputRun(N.bulk, 10_000));
+  }
+  const [bulk, promise] = [runs.bulk, runs.promise].map(median);
+  results.bulk = { bulk, promise };
+  const floorRatios = (all: Result[]) => all.map((x) => ratio(x.floorRatio)).join(", ");
+  rows.push(
+    {
+      metric: `Client CPU per 1,000 calls, \`bulk()\` / a promise per call (${int(N.bulk)} calls, interleaved)`,
+      value: `${ms(bulk.cpuPer1kMs)} / ${ms(promise.cpuPer1kMs)} (GC pauses ${ms(bulk.gcMs / (bulk.calls / 1000))} / ${ms(promise.gcMs / (promise.calls / 1000))})`,
+      target: "",
+    },
+    {
+      metric: "`bulk()` CPU ÷ JSON floor (a promise per call, same rounds)",
+      value: `${ratio(bulk.floorRatio)} (${ratio(promise.floorRatio)}; runs: ${floorRatios(runs.bulk)} / ${floorRatios(runs.promise)})`,
+      target: "≤ 2×",
+      met: bulk.floorRatio <= 2,
     },
   );
 }

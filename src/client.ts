@@ -6,8 +6,9 @@ import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "ope
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
 import type { Response, ResponseCreateParamsNonStreaming } from "openai/resources/responses/responses";
 import { APIPromise } from "./api-promise.js";
+import { BulkJob, type BulkOptions, type BulkOutcome } from "./core/bulk.js";
 import { Engine, type CloseOptions, type EngineStats } from "./core/engine.js";
-import { APIConnectionTimeoutError, InvalidParamsError } from "./errors.js";
+import { APIConnectionTimeoutError, type AutoBatchError, InvalidParamsError } from "./errors.js";
 import { realClock } from "./internal/clock.js";
 import type { Endpoint } from "./internal/endpoints.js";
 import type { EventMap, EventName } from "./events.js";
@@ -51,6 +52,28 @@ export type {
   Response,
   ResponseCreateParamsNonStreaming,
 };
+
+/**
+ * One request of a bulk job (`AutoBatcher.bulk`): `params` as `create()` takes them on `endpoint` (default
+ * `"/v1/chat/completions"`), and an `id` that names its result, unique among the job's requests not yet answered.
+ */
+export type BulkRequest =
+  | { id: string; endpoint?: "/v1/chat/completions"; params: ChatCompletionCreateParamsNonStreaming }
+  | { id: string; endpoint: "/v1/embeddings"; params: EmbeddingCreateParams }
+  | { id: string; endpoint: "/v1/responses"; params: ResponseCreateParamsNonStreaming };
+
+/** What `create()` on a request's endpoint resolves with. */
+export type BulkResultOf<R extends BulkRequest> = R extends { endpoint: "/v1/embeddings" }
+  ? CreateEmbeddingResponse
+  : R extends { endpoint: "/v1/responses" }
+    ? Response
+    : ChatCompletion;
+
+/**
+ * One result of a bulk job, in completion order: `result` is what `create()` would resolve with, `error` the typed
+ * error it would reject with (an APIError subclass, BatchFailedError, InvalidParamsError…).
+ */
+export type BulkResult<T = ChatCompletion | CreateEmbeddingResponse | Response> = BulkOutcome<T, AutoBatchError>;
 
 /**
  * An openai-node-shaped client whose calls are answered through the Batch API: each call waits in a buffer, goes out
@@ -136,6 +159,37 @@ export class AutoBatcher {
         },
       );
     });
+  }
+
+  /**
+   * Sends many requests without a promise each: `requests` (an array, a generator, a stream…) is read as the job
+   * goes, and the results come back as they settle, in completion order, each under its request's `id`. A request
+   * that fails is a result with `ok: false`, never a rejection; bad params are such a result too.
+   *
+   * Reading pauses at `maxQueued` (see BulkOptions), so a stream of millions is never held whole. Leaving the loop
+   * early (`break`, `return()`, an exception, or `signal`) stops reading and releases every request of the job not
+   * yet answered: those still buffered never go out; those already in a batch are let go while the batch runs
+   * on upstream. Nothing is left waiting and nothing rejects unhandled. The iterator throws (after the results already in) when the job cannot go
+   * on: an id repeated while the first is unanswered (InvalidParamsError naming it), the input throwing (its error),
+   * `signal` aborted (APIUserAbortError), or the client closed before the input was read whole (ClientClosedError).
+   *
+   * @example
+   * ```ts
+   * const requests = prompts.map((content, i) => ({
+   *   id: `q${i}`,
+   *   params: { model: "gpt-4o-mini", messages: [{ role: "user" as const, content }] },
+   * }));
+   * for await (const r of client.bulk(requests)) {
+   *   if (r.ok) console.log(r.id, r.result.choices[0]?.message.content);
+   *   else console.error(r.id, r.error.message);
+   * }
+   * ```
+   */
+  bulk<R extends BulkRequest>(
+    requests: Iterable<R> | AsyncIterable<R>,
+    options?: BulkOptions,
+  ): AsyncIterableIterator<BulkResult<BulkResultOf<R>>> {
+    return new BulkJob(this.#engine, requests, options) as AsyncIterableIterator<never>;
   }
 
   /** Subscribes to a lifecycle event; returns a function that unsubscribes. */

@@ -1,6 +1,13 @@
 // The root entry: the client, the batching fetch, errors and types. serve and the emulator have their own subpaths
 // (`autobatch/serve`, `autobatch/emulator`), so an AutoBatcher user never loads them.
-export { AutoBatcher, type CallOptions } from "./client.js";
+export {
+  AutoBatcher,
+  type BulkRequest,
+  type BulkResult,
+  type BulkResultOf,
+  type CallOptions,
+} from "./client.js";
+export type { BulkOptions } from "./core/bulk.js";
 export { APIPromise, type WithRequestID } from "./api-promise.js";
 export { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "./fetch.js";
 export { createLongWaitFetch, type LongWaitFetch, type LongWaitFetchOptions } from "./long-wait-fetch.js";

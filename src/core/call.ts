@@ -34,6 +34,14 @@ export interface Call {
   owner?: { release(call: Call, reason: unknown): void };
   /** Detaches the abort listener. */
   detach?: () => void;
+  /** A bulk call: where it settles instead of a promise (its job, shared by all its calls), under its id there. */
+  to?: Delivery;
+  id?: string;
+}
+
+/** A bulk job's sink: a call of the job settles into it, so it needs no promise or resolvers of its own. */
+export interface Delivery {
+  deliver(id: string, ok: boolean, value: unknown): void;
 }
 
 /** What a `raw` call resolves with: the result line's status, body and request id, untouched. */
@@ -74,7 +82,8 @@ export function settle(call: Call, sink: SettleSink, ok: boolean, value: unknown
   call.settled = true;
   call.detach?.();
   call.chunk = undefined;
-  if (ok) call.resolve(value);
+  if (call.to) call.to.deliver(call.id!, ok, value);
+  else if (ok) call.resolve(value);
   else call.reject(value);
   // The resolvers reach the promise and through it the result: a settled call (still listed by its batch until the
   // batch ends) must not keep every result of its batch alive.

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { Batch, type BatchContext, type ResumedBatch } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
 import { setMaxListeners } from "node:events";
-import { settle, type Call, type SettleSink } from "./call.js";
+import { settle, type Call, type Delivery, type SettleSink } from "./call.js";
 import { realClock, type Clock } from "../internal/clock.js";
 import { prepareBody, type Endpoint } from "../internal/endpoints.js";
 import { APIUserAbortError, BatchFailedError, ClientClosedError, InvalidParamsError } from "../errors.js";
@@ -226,26 +226,45 @@ export class Engine {
   /** Enqueues one request; resolves with its result body or rejects with a typed error. */
   submit(endpoint: Endpoint, params: unknown, options?: SubmitOptions): Promise<unknown> {
     const P = options?.promiseClass ?? Promise;
-    if (this.#phase !== "open") return P.reject(new ClientClosedError("the client is closed; it accepts no new calls"));
-    const signal = options?.signal ?? undefined;
-    if (signal?.aborted) return P.reject(new APIUserAbortError());
+    const prepared = this.#prepare(endpoint, params, options);
+    if (prepared instanceof Error) return P.reject(prepared);
+    const promise = track(prepared.call, P);
+    this.#admit(prepared, options);
+    return promise;
+  }
+
+  /**
+   * Enqueues one request of a bulk job: its call settles into `to` under `id`, with no promise. Returns the call, or
+   * the error that refused the request (closed client, bad params), which `to` is not told of.
+   */
+  deliver(endpoint: Endpoint, params: unknown, options: SubmitOptions, to: Delivery, id: string): Call | Error {
+    const prepared = this.#prepare(endpoint, params, options);
+    if (prepared instanceof Error) return prepared;
+    prepared.call.to = to;
+    prepared.call.id = id;
+    this.#admit(prepared, options);
+    return prepared.call;
+  }
+
+  /** The call and its line, or why the request is refused before it reaches a buffer. */
+  #prepare(endpoint: Endpoint, params: unknown, options: SubmitOptions | undefined): Prepared | Error {
+    if (this.#phase !== "open") return new ClientClosedError("the client is closed; it accepts no new calls");
+    if (options?.signal?.aborted) return new APIUserAbortError();
     const key = options?.idempotencyKey;
     if (key !== undefined && (typeof key !== "string" || key.length === 0 || key.length > 512))
-      return P.reject(new InvalidParamsError("idempotencyKey must be a non-empty string of at most 512 characters"));
+      return new InvalidParamsError("idempotencyKey must be a non-empty string of at most 512 characters");
     let prepared: ReturnType<typeof prepareBody>;
     try {
       prepared = prepareBody(endpoint, params, options?.raw);
     } catch (err) {
-      return P.reject(err);
+      return err as Error;
     }
     const customId = `ab-${this.#idPrefix}-${(this.#seq++).toString(36)}`;
     const head = lineHead(customId, endpoint);
     const bytes = Buffer.byteLength(head) + Buffer.byteLength(prepared.json) + LINE_TAIL.length;
     if (bytes > this.options.maxBatchBytes) {
-      return P.reject(
-        new InvalidParamsError(
-          `request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`,
-        ),
+      return new InvalidParamsError(
+        `request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`,
       );
     }
     const call: Call = {
@@ -260,13 +279,26 @@ export class Engine {
       resolve: noop,
       reject: noop,
     };
-    const promise = track(call, P);
+    return { call, head, json: prepared.json };
+  }
+
+  #admit(prepared: Prepared, options: SubmitOptions | undefined): void {
+    const { call } = prepared;
     this.#pending++;
+    const signal = options?.signal;
     if (signal) this.#watch(call, signal);
-    const line: Line = { head, json: prepared.json };
-    if (this.#durable) this.#durable.admit(call, key, line);
-    else this.#buffer.add(call, line.head, line.json);
-    return promise;
+    if (this.#durable) this.#durable.admit(call, options?.idempotencyKey, prepared);
+    else this.#buffer.add(call, prepared.head, prepared.json);
+  }
+
+  /**
+   * Calls not yet in a running batch: looked up in the store, buffered, being submitted or waiting for capacity.
+   * What a producer that must not run ahead of the uploads waits on.
+   */
+  get backlog(): number {
+    let n = this.#buffer.size + this.#capacity.size + (this.#durable?.looking ?? 0);
+    for (const b of this.#submitting) n += b.size;
+    return n;
   }
 
   #watch(call: Call, signal: NonNullable<SubmitOptions["signal"]>): void {
@@ -276,10 +308,14 @@ export class Engine {
   }
 
   #abort(call: Call): void {
+    if (!call.settled) this.release(call, new APIUserAbortError({ customId: call.customId, batchId: call.batchId }));
+  }
+
+  /** Lets a waiting caller go with `reason`: its line leaves its buffer, or its batch goes on without it. */
+  release(call: Call, reason: unknown): void {
     if (call.settled) return;
-    const error = new APIUserAbortError({ customId: call.customId, batchId: call.batchId });
-    if (!this.#buffer.remove(call) && call.owner) call.owner.release(call, error);
-    else settle(call, this.#sink, false, error);
+    if (!this.#buffer.remove(call) && call.owner) call.owner.release(call, reason);
+    else settle(call, this.#sink, false, reason);
   }
 
   /**
@@ -412,6 +448,11 @@ export class Engine {
 }
 
 const noop = () => undefined;
+
+/** A call and its JSONL line (the line lives only until the call is buffered or looked up in the store). */
+interface Prepared extends Line {
+  call: Call;
+}
 
 /** Kept outside `submit` so the promise's executor closes over the call alone, not over params or the body. */
 function track(call: Call, P: PromiseConstructor): Promise<unknown> {

@@ -64,6 +64,8 @@ export class Durable {
   readonly #leaseMs: number;
   readonly #occurrences = new Occurrences();
   #lookups: Admitted[] = [];
+  /** Calls of the lookup under way (the store not answered yet, or an orphan sought). */
+  #inLookup = 0;
   #lookingUp: Promise<void> = Promise.resolve();
   /** Calls waiting on a line that runs in a batch tracked elsewhere (or not yet read), by identity. */
   readonly #waiters = new Map<string, Admitted[]>();
@@ -134,9 +136,23 @@ export class Durable {
     await this.#lookingUp;
   }
 
+  /** Calls admitted and not yet placed (buffered, answered or waiting): a producer's backlog (see Engine.backlog). */
+  get looking(): number {
+    return this.#lookups.length + this.#inLookup;
+  }
+
   async #lookUp(): Promise<void> {
     const batch = this.#lookups;
     this.#lookups = [];
+    this.#inLookup += batch.length;
+    try {
+      await this.#lookUpBatch(batch);
+    } finally {
+      this.#inLookup -= batch.length;
+    }
+  }
+
+  async #lookUpBatch(batch: Admitted[]): Promise<void> {
     let store: Store;
     try {
       store = await this.#ready;

@@ -1,6 +1,7 @@
-// The sending part of a run: the requests not yet done go through the engine; each settlement becomes one line in
-// the output or errors file under the user's custom_id. Reading pauses while two batch files' worth of lines wait
-// to be uploaded, so the input is never held whole.
+// The sending part of a run: the requests not yet done go through the engine as one bulk job; each result becomes
+// one line in the output or errors file under the user's custom_id. Reading pauses while two batch files' worth of
+// lines wait to be uploaded, so the input is never held whole.
+import { BulkJob, type BulkInput } from "../../core/bulk.js";
 import type { RawResult } from "../../core/call.js";
 import { Engine } from "../../core/engine.js";
 import type { AutoBatcherOptions } from "../../options.js";
@@ -44,7 +45,8 @@ export class Execution {
   readonly #errors: ResultFile;
   readonly #batchStatus = new Map<string, string>();
   readonly #startedAt = Date.now();
-  #wake: (() => void) | undefined;
+  /** The graceful close started once the input is read whole (it flushes what is buffered, results still arrive). */
+  #closing: Promise<void> | undefined;
   /** Set on Ctrl-C: calls released from now on are not results and are not written. */
   #interrupted = false;
 
@@ -70,18 +72,9 @@ export class Execution {
     };
     this.engine = new Engine(options);
     const ev = this.engine.events;
-    // Deferred: the engine counts a batch as submitting until just after it announces it.
-    const wake = () => {
-      const w = this.#wake;
-      this.#wake = undefined;
-      if (w) setImmediate(w);
-    };
-    ev.on("flush", wake);
-    ev.on("batchSubmitFailed", wake);
     ev.on("batchSubmitted", (e) => {
       this.tally.batches++;
       this.#batchStatus.set(e.batchId, "validating");
-      wake();
     });
     ev.on("callRetried", (e) => {
       if (e.retry === 1) this.tally.retried++;
@@ -93,19 +86,27 @@ export class Execution {
   /** Sends every request not done yet and resolves when each has settled and been written. */
   async run(): Promise<void> {
     await this.#preflight();
-    const limit = 2 * this.#s.batchSize;
-    for await (const req of readRequests(this.#s.input)) {
-      if (this.#interrupted) break;
-      if (this.#done.has(req.customId)) continue;
-      const id = req.customId;
-      this.engine.submit(req.endpoint, req.body, { raw: true, idempotencyKey: this.#keyPrefix + id }).then(
-        (r) => this.#succeeded(id, r as RawResult),
-        (err: unknown) => this.#failed(id, err),
-      );
-      while (this.#backlog() >= limit) await new Promise<void>((r) => (this.#wake = r));
+    const job = new BulkJob(this.engine, this.#requests(), {
+      raw: true,
+      maxQueued: 2 * this.#s.batchSize,
+      idempotencyKeyPrefix: this.#keyPrefix,
+    });
+    for await (const r of job) {
+      if (r.ok) this.#succeeded(r.id, r.result as RawResult);
+      else this.#failed(r.id, r.error);
     }
-    await this.engine.close();
+    await (this.#closing ?? this.engine.close());
     this.flush();
+  }
+
+  /** The lines not done yet; reading stops on Ctrl-C. */
+  async *#requests(): AsyncGenerator<BulkInput> {
+    for await (const req of readRequests(this.#s.input)) {
+      if (this.#interrupted) return;
+      if (this.#done.has(req.customId)) continue;
+      yield { id: req.customId, endpoint: req.endpoint, params: req.body };
+    }
+    if (!this.#interrupted) this.#closing = this.engine.close();
   }
 
   /** One cheap read first, so a wrong URL or key is one clear error rather than a failure per batch. */
@@ -124,11 +125,6 @@ export class Execution {
       await this.engine.close();
       throw new UnreachableError(`cannot use ${safeURL(this.engine.options.baseURL)}: ${(err as Error).message}`);
     }
-  }
-
-  #backlog(): number {
-    const s = this.engine.stats;
-    return s.buffered + s.submitting;
   }
 
   #succeeded(id: string, r: RawResult): void {
@@ -157,7 +153,6 @@ export class Execution {
    */
   async interrupt(cancel: boolean): Promise<void> {
     this.#interrupted = true;
-    this.#wake?.();
     await this.engine.close(cancel ? { cancel: true } : { detach: true });
     this.flush();
   }
