@@ -37,6 +37,8 @@ type Trace = Record<string, unknown>;
 
 /** One request, as its single close listener sees it: what to log, and what to release when the client goes. */
 interface Exchange {
+  readonly ctx: HandlerContext;
+  readonly req: IncomingMessage;
   readonly started: number;
   readonly trace: Trace;
   /** Counted in `ctx.waiting`. */
@@ -48,14 +50,23 @@ interface Exchange {
 export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: ServerResponse) => void {
   const authorized = bearerCheck(ctx.authToken);
   return (req, res) => {
-    const x: Exchange = { started: performance.now(), trace: {}, waiting: false, leave: undefined };
+    const x: Exchange = { ctx, req, started: performance.now(), trace: {}, waiting: false, leave: undefined };
     ctx.inflight.add(res);
-    res.once("close", () => closed(ctx, req, res, x));
-    handle(ctx, authorized, req, res, x).catch((err: unknown) => sendError(ctx, res, err, x.trace));
+    (res as Tracked)[EXCHANGE] = x;
+    // One shared listener, not a closure per request; 'close' comes once per response.
+    res.on("close", closed);
+    void answer(ctx, authorized, req, res, x);
   };
 }
 
-function closed(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, x: Exchange): void {
+/** Where a response keeps its exchange, for the shared close listener. */
+const EXCHANGE = Symbol("exchange");
+type Tracked = ServerResponse & { [EXCHANGE]: Exchange };
+
+function closed(this: Tracked): void {
+  const res = this;
+  const x = res[EXCHANGE];
+  const { ctx, req } = x;
   ctx.inflight.delete(res);
   if (x.waiting) ctx.waiting--;
   x.leave?.();
@@ -68,6 +79,21 @@ function closed(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, 
   };
   if (!res.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
   else ctx.log(res.statusCode >= 500 ? "error" : "info", "request", fields);
+}
+
+/** Handles the request; whatever fails is answered as an error. */
+async function answer(
+  ctx: HandlerContext,
+  authorized: (header: string | undefined) => boolean,
+  req: IncomingMessage,
+  res: ServerResponse,
+  x: Exchange,
+): Promise<void> {
+  try {
+    await handle(ctx, authorized, req, res, x);
+  } catch (err) {
+    sendError(ctx, res, err, x.trace);
+  }
 }
 
 async function handle(
@@ -162,22 +188,24 @@ async function startCall(
   res: ServerResponse,
   x: Exchange,
 ): Promise<{ call: Attached<RawResult>; wantsStream: boolean; includeUsage: boolean } | undefined> {
-  const body = await readCallBody(req, ctx.maxBodyBytes);
+  const { body, text } = await readCallBody(req, ctx.maxBodyBytes);
   if (res.destroyed) return undefined;
   const trace = x.trace;
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
   const { params, stream: wantsStream, includeUsage } = splitStream(body);
   trace.stream = wantsStream;
+  // The client's own text is the line's body when the engine would send `params` unchanged (no stringify).
+  const bodyText = params === body ? text : undefined;
   const key = header(req, "idempotency-key");
   if (key === undefined) {
-    const call = submitOnce(ctx, endpoint, params);
+    const call = submitOnce(ctx, endpoint, params, bodyText);
     x.leave = call.leave;
     return { call, wantsStream, includeUsage };
   }
   const named = `${endpoint} ${key}`;
   // The key also names the call in the store (if any): a retry after a restart finds the original line.
   const start = (signal: AbortSignal) =>
-    ctx.engine.submit(endpoint, params, { signal, raw: true, idempotencyKey: named }) as Promise<RawResult>;
+    ctx.engine.submit(endpoint, params, { signal, raw: true, idempotencyKey: named, bodyText }) as Promise<RawResult>;
   const call = ctx.idempotency.attach(named, fingerprint(endpoint, params), start);
   x.leave = call.leave;
   trace.idempotencyKey = true;
@@ -188,9 +216,14 @@ async function startCall(
 }
 
 /** A call without a key: released through a `Leave`, not a per-request AbortController (~7 % of serve's CPU). */
-function submitOnce(ctx: HandlerContext, endpoint: Endpoint, params: JsonObject): Attached<RawResult> {
+function submitOnce(
+  ctx: HandlerContext,
+  endpoint: Endpoint,
+  params: JsonObject,
+  bodyText: string | undefined,
+): Attached<RawResult> {
   const gone = new Leave();
-  const result = ctx.engine.submit(endpoint, params, { signal: gone, raw: true }) as Promise<RawResult>;
+  const result = ctx.engine.submit(endpoint, params, { signal: gone, raw: true, bodyText }) as Promise<RawResult>;
   return { result, reused: false, leave: () => gone.abort() };
 }
 
