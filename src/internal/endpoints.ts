@@ -88,7 +88,7 @@ export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false, t
  */
 function verbatim(text: string): boolean {
   const model = text.indexOf('"model"');
-  return model >= 0 && model === text.lastIndexOf('"model"') && text.indexOf("\n") < 0 && text.indexOf("\r") < 0;
+  return model >= 0 && text.indexOf('"model"', model + 1) < 0 && text.indexOf("\n") < 0 && text.indexOf("\r") < 0;
 }
 
 /** Shapes a successful result body as openai-node would return it. */
