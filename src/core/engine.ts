@@ -43,6 +43,11 @@ export interface SubmitOptions extends Omit<CallOptions, "signal"> {
   } | null;
   /** Resolve with a `RawResult` (status, untouched body, request id) instead of the shaped body. */
   raw?: boolean;
+  /**
+   * The JSON text `params` was parsed from (serve): the line carries it as it is when the body needs no change,
+   * instead of a stringify. Not used with a store, whose fingerprints are of the stringified body.
+   */
+  bodyText?: string;
   /** The class of the returned promise (AutoBatcher's APIPromise); default Promise. */
   promiseClass?: PromiseConstructor;
 }
@@ -255,7 +260,7 @@ export class Engine {
       return new InvalidParamsError("idempotencyKey must be a non-empty string of at most 512 characters");
     let prepared: ReturnType<typeof prepareBody>;
     try {
-      prepared = prepareBody(endpoint, params, options?.raw);
+      prepared = prepareBody(endpoint, params, options?.raw, this.#durable ? undefined : options?.bodyText);
     } catch (err) {
       return err as Error;
     }

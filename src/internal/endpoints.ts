@@ -46,8 +46,10 @@ export interface PreparedBody {
 /**
  * Validates params and serialises the upstream body (never with `stream`). Throws InvalidParamsError.
  * `asIs`: the caller shapes results itself (an SDK behind the batching fetch), so no base64 substitution.
+ * `text`: the JSON text `params` was parsed from (serve). It becomes the line's body as it is, with no
+ * stringify, when nothing is changed and it is safe in a line (see `verbatim`).
  */
-export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false): PreparedBody {
+export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false, text?: string): PreparedBody {
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new InvalidParamsError(
       `params must be an object (got ${params === null ? "null" : Array.isArray(params) ? "an array" : typeof params})`,
@@ -69,6 +71,7 @@ export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false): 
     delete body.stream;
     delete body.stream_options;
   }
+  if (text !== undefined && body === p && verbatim(text)) return { json: text, decodeBase64 };
   let json: string;
   try {
     json = JSON.stringify(body);
@@ -76,6 +79,16 @@ export function prepareBody(endpoint: Endpoint, params: unknown, asIs = false): 
     throw new InvalidParamsError(`params cannot be serialised to JSON: ${(err as Error).message}`);
   }
   return { json, decodeBase64 };
+}
+
+/**
+ * Whether JSON text that parsed can go into a JSONL line unchanged: on one line (JSON allows CR and LF between
+ * tokens), and with one `"model"` only, so the provider's parser cannot read another model than the one the line
+ * was filed under (with duplicate keys JSON.parse keeps the last; some parsers keep the first or refuse the line).
+ */
+function verbatim(text: string): boolean {
+  const model = text.indexOf('"model"');
+  return model >= 0 && text.indexOf('"model"', model + 1) < 0 && text.indexOf("\n") < 0 && text.indexOf("\r") < 0;
 }
 
 /** Shapes a successful result body as openai-node would return it. */

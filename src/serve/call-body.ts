@@ -1,14 +1,20 @@
 // Reads the body of a call sent to the proxy (the JSON object that becomes a batch line), refusing what is not one
 // with the status a client can act on: 415 (not JSON), 413 (over the limit, by Content-Length or by bytes read),
-// 400 (unparseable, or not an object). The reading itself is server-kit's `readJson`.
+// 400 (unparseable, or not an object). The reading itself is server-kit's `readJsonText`.
 import type { IncomingMessage } from "node:http";
-import { readJson } from "../server-kit/request-body.js";
+import { readJsonText } from "../server-kit/request-body.js";
 import { isObject } from "../internal/schemas.js";
 import { HttpError } from "./errors.js";
 
 export type JsonObject = Record<string, unknown>;
 
-export async function readCallBody(req: IncomingMessage, maxBytes: number): Promise<JsonObject> {
+/** The body parsed, and the text it was parsed from (the batch line may carry it as it is). */
+export interface CallBody {
+  body: JsonObject;
+  text: string;
+}
+
+export async function readCallBody(req: IncomingMessage, maxBytes: number): Promise<CallBody> {
   const type = req.headers["content-type"];
   // No Content-Type at all is taken as JSON (some minimal clients omit it); any other type is refused.
   if (type !== undefined) {
@@ -35,7 +41,7 @@ export async function readCallBody(req: IncomingMessage, maxBytes: number): Prom
       { retry: false },
     );
   }
-  const parsed = await readJson(req, maxBytes, (problem, detail) =>
+  const { value, text } = await readJsonText(req, maxBytes, (problem, detail) =>
     problem === "too_large"
       ? new HttpError(
           413,
@@ -49,12 +55,12 @@ export async function readCallBody(req: IncomingMessage, maxBytes: number): Prom
           { retry: false },
         ),
   );
-  if (!isObject(parsed)) {
+  if (!isObject(value)) {
     throw new HttpError(
       400,
       { message: "The request body must be a JSON object.", code: "invalid_json" },
       { retry: false },
     );
   }
-  return parsed;
+  return { body: value, text };
 }

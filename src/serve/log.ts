@@ -13,8 +13,30 @@ export type LogSink = ((entry: LogEntry) => void) | false;
 
 export type Logger = (level: LogLevel, event: string, fields?: Record<string, unknown>) => void;
 
+/**
+ * Lines logged in this turn of the event loop, written together at its end: stdout on a file or pipe is a
+ * synchronous write per call, and serve logs a line per request. An exit (a forced one included) writes what is left.
+ */
+let pending = "";
+let scheduled = false;
+let exitHooked = false;
+
+function writePending(): void {
+  scheduled = false;
+  const out = pending;
+  pending = "";
+  if (out) process.stdout.write(out);
+}
+
 const stdoutSink = (entry: LogEntry): void => {
-  process.stdout.write(`${JSON.stringify(entry)}\n`);
+  pending += `${JSON.stringify(entry)}\n`;
+  if (scheduled) return;
+  scheduled = true;
+  setImmediate(writePending);
+  if (!exitHooked) {
+    exitHooked = true;
+    process.once("exit", writePending);
+  }
 };
 
 export function createLogger(sink: LogSink | undefined): Logger {

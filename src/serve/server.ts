@@ -37,39 +37,53 @@ type Trace = Record<string, unknown>;
 
 /** One request, as its single close listener sees it: what to log, and what to release when the client goes. */
 interface Exchange {
+  readonly ctx: HandlerContext;
+  readonly req: IncomingMessage;
   readonly started: number;
   readonly trace: Trace;
   /** Counted in `ctx.waiting`. */
   waiting: boolean;
-  /** Releases the call while its answer is awaited (the client went away first). */
-  leave: (() => void) | undefined;
+  /** The call while its answer is awaited: released if the client goes away first. */
+  call: Attached<RawResult> | undefined;
 }
 
 export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: ServerResponse) => void {
   const authorized = bearerCheck(ctx.authToken);
   return (req, res) => {
-    const x: Exchange = { started: performance.now(), trace: {}, waiting: false, leave: undefined };
+    const x: Exchange = { ctx, req, started: performance.now(), trace: {}, waiting: false, call: undefined };
     ctx.inflight.add(res);
-    res.once("close", () => closed(ctx, req, res, x));
-    handle(ctx, authorized, req, res, x).catch((err: unknown) => sendError(ctx, res, err, x.trace));
+    (res as Tracked)[EXCHANGE] = x;
+    // One shared listener, not a closure per request; 'close' comes once per response.
+    res.on("close", closed);
+    void handle(ctx, authorized, req, res, x);
   };
 }
 
-function closed(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, x: Exchange): void {
-  ctx.inflight.delete(res);
+/** Where a response keeps its exchange, for the shared close listener. */
+const EXCHANGE = Symbol("exchange");
+type Tracked = ServerResponse & { [EXCHANGE]: Exchange };
+
+function closed(this: Tracked): void {
+  const x = this[EXCHANGE];
+  const { ctx, req } = x;
+  ctx.inflight.delete(this);
   if (x.waiting) ctx.waiting--;
-  x.leave?.();
+  x.call?.leave();
   const fields = {
     method: req.method,
     path: req.url?.split("?", 1)[0],
-    status: res.statusCode,
+    status: this.statusCode,
     ms: Math.round(performance.now() - x.started),
     ...x.trace,
   };
-  if (!res.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
-  else ctx.log(res.statusCode >= 500 ? "error" : "info", "request", fields);
+  if (!this.writableFinished) ctx.log("info", "request.aborted", { ...fields, status: undefined });
+  else ctx.log(this.statusCode >= 500 ? "error" : "info", "request", fields);
 }
 
+/**
+ * Routes the request and answers it; whatever fails is answered as an error. A batched call goes on in `batched`
+ * (which answers its own errors), so a waiting request holds one suspended frame, not a chain of them.
+ */
 async function handle(
   ctx: HandlerContext,
   authorized: (header: string | undefined) => boolean,
@@ -77,39 +91,45 @@ async function handle(
   res: ServerResponse,
   x: Exchange,
 ): Promise<void> {
-  const method = req.method ?? "GET";
-  const url = req.url ?? "/";
-  const r = route(method, url);
-  if (!(r instanceof HttpError) && r.kind === "health") return health(ctx, res, method);
-  if (!authorized(header(req, "authorization"))) {
-    throw new HttpError(
-      401,
-      {
-        message:
-          "Missing or invalid bearer token: this proxy requires `Authorization: Bearer <token>` with its --auth-token.",
-        code: "invalid_api_key",
-      },
-      { retry: false, headers: { "www-authenticate": 'Bearer realm="autobatch"' } },
-    );
+  try {
+    const method = req.method ?? "GET";
+    const url = req.url ?? "/";
+    const r = route(method, url);
+    if (!(r instanceof HttpError) && r.kind === "health") return health(ctx, res, method);
+    if (!authorized(header(req, "authorization"))) {
+      throw new HttpError(
+        401,
+        {
+          message:
+            "Missing or invalid bearer token: this proxy requires `Authorization: Bearer <token>` with its --auth-token.",
+          code: "invalid_api_key",
+        },
+        { retry: false, headers: { "www-authenticate": 'Bearer realm="autobatch"' } },
+      );
+    }
+    if (r instanceof HttpError) throw r;
+    if (ctx.waiting >= ctx.maxWaitingRequests) {
+      // Dropped unread and the connection closed with the answer: a refused client must not hold a file descriptor.
+      req.resume();
+      throw overloaded(ctx.maxWaitingRequests);
+    }
+    ctx.waiting++;
+    x.waiting = true;
+    if (r.kind === "models") {
+      const reply = await passthroughModels(ctx.engine.transport, r.path, r.query, closeSignal(res));
+      if (res.destroyed) return;
+      const headers: Record<string, string> = {
+        "content-type": reply.headers.get("content-type") ?? "application/json",
+      };
+      const requestId = reply.headers.get("x-request-id");
+      if (requestId !== null) headers["x-request-id"] = requestId;
+      res.writeHead(reply.status, withClosing(ctx, headers)).end(reply.body);
+      return;
+    }
+    void batched(ctx, r.endpoint, req, res, x);
+  } catch (err) {
+    sendError(ctx, res, err, x.trace);
   }
-  if (r instanceof HttpError) throw r;
-  if (ctx.waiting >= ctx.maxWaitingRequests) {
-    // Dropped unread and the connection closed with the answer: a refused client must not hold a file descriptor.
-    req.resume();
-    throw overloaded(ctx.maxWaitingRequests);
-  }
-  ctx.waiting++;
-  x.waiting = true;
-  if (r.kind === "models") {
-    const reply = await passthroughModels(ctx.engine.transport, r.path, r.query, closeSignal(res));
-    if (res.destroyed) return;
-    const headers: Record<string, string> = { "content-type": reply.headers.get("content-type") ?? "application/json" };
-    const requestId = reply.headers.get("x-request-id");
-    if (requestId !== null) headers["x-request-id"] = requestId;
-    res.writeHead(reply.status, withClosing(ctx, headers)).end(reply.body);
-    return;
-  }
-  return batched(ctx, r.endpoint, req, res, x);
 }
 
 async function batched(
@@ -119,35 +139,43 @@ async function batched(
   res: ServerResponse,
   x: Exchange,
 ): Promise<void> {
-  const started = await startCall(ctx, endpoint, req, res, x);
-  if (!started) return;
-  const { call, wantsStream, includeUsage } = started;
-  let result: RawResult;
   try {
-    result = await call.result;
-  } finally {
-    x.leave = undefined;
+    const started = await startCall(ctx, endpoint, req, res, x);
+    if (!started) return;
+    const { call, wantsStream, includeUsage } = started;
+    let result: RawResult;
+    try {
+      result = await call.result;
+    } finally {
+      x.call = undefined;
+    }
+    const trace = x.trace;
+    trace.customId = result.customId;
+    trace.batchId = result.batchId;
+    if (res.destroyed) return;
+    const headers: Record<string, string> = { "x-autobatch-custom-id": result.customId };
+    if (result.batchId) headers["x-autobatch-batch-id"] = result.batchId;
+    if (result.requestId) headers["x-request-id"] = result.requestId;
+    if (call.reused) headers["idempotent-replayed"] = "true";
+    if (!wantsStream) {
+      headers["content-type"] = "application/json";
+      res.writeHead(result.status, withClosing(ctx, headers)).end(JSON.stringify(result.body));
+      return;
+    }
+    const sse = resultToSSE(endpoint, result.body, includeUsage);
+    res
+      .writeHead(
+        200,
+        withClosing(ctx, {
+          ...headers,
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-cache",
+        }),
+      )
+      .end(sse);
+  } catch (err) {
+    sendError(ctx, res, err, x.trace);
   }
-  const trace = x.trace;
-  trace.customId = result.customId;
-  trace.batchId = result.batchId;
-  if (res.destroyed) return;
-  const headers: Record<string, string> = { "x-autobatch-custom-id": result.customId };
-  if (result.batchId) headers["x-autobatch-batch-id"] = result.batchId;
-  if (result.requestId) headers["x-request-id"] = result.requestId;
-  if (call.reused) headers["idempotent-replayed"] = "true";
-  if (!wantsStream) {
-    headers["content-type"] = "application/json";
-    res.writeHead(result.status, withClosing(ctx, headers)).end(JSON.stringify(result.body));
-    return;
-  }
-  const sse = resultToSSE(endpoint, result.body, includeUsage);
-  res
-    .writeHead(
-      200,
-      withClosing(ctx, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" }),
-    )
-    .end(sse);
 }
 
 /**
@@ -162,24 +190,26 @@ async function startCall(
   res: ServerResponse,
   x: Exchange,
 ): Promise<{ call: Attached<RawResult>; wantsStream: boolean; includeUsage: boolean } | undefined> {
-  const body = await readCallBody(req, ctx.maxBodyBytes);
+  const { body, text } = await readCallBody(req, ctx.maxBodyBytes);
   if (res.destroyed) return undefined;
   const trace = x.trace;
   // The Batch API cannot stream: submit without the stream fields, and re-wrap the finished result if asked.
   const { params, stream: wantsStream, includeUsage } = splitStream(body);
   trace.stream = wantsStream;
+  // The client's own text is the line's body when the engine would send `params` unchanged (no stringify).
+  const bodyText = params === body ? text : undefined;
   const key = header(req, "idempotency-key");
   if (key === undefined) {
-    const call = submitOnce(ctx, endpoint, params);
-    x.leave = call.leave;
+    const call = submitOnce(ctx, endpoint, params, bodyText);
+    x.call = call;
     return { call, wantsStream, includeUsage };
   }
   const named = `${endpoint} ${key}`;
   // The key also names the call in the store (if any): a retry after a restart finds the original line.
   const start = (signal: AbortSignal) =>
-    ctx.engine.submit(endpoint, params, { signal, raw: true, idempotencyKey: named }) as Promise<RawResult>;
+    ctx.engine.submit(endpoint, params, { signal, raw: true, idempotencyKey: named, bodyText }) as Promise<RawResult>;
   const call = ctx.idempotency.attach(named, fingerprint(endpoint, params), start);
-  x.leave = call.leave;
+  x.call = call;
   trace.idempotencyKey = true;
   trace.replayed = call.reused;
   // Worth seeing as it happens: each one is a call not paid for twice.
@@ -188,14 +218,24 @@ async function startCall(
 }
 
 /** A call without a key: released through a `Leave`, not a per-request AbortController (~7 % of serve's CPU). */
-function submitOnce(ctx: HandlerContext, endpoint: Endpoint, params: JsonObject): Attached<RawResult> {
-  const gone = new Leave();
-  const result = ctx.engine.submit(endpoint, params, { signal: gone, raw: true }) as Promise<RawResult>;
-  return { result, reused: false, leave: () => gone.abort() };
+function submitOnce(
+  ctx: HandlerContext,
+  endpoint: Endpoint,
+  params: JsonObject,
+  bodyText: string | undefined,
+): Attached<RawResult> {
+  const call = new Leave();
+  call.result = ctx.engine.submit(endpoint, params, { signal: call, raw: true, bodyText }) as Promise<RawResult>;
+  return call;
 }
 
-/** The part of an AbortSignal the engine reads (`aborted`, one "abort" listener), and nothing more. */
-class Leave {
+/**
+ * A call without a key, and the part of an AbortSignal the engine reads of it (`aborted`, one "abort" listener):
+ * one object per request, with no closure of its own.
+ */
+class Leave implements Attached<RawResult> {
+  result!: Promise<RawResult>;
+  readonly reused = false;
   aborted = false;
   #listener: (() => void) | undefined;
 
@@ -207,7 +247,7 @@ class Leave {
     this.#listener = undefined;
   }
 
-  abort(): void {
+  leave(): void {
     if (this.aborted) return;
     this.aborted = true;
     const listener = this.#listener;

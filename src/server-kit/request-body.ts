@@ -32,6 +32,15 @@ export async function readJson(
   maxBytes: number,
   refuse: (problem: JsonBodyProblem, detail: string) => Error,
 ): Promise<unknown> {
+  return (await readJsonText(req, maxBytes, refuse)).value;
+}
+
+/** As `readJson`, with the text the value was parsed from. */
+export async function readJsonText(
+  req: IncomingMessage,
+  maxBytes: number,
+  refuse: (problem: JsonBodyProblem, detail: string) => Error,
+): Promise<{ value: unknown; text: string }> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > maxBytes) throw refuse("too_large", `declared ${declared} bytes`);
   const chunks: Buffer[] = [];
@@ -41,9 +50,10 @@ export async function readJson(
     if (size <= maxBytes) chunks.push(chunk);
   });
   if (size > maxBytes) throw refuse("too_large", `larger than ${maxBytes} bytes`);
+  // A body of one chunk (most are) is decoded where it lies.
+  const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8");
   try {
-    // A body of one chunk (most are) is parsed where it lies.
-    return JSON.parse((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8"));
+    return { value: JSON.parse(text), text };
   } catch (err) {
     throw refuse("invalid_json", (err as Error).message);
   }

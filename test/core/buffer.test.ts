@@ -236,4 +236,27 @@ describe("CallBuffer", () => {
     expect(clock.countTimers()).toBe(0);
     expect(buffer.size).toBe(0);
   });
+
+  it("a file flushed with its chunk mostly empty keeps only its lines' bytes, each call's line intact", () => {
+    const { buffer, flushes, clock } = setup({ batchSize: 100, maxBatchBytes: 10_000 });
+    const calls = [call("m", 40), call("m", 60)];
+    calls.forEach((c) => buffer.add(c));
+    clock.tick(1_000);
+    expect(flushes).toHaveLength(1);
+    for (const c of calls) {
+      // The chunk the flushed calls still hold is their file's 100 bytes, not the 1 MB it was written into.
+      expect(c.chunk!.buffer.byteLength).toBe(100);
+      expect(c.chunk!.subarray(c.offset!, c.offset! + c.bytes).toString()).toBe(lines.get(c));
+    }
+    expect(fileOf(flushes[0]!)).toBe(calls.map((c) => lines.get(c)).join(""));
+  });
+
+  it("a full chunk is handed over as it is", () => {
+    const { buffer, flushes, clock } = setup({ batchSize: 100, maxBatchBytes: 2_000_000 });
+    const c = call("m", 700_000);
+    buffer.add(c);
+    clock.tick(1_000);
+    expect(flushes).toHaveLength(1);
+    expect(c.chunk!.length).toBe(1 << 20);
+  });
 });
