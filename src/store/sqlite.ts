@@ -47,7 +47,7 @@ export async function openSqliteStore(file: string, options: StoreOptions = {}):
     throw new StoreError(file, `cannot be opened: ${(err as Error).message}`, { cause: err });
   }
   try {
-    migrate(db, file);
+    await migrateWhenFree(db, file);
   } catch (err) {
     db.close();
     throw err;
@@ -55,13 +55,47 @@ export async function openSqliteStore(file: string, options: StoreOptions = {}):
   return new SqliteStore(db, file, options.now ?? Date.now);
 }
 
+/**
+ * Two processes opening a new file at once can meet SQLite's deadlock guard (switching to WAL or taking the write lock
+ * while the other holds a read lock), which answers "database is locked" at once instead of waiting on busy_timeout:
+ * try again, with jitter, until the same timeout has passed.
+ */
+async function migrateWhenFree(db: SqliteDatabase, file: string): Promise<void> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return migrate(db, file);
+    } catch (err) {
+      if (!isBusy((err as Error).cause) || Date.now() >= deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40));
+    }
+  }
+}
+
+function isBusy(err: unknown): boolean {
+  const e = err as { code?: unknown; errcode?: unknown } | undefined;
+  // node:sqlite reports SQLITE_BUSY as errcode 5 (extended codes keep 5 in the low byte); better-sqlite3 as a code.
+  return (
+    (typeof e?.errcode === "number" && (e.errcode & 0xff) === 5) ||
+    (typeof e?.code === "string" && e.code.startsWith("SQLITE_BUSY"))
+  );
+}
+
 function migrate(db: SqliteDatabase, file: string): void {
   let version: number;
   let appId: number;
+  let tables: number;
   try {
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    version = pragma(db, "user_version");
-    appId = pragma(db, "application_id");
+    // One read transaction, so another process's migration is seen whole or not at all.
+    db.exec("BEGIN");
+    try {
+      version = pragma(db, "user_version");
+      appId = pragma(db, "application_id");
+      tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
+    } finally {
+      db.exec("COMMIT");
+    }
   } catch (err) {
     throw new StoreError(
       file,
@@ -71,7 +105,6 @@ function migrate(db: SqliteDatabase, file: string): void {
       },
     );
   }
-  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
   if (appId !== APPLICATION_ID && (appId !== 0 || version !== 0 || tables > 0)) {
     throw new StoreError(file, "is a SQLite database but not an autobatch store; give the store a file of its own");
   }
