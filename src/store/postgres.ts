@@ -1,49 +1,19 @@
 // The shared store: PostgreSQL through `pg` (an optional peer, loaded only for postgres:// URLs). Any number of
 // processes on any number of machines share it: leases are taken with `FOR UPDATE SKIP LOCKED` and expire on the
-// server's clock, so a dead holder's batches pass to a live process; migrations are numbered here and applied under
-// an advisory lock. Many rows travel as one JSON parameter (json_to_recordset): the driver's own array encoding
-// escapes every element in JavaScript, far slower than JSON.stringify.
+// server's clock, so a dead holder's batches pass to a live process; the schema is in postgres-schema.ts. Many rows
+// travel as one JSON parameter (json_to_recordset): the driver's own array encoding escapes every element in
+// JavaScript, far slower than JSON.stringify.
 import type { Pool, PoolClient } from "pg";
 import { safeURL } from "../internal/safe-url.js";
 import { StoreError } from "./errors.js";
 import { orphanIdentity } from "./identity.js";
+import { migrate } from "./postgres-schema.js";
 import { foundLine, fromRows, type BatchRow, type LineRow, type LookRow, looked, snapshotJson } from "./rows.js";
 import type * as T from "./types.js";
 import type { BatchIntent, BatchUpdate, FoundLine, Store, StoreOptions, StoredBatch } from "./types.js";
 
-const MIGRATIONS = [
-  `CREATE TABLE autobatch_batches (
-     key text PRIMARY KEY,
-     endpoint text NOT NULL,
-     model text NOT NULL,
-     created_at bigint NOT NULL,
-     snapshot text,
-     terminal boolean NOT NULL DEFAULT false,
-     finished_at bigint,
-     lease_owner text,
-     lease_until bigint NOT NULL DEFAULT 0
-   );
-   CREATE INDEX autobatch_batches_open ON autobatch_batches (lease_until) WHERE NOT terminal;
-   CREATE INDEX autobatch_batches_finished ON autobatch_batches (finished_at) WHERE finished_at IS NOT NULL;
-   CREATE TABLE autobatch_lines (
-     seq bigserial,
-     batch_key text NOT NULL REFERENCES autobatch_batches (key) ON DELETE CASCADE,
-     custom_id text NOT NULL,
-     identity text NOT NULL,
-     fingerprint text NOT NULL,
-     state smallint NOT NULL DEFAULT 0,
-     result text,
-     PRIMARY KEY (batch_key, custom_id)
-   );
-   CREATE INDEX autobatch_lines_identity ON autobatch_lines (identity, seq DESC);`,
-  // Adoption: the running unkeyed lines of other processes, found by fingerprint (a fleet has many of them).
-  `CREATE INDEX autobatch_lines_adoptable ON autobatch_lines (fingerprint)
-     WHERE left(identity, 2) = 'u:' AND fingerprint <> '';`,
-];
 /** The server's clock in ms: leases compare times taken on one clock, whatever the machines' clocks say. */
 const NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
-/** Any constant: the key of the advisory lock that serialises migrations across processes. */
-const MIGRATION_LOCK = 0x41425354;
 const CONNECT_TIMEOUT_MS = 10_000;
 // Adoption (see identity.ts). A claim renames the running lines open to adoption of the batches it takes over.
 const ORPHAN_LINES = `UPDATE autobatch_lines SET identity = 'o:' || fingerprint
@@ -101,22 +71,8 @@ class PostgresStore implements Store {
     this.location = location;
   }
 
-  async migrate(): Promise<void> {
-    await this.#tx("preparing the schema", async (c) => {
-      await c.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
-      await c.query("CREATE TABLE IF NOT EXISTS autobatch_schema (version integer NOT NULL)");
-      const rows = (await c.query<{ version: number }>("SELECT version FROM autobatch_schema")).rows;
-      const version = rows[0]?.version ?? 0;
-      if (version > MIGRATIONS.length) {
-        throw new StoreError(
-          this.location,
-          `was written by a newer version of autobatch (schema ${version}; this version knows up to ${MIGRATIONS.length}): upgrade autobatch`,
-        );
-      }
-      for (let v = version; v < MIGRATIONS.length; v++) await c.query(MIGRATIONS[v]!);
-      if (rows.length === 0) await c.query("INSERT INTO autobatch_schema (version) VALUES ($1)", [MIGRATIONS.length]);
-      else await c.query("UPDATE autobatch_schema SET version = $1", [MIGRATIONS.length]);
-    });
+  migrate(): Promise<void> {
+    return this.#tx("preparing the schema", (c) => migrate(c, this.location));
   }
 
   async #tx<T>(what: string, fn: (c: PoolClient) => Promise<T>): Promise<T> {
