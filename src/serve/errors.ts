@@ -1,8 +1,11 @@
-// Every failure the proxy answers, as an HTTP status plus OpenAI's `{"error":{message,type,param,code}}` body, so
-// SDKs raise their usual error classes. `retry: false` adds `x-should-retry: false`: openai-node obeys it, and a
-// resubmission would only pay again for an answer that cannot change.
+// Every failure the proxy answers, and how it is written: an HTTP status plus OpenAI's
+// `{"error":{message,type,param,code}}` body, so SDKs raise their usual error classes. `retry: false` adds
+// `x-should-retry: false`: openai-node obeys it, and a resubmission would only pay again for an answer that cannot
+// change.
+import type { ServerResponse } from "node:http";
 import {
   APIConnectionError,
+  AutoBatchError,
   APIConnectionTimeoutError,
   APIError,
   BatchFailedError,
@@ -120,4 +123,47 @@ function providerError(error: ProviderError | undefined, fallback: string): Part
  */
 export function clientErrorStatus(status: number): number {
   return Number.isInteger(status) && status >= 400 && status <= 599 ? status : 502;
+}
+
+/** Seconds a client refused for load is asked to wait: held requests free up as batches finish. */
+const OVERLOAD_RETRY_AFTER_S = 5;
+
+export function overloaded(max: number): HttpError {
+  return new HttpError(
+    503,
+    {
+      message: `The proxy is holding its maximum of ${max} waiting requests (maxWaitingRequests); retry after ${OVERLOAD_RETRY_AFTER_S} s.`,
+      type: "server_error",
+      code: "too_many_waiting_requests",
+    },
+    { headers: { "retry-after": String(OVERLOAD_RETRY_AFTER_S), "x-should-retry": "true", connection: "close" } },
+  );
+}
+
+/** Answers `err`; never throws (it runs in the handler's last `.catch`), cutting the connection if it cannot write. */
+export function sendError(
+  ctx: { closing: boolean },
+  res: ServerResponse,
+  err: unknown,
+  trace: Record<string, unknown>,
+): void {
+  try {
+    if (res.destroyed || res.headersSent) return void res.destroy();
+    const e = toHttpError(err);
+    const headers: Record<string, string> = { ...e.headers, "content-type": "application/json" };
+    if (err instanceof AutoBatchError) {
+      if (err.customId) headers["x-autobatch-custom-id"] = trace.customId = err.customId;
+      if (err.batchId) headers["x-autobatch-batch-id"] = trace.batchId = err.batchId;
+    }
+    trace.error = e.message;
+    res.writeHead(e.status, withClosing(ctx, headers)).end(JSON.stringify({ error: e.body }));
+  } catch (writeErr) {
+    trace.sendFailed = writeErr instanceof Error ? writeErr.message : String(writeErr);
+    res.destroy();
+  }
+}
+
+/** Asks the client to close its connection while the proxy shuts down. */
+export function withClosing(ctx: { closing: boolean }, headers: Record<string, string>): Record<string, string> {
+  return ctx.closing ? { ...headers, connection: "close" } : headers;
 }

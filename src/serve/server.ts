@@ -6,11 +6,10 @@ import { performance } from "node:perf_hooks";
 import type { RawResult } from "../core/call.js";
 import type { Engine } from "../core/engine.js";
 import type { Endpoint } from "../internal/endpoints.js";
-import { AutoBatchError } from "../errors.js";
 import { fingerprint } from "../internal/canonical.js";
 import { passthroughModels } from "./models.js";
 import { type JsonObject, readCallBody } from "./call-body.js";
-import { HttpError, toHttpError } from "./errors.js";
+import { HttpError, overloaded, sendError, withClosing } from "./errors.js";
 import type { IdempotencyCache, Attached } from "./idempotency.js";
 import type { Logger } from "./log.js";
 import { route } from "./routes.js";
@@ -256,21 +255,6 @@ class Leave implements Attached<RawResult> {
   }
 }
 
-/** Seconds a client refused for load is asked to wait: held requests free up as batches finish. */
-const OVERLOAD_RETRY_AFTER_S = 5;
-
-function overloaded(max: number): HttpError {
-  return new HttpError(
-    503,
-    {
-      message: `The proxy is holding its maximum of ${max} waiting requests (maxWaitingRequests); retry after ${OVERLOAD_RETRY_AFTER_S} s.`,
-      type: "server_error",
-      code: "too_many_waiting_requests",
-    },
-    { headers: { "retry-after": String(OVERLOAD_RETRY_AFTER_S), "x-should-retry": "true", connection: "close" } },
-  );
-}
-
 function health(ctx: HandlerContext, res: ServerResponse, method: string): void {
   const { buffered, submitting, runningBatches, pending, batchesCreated } = ctx.engine.stats;
   const body = JSON.stringify({
@@ -285,28 +269,6 @@ function health(ctx: HandlerContext, res: ServerResponse, method: string): void 
   res
     .writeHead(ctx.closing ? 503 : 200, withClosing(ctx, { "content-type": "application/json" }))
     .end(method === "HEAD" ? undefined : body);
-}
-
-/** Answers `err`; never throws (it runs in the handler's last `.catch`), cutting the connection if it cannot write. */
-export function sendError(ctx: Pick<HandlerContext, "closing">, res: ServerResponse, err: unknown, trace: Trace): void {
-  try {
-    if (res.destroyed || res.headersSent) return void res.destroy();
-    const e = toHttpError(err);
-    const headers: Record<string, string> = { ...e.headers, "content-type": "application/json" };
-    if (err instanceof AutoBatchError) {
-      if (err.customId) headers["x-autobatch-custom-id"] = trace.customId = err.customId;
-      if (err.batchId) headers["x-autobatch-batch-id"] = trace.batchId = err.batchId;
-    }
-    trace.error = e.message;
-    res.writeHead(e.status, withClosing(ctx, headers)).end(JSON.stringify({ error: e.body }));
-  } catch (writeErr) {
-    trace.sendFailed = writeErr instanceof Error ? writeErr.message : String(writeErr);
-    res.destroy();
-  }
-}
-
-function withClosing(ctx: Pick<HandlerContext, "closing">, headers: Record<string, string>): Record<string, string> {
-  return ctx.closing ? { ...headers, connection: "close" } : headers;
 }
 
 /** Aborts when the response's connection closes (client gone, or answer sent). */

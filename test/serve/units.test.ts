@@ -16,7 +16,7 @@ import { clientErrorStatus, HttpError, toHttpError } from "../../src/serve/error
 import { IdempotencyCache } from "../../src/serve/idempotency.js";
 import { normalizePath, route } from "../../src/serve/routes.js";
 import { serve } from "../../src/serve/index.js";
-import { sendError } from "../../src/serve/server.js";
+import { sendError } from "../../src/serve/errors.js";
 import { InvalidOptionsError } from "../../src/options.js";
 import { Events } from "../../src/events.js";
 import { createLogger, logEngineEvents, type LogEntry } from "../../src/serve/log.js";
