@@ -4,7 +4,7 @@
 import type { Call, Delivery } from "./call.js";
 import type { Engine, SubmitOptions } from "./engine.js";
 import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "../errors.js";
-import type { Endpoint } from "../internal/endpoints.js";
+import { ENDPOINTS, type Endpoint, isEndpoint } from "../internal/endpoints.js";
 import { rejectInSlices } from "./reject-slices.js";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 
@@ -45,8 +45,6 @@ export type BulkOutcome<T = unknown, E = unknown> =
 const COMPACT_SLACK = 4_096;
 /** Lines read from a synchronous input between turns of the event loop. */
 const SYNC_SLICE = 1_000;
-
-const ENDPOINTS: ReadonlySet<string> = new Set<Endpoint>(["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]);
 
 type Waiter = { resolve: (r: IteratorResult<BulkOutcome>) => void; reject: (err: unknown) => void };
 
@@ -187,9 +185,9 @@ export class BulkJob implements Delivery, AsyncIterableIterator<BulkOutcome> {
         "id",
       );
     const endpoint = req.endpoint ?? "/v1/chat/completions";
-    if (!ENDPOINTS.has(endpoint)) {
+    if (!isEndpoint(endpoint)) {
       const error = new InvalidParamsError(
-        `endpoint ${JSON.stringify(endpoint)} is not one of ${[...ENDPOINTS].join(", ")}`,
+        `endpoint ${JSON.stringify(endpoint)} is not one of ${ENDPOINTS.join(", ")}`,
         "endpoint",
       );
       this.#push({ id, ok: false, error });

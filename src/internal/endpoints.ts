@@ -2,7 +2,12 @@
 // result body is shaped for the caller (as openai-node shapes it).
 import { InvalidParamsError } from "../errors.js";
 
-export type Endpoint = "/v1/chat/completions" | "/v1/embeddings" | "/v1/responses";
+export const ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"] as const;
+export type Endpoint = (typeof ENDPOINTS)[number];
+
+export function isEndpoint(path: unknown): path is Endpoint {
+  return (ENDPOINTS as readonly unknown[]).includes(path);
+}
 
 /** The first problem with a params envelope, as [param, message]; undefined when it is fine. */
 type EnvelopeCheck = (p: Record<string, unknown>) => [string, string] | undefined;

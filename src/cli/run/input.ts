@@ -3,12 +3,11 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
-import { prepareBody, type Endpoint } from "../../internal/endpoints.js";
+import { ENDPOINTS, type Endpoint, isEndpoint, prepareBody } from "../../internal/endpoints.js";
 import { InvalidParamsError } from "../../errors.js";
 import { LINE_TAIL, lineHead } from "../../internal/jsonl.js";
 
 /** The endpoints the engine can batch. */
-const ENDPOINTS: readonly Endpoint[] = ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"];
 /** The provider's limit on a custom_id. */
 const MAX_CUSTOM_ID = 64;
 /** Problems printed before the rest are only counted. */
@@ -61,9 +60,8 @@ export function checkLine(text: string): RequestLine | string {
   if (o.custom_id.length > MAX_CUSTOM_ID)
     return `custom_id is ${o.custom_id.length} characters, more than ${MAX_CUSTOM_ID}`;
   if (o.method !== "POST") return `method must be "POST" (got ${JSON.stringify(o.method)})`;
-  if (!ENDPOINTS.includes(o.url as Endpoint))
-    return `url ${JSON.stringify(o.url)} is not a supported endpoint (${ENDPOINTS.join(", ")})`;
-  const endpoint = o.url as Endpoint;
+  if (!isEndpoint(o.url)) return `url ${JSON.stringify(o.url)} is not a supported endpoint (${ENDPOINTS.join(", ")})`;
+  const endpoint = o.url;
   const body = o.body;
   if (typeof body !== "object" || body === null || Array.isArray(body)) return "body must be a JSON object";
   let json: string;
