@@ -6,7 +6,8 @@ import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from "ope
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from "openai/resources/embeddings";
 import type { Response, ResponseCreateParamsNonStreaming } from "openai/resources/responses/responses";
 import { APIPromise } from "./api-promise.js";
-import { BulkJob, type BulkOptions, type BulkOutcome } from "./core/bulk.js";
+import { BulkJob } from "./core/bulk.js";
+import type { BulkOptions, BulkOutcome } from "./core/bulk-types.js";
 import { Engine, type CloseOptions, type EngineStats } from "./core/engine.js";
 import { APIConnectionTimeoutError, type AutoBatchError, InvalidParamsError } from "./errors.js";
 import { realClock } from "./internal/clock.js";

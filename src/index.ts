@@ -7,7 +7,7 @@ export {
   type BulkResultOf,
   type CallOptions,
 } from "./client.js";
-export type { BulkOptions } from "./core/bulk.js";
+export type { BulkOptions } from "./core/bulk-types.js";
 export { APIPromise, type WithRequestID } from "./api-promise.js";
 export { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "./fetch.js";
 export { createLongWaitFetch, type LongWaitFetch, type LongWaitFetchOptions } from "./long-wait-fetch.js";

@@ -1,7 +1,8 @@
 // The sending part of a run: the requests not yet done go through the engine as one bulk job; each result becomes
 // one line in the output or errors file under the user's custom_id. Reading pauses while two batch files' worth of
 // lines wait to be uploaded, so the input is never held whole.
-import { BulkJob, type BulkInput } from "../../core/bulk.js";
+import { BulkJob } from "../../core/bulk.js";
+import type { BulkInput } from "../../core/bulk-types.js";
 import type { RawResult } from "../../core/call.js";
 import { Engine } from "../../core/engine.js";
 import type { AutoBatcherOptions } from "../../options.js";
