@@ -31,7 +31,7 @@ export class BatchCalls {
   /** Calls handed on to a later batch: their lines here are ignored. */
   readonly #left = new Set<string>();
   readonly #hooks: BatchCallsHooks;
-  readonly size: number;
+  #size: number;
   #unsettled: number;
   /** The pass rejecting every waiting call, once one started: the first reason wins, as when it was synchronous. */
   #rejecting: Promise<void> | undefined;
@@ -44,7 +44,12 @@ export class BatchCalls {
       this.#calls.set(c.customId, c);
       c.owner = owner;
     }
-    this.#unsettled = this.size = calls.length;
+    this.#unsettled = this.#size = calls.length;
+  }
+
+  /** Lines of the batch's file. */
+  get size(): number {
+    return this.#size;
   }
 
   /** Calls still waiting here. */
@@ -68,6 +73,22 @@ export class BatchCalls {
       c.batchId = batchId;
       if (deadlineAt !== undefined) c.deadlineAt ??= deadlineAt;
     }
+  }
+
+  /** Takes these calls out before upload (their lines run elsewhere: see BatchRecorder.intent); returns those waiting. */
+  withdraw(customIds: ReadonlySet<string>): Call[] {
+    const out: Call[] = [];
+    for (const id of customIds) {
+      const c = this.#calls.get(id);
+      if (!c) continue;
+      this.#calls.delete(id);
+      this.#size--;
+      c.owner = undefined;
+      if (c.settled) continue;
+      this.#unsettled--;
+      out.push(c);
+    }
+    return out;
   }
 
   /** Nothing will send these lines again: their bytes may go. */

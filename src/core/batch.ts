@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Call, SettleSink } from "./call.js";
 import { BatchCalls } from "./batch-calls.js";
+import { fileOf } from "./buffer.js";
 import type { Endpoint } from "../internal/endpoints.js";
 import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError } from "../errors.js";
 import type { BatchCounts } from "../events.js";
@@ -82,7 +83,7 @@ export class Batch {
   readonly key: string;
   readonly endpoint: Endpoint;
   readonly model: string;
-  readonly bytes: number;
+  #bytes: number;
   readonly #ctx: BatchContext;
   readonly #calls: BatchCalls;
   #id: string | undefined;
@@ -114,7 +115,7 @@ export class Batch {
     this.key = input.key ?? randomBytes(9).toString("base64url");
     this.endpoint = input.endpoint;
     this.model = input.model;
-    this.bytes = input.bytes;
+    this.#bytes = input.bytes;
     this.#parts = input.parts;
     this.#ctx = ctx;
     this.#calls = new BatchCalls(input.calls, this, {
@@ -191,6 +192,10 @@ export class Batch {
   get id(): string | undefined {
     return this.#id;
   }
+  /** UTF-8 bytes of its file. */
+  get bytes(): number {
+    return this.#bytes;
+  }
   /** Stopped by close while creating, so it may exist upstream without an id here. */
   get inDoubt(): boolean {
     return this.#inDoubt;
@@ -258,7 +263,8 @@ export class Batch {
     try {
       let inputFileId: string;
       try {
-        await this.#ctx.recorder?.intent?.(this);
+        const taken = await this.#ctx.recorder?.intent?.(this);
+        if (taken?.size && !this.#withdraw(taken)) return false;
         inputFileId = await uploadFile(this.#ctx, this.key, this.#parts ?? [], this.bytes, signal, this.#warn);
       } finally {
         // Kept for retries until here; each call keeps a view of its own line while it may be sent again.
@@ -290,6 +296,22 @@ export class Batch {
       this.#inDoubt = creating && stop.aborted;
       return false;
     }
+  }
+
+  /**
+   * Takes the lines `taken` out of the file before upload (see BatchRecorder.intent), and with them the lines of calls
+   * released meanwhile; false when no line is left (nothing is uploaded, the batch ends).
+   */
+  #withdraw(taken: ReadonlySet<string>): boolean {
+    const gone = this.#calls.withdraw(taken);
+    const rest = [...this.#calls.all()].filter((c) => !c.settled);
+    this.#unread.clear();
+    for (const c of rest) this.#unread.add(c.customId);
+    this.#parts = rest.length ? [fileOf(rest)] : [];
+    this.#bytes = this.#parts[0]?.length ?? 0;
+    this.#ctx.recorder?.withdrawn?.(this, gone);
+    if (rest.length === 0) this.#ctx.recorder?.submitFailed(this, new Error("every line runs elsewhere"));
+    return rest.length > 0;
   }
 
   #created(created: BatchEnvelope, inputFileId: string): void {

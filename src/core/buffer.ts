@@ -191,15 +191,20 @@ export class CallBuffer {
     if (p.live !== calls.length) {
       // Rare (an abort before the flush): rebuild the file from the lines of the calls still waiting.
       calls = calls.filter((c) => !c.settled);
-      const file = Buffer.concat(calls.map((c) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes)));
-      let at = 0;
-      for (const c of calls) {
-        c.chunk = file;
-        c.offset = at;
-        at += c.bytes;
-      }
-      parts = calls.length ? [file] : [];
+      parts = calls.length ? [fileOf(calls)] : [];
     }
     if (calls.length) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, parts, bytes: p.bytes, reason });
   }
+}
+
+/** One file of the calls' lines, in order; each call's view of its line moves into it, so the old chunks may go. */
+export function fileOf(calls: readonly Call[]): Buffer {
+  const file = Buffer.concat(calls.map((c) => c.chunk!.subarray(c.offset!, c.offset! + c.bytes)));
+  let at = 0;
+  for (const c of calls) {
+    c.chunk = file;
+    c.offset = at;
+    at += c.bytes;
+  }
+  return file;
 }

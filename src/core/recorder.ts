@@ -1,6 +1,7 @@
 // The one seam through which every change of a batch's state passes, for a durable store to record. Each method is
 // called by the Batch right after the change it names, synchronously; a recorder must not throw.
 import type { Batch } from "./batch.js";
+import type { Call } from "./call.js";
 
 export type ResultFile = "output" | "error";
 
@@ -10,8 +11,14 @@ export interface BatchRecorder {
    * caller still waits), and lines without a caller (a resumed batch) are read and handed to `result`.
    */
   readonly keepsResults?: boolean;
-  /** The batch was flushed and is about to be uploaded; the upload waits for this (the store records the intent). */
-  intent?(batch: Batch): Promise<void>;
+  /**
+   * The batch was flushed and is about to be uploaded; the upload waits for this (the store records the intent).
+   * Resolves with the custom_ids of lines whose request already runs, or was answered, elsewhere (another process
+   * submitted it after this one looked it up): the batch takes them out of its file and hands them to `withdrawn`.
+   */
+  intent?(batch: Batch): Promise<ReadonlySet<string> | undefined>;
+  /** The waiting calls of the lines taken out of the file (see `intent`), before upload: no longer the batch's. */
+  withdrawn?(batch: Batch, calls: Call[]): void;
   /** The file was uploaded: `batch.inputFileId` is set. */
   uploaded?(batch: Batch): void;
   /** A result line for one of the batch's lines was read, verbatim (before its caller, if any, is settled). */

@@ -12,6 +12,7 @@ import { ClientClosedError, InvalidParamsError, ResultParseError } from "../erro
 import type { Events } from "../events.js";
 import type { Clock } from "../internal/clock.js";
 import type { Endpoint } from "../internal/endpoints.js";
+import { LINE_TAIL } from "../internal/jsonl.js";
 import { Adopter } from "./adoption.js";
 import { fingerprint, keyIdentity, Occurrences } from "./identity.js";
 import { openStore } from "./open.js";
@@ -91,7 +92,11 @@ export class Durable {
       warn,
       wrote: () => void this.#check(),
     });
-    this.recorder = new StoreRecorder(this.#writer, () => this.#arm());
+    this.recorder = new StoreRecorder(
+      this.#writer,
+      () => this.#arm(),
+      (calls, found) => this.#withdrawn(calls, found),
+    );
     this.#adopter = new Adopter(this.#owner, {
       place: (a, found) => this.#place(a, found),
       warn,
@@ -203,6 +208,21 @@ export class Durable {
     else {
       if (id?.startsWith("k:")) this.#leaders.set(id, call);
       this.#hooks.enqueue(call, a.line);
+    }
+  }
+
+  /**
+   * Calls whose identity another process recorded first (both looked it up before either recorded it): taken out of
+   * their file before upload, each replays or waits on the line found, as if its lookup had found it.
+   */
+  #withdrawn(calls: Call[], found: Map<string, FoundLine>): void {
+    for (const call of calls) {
+      // Its line as written, kept while it waits: should the other line be lost, this one is submitted after all.
+      const head = call.chunk!.toString("utf8", call.offset!, call.offset! + call.bytes - LINE_TAIL.length);
+      call.chunk = undefined;
+      const id = call.identity!;
+      if (this.#leaders.get(id) === call) this.#leaders.delete(id);
+      this.#place({ call, line: { head, json: "" } }, found.get(call.customId));
     }
   }
 

@@ -31,6 +31,14 @@ const MIGRATIONS = [
   // Adoption: the running unkeyed lines of other processes, found by fingerprint (a fleet has many of them).
   `CREATE INDEX autobatch_lines_adoptable ON autobatch_lines (fingerprint)
      WHERE left(identity, 2) = 'u:' AND fingerprint <> '';`,
+  // One live line per named identity, claimed by the intent's insert (see Store.recordIntent). Duplicates made before
+  // (two processes that looked one identity up at once) keep their results but lose their name: the newest keeps it,
+  // as find() already answered.
+  `UPDATE autobatch_lines SET identity = 'u:' || custom_id, fingerprint = ''
+     WHERE state <> 2 AND left(identity, 2) IN ('k:', 'f:') AND seq NOT IN (
+       SELECT max(seq) FROM autobatch_lines WHERE state <> 2 AND left(identity, 2) IN ('k:', 'f:') GROUP BY identity);
+   CREATE UNIQUE INDEX autobatch_lines_live ON autobatch_lines (identity)
+     WHERE state <> 2 AND left(identity, 2) IN ('k:', 'f:');`,
 ];
 /** Any constant: the key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 0x41425354;

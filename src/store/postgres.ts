@@ -105,18 +105,34 @@ class PostgresStore implements Store {
     }
   }
 
-  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<void> {
+  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<Map<string, FoundLine>> {
     return this.#tx("recording a batch", async (c) => {
       await c.query(
         `INSERT INTO autobatch_batches (key, endpoint, model, created_at, lease_owner, lease_until)
          VALUES ($1, $2, $3, ${NOW}, $4, ${NOW} + $5)`,
         [intent.key, intent.endpoint, intent.model, owner, leaseMs],
       );
-      await c.query(
+      // A line whose identity another transaction holds live waits for it to end, then is skipped (autobatch_lines_live).
+      const { rowCount } = await c.query(
         `INSERT INTO autobatch_lines (custom_id, batch_key, identity, fingerprint)
-         SELECT u.c, $2, u.i, u.f FROM json_to_recordset($1::json) AS u (c text, i text, f text)`,
+         SELECT u.c, $2, u.i, u.f FROM json_to_recordset($1::json) AS u (c text, i text, f text)
+         ON CONFLICT (identity) WHERE state <> 2 AND left(identity, 2) IN ('k:', 'f:') DO NOTHING`,
         [JSON.stringify(intent.lines.map((l) => ({ c: l.customId, i: l.identity, f: l.fingerprint }))), intent.key],
       );
+      const found = new Map<string, FoundLine>();
+      if (rowCount === intent.lines.length) return found;
+      const rows = await c.query<LineRow & { batch_id: string | null; taken: string }>(
+        `SELECT DISTINCT ON (l.identity) u.c AS taken, l.custom_id, l.batch_key, l.identity, l.fingerprint, l.state,
+           l.result, b.snapshot::json ->> 'batchId' AS batch_id
+         FROM json_to_recordset($1::json) AS u (c text, i text)
+         JOIN autobatch_lines l ON l.identity = u.i AND l.batch_key <> $2
+         JOIN autobatch_batches b ON b.key = l.batch_key
+         WHERE l.state <> 2 AND NOT EXISTS (SELECT 1 FROM autobatch_lines m WHERE m.batch_key = $2 AND m.custom_id = u.c)
+         ORDER BY l.identity, l.seq DESC`,
+        [JSON.stringify(intent.lines.map((l) => ({ c: l.customId, i: l.identity }))), intent.key],
+      );
+      for (const row of rows.rows) found.set(row.taken, foundLine(row));
+      return found;
     });
   }
 

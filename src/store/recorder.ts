@@ -2,8 +2,9 @@
 // the writer into one transaction per flush, poll or chunk of result lines) and knows which batches this process
 // holds a lease on.
 import type { Batch } from "../core/batch.js";
+import type { Call } from "../core/call.js";
 import type { BatchRecorder } from "../core/recorder.js";
-import type { BatchSnapshot } from "./types.js";
+import type { BatchSnapshot, FoundLine } from "./types.js";
 import { lineIdentity } from "./identity.js";
 import type { StoreWriter } from "./writer.js";
 
@@ -11,18 +12,29 @@ export class StoreRecorder implements BatchRecorder {
   readonly keepsResults = true;
   readonly #writer: StoreWriter;
   readonly #onHold: () => void;
+  readonly #onWithdrawn: (calls: Call[], found: Map<string, FoundLine>) => void;
+  /** Lines each intent found taken, by batch key, until the batch withdraws them. */
+  readonly #taken = new Map<string, Map<string, FoundLine>>();
   /** Keys of the unfinished batches this process holds a lease on. */
   readonly held = new Set<string>();
   /** Set by close with detach: what is cut short now is left for a later process, never recorded as ended. */
   detaching = false;
 
-  /** `onHold`: a lease was taken (its renewals must run). */
-  constructor(writer: StoreWriter, onHold: () => void) {
+  /**
+   * `onHold`: a lease was taken (its renewals must run). `onWithdrawn`: calls whose lines were taken out of a file
+   * because their identity runs elsewhere, with the line found for each custom_id.
+   */
+  constructor(
+    writer: StoreWriter,
+    onHold: () => void,
+    onWithdrawn: (calls: Call[], found: Map<string, FoundLine>) => void,
+  ) {
     this.#writer = writer;
     this.#onHold = onHold;
+    this.#onWithdrawn = onWithdrawn;
   }
 
-  intent(batch: Batch): Promise<void> {
+  async intent(batch: Batch): Promise<ReadonlySet<string> | undefined> {
     this.held.add(batch.key);
     this.#onHold();
     const lines = [];
@@ -34,7 +46,16 @@ export class StoreRecorder implements BatchRecorder {
         // orphan should this process die. A fingerprint identity holds it already.
         fingerprint: c.identity?.startsWith("f:") ? "" : (c.fingerprint ?? ""),
       });
-    return this.#writer.intent({ key: batch.key, endpoint: batch.endpoint, model: batch.model, lines });
+    const taken = await this.#writer.intent({ key: batch.key, endpoint: batch.endpoint, model: batch.model, lines });
+    if (!taken?.size) return undefined;
+    this.#taken.set(batch.key, taken);
+    return new Set(taken.keys());
+  }
+
+  withdrawn(batch: Batch, calls: Call[]): void {
+    const found = this.#taken.get(batch.key);
+    this.#taken.delete(batch.key);
+    if (found) this.#onWithdrawn(calls, found);
   }
 
   uploaded(batch: Batch): void {

@@ -76,14 +76,27 @@ class SqliteStore implements Store {
     }
   }
 
-  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<void> {
+  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<Map<string, FoundLine>> {
     // A batch leased to someone else (a test writing as several owners) is one the quiet owner would look for.
     if (owner !== this.#gate?.owner) this.#gate = undefined;
     return this.#tx("recording a batch", () => {
       const now = this.#now();
       this.#sql.insertBatch.run(intent.key, intent.endpoint, intent.model, now, owner, now + leaseMs);
-      for (const l of intent.lines) this.#sql.insertLine.run(intent.key, l.customId, l.identity, l.fingerprint);
+      const taken = new Map<string, string>();
+      for (const l of intent.lines)
+        if (changes(this.#sql.insertLine.run(intent.key, l.customId, l.identity, l.fingerprint)) === 0)
+          taken.set(l.identity, l.customId);
+      return this.#taken(taken);
     });
+  }
+
+  /** The live lines of identities an intent found taken, by the custom_id of the line that was not recorded. */
+  #taken(taken: Map<string, string>): Map<string, FoundLine> {
+    const found = new Map<string, FoundLine>();
+    if (taken.size === 0) return found;
+    const rows = this.#sql.find.all(JSON.stringify([...taken.keys()])) as (LineRow & { batch_id: string | null })[];
+    for (const row of rows) found.set(taken.get(row.identity)!, foundLine(row));
+    return found;
   }
 
   record(updates: readonly BatchUpdate[]): Promise<void> {
@@ -195,7 +208,10 @@ function changes(result: unknown): number {
 const SQL = {
   insertBatch:
     "INSERT INTO batches (key, endpoint, model, created_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?)",
-  insertLine: "INSERT INTO lines (batch_key, custom_id, identity, fingerprint) VALUES (?, ?, ?, ?)",
+  // Ignored (no change) when its identity already has a live line: see the lines_live index.
+  insertLine:
+    `INSERT INTO lines (batch_key, custom_id, identity, fingerprint) VALUES (?, ?, ?, ?)
+     ON CONFLICT (identity) WHERE state <> 2 AND substr(identity, 1, 2) IN ('k:', 'f:') DO NOTHING`,
   updateSnapshot: "UPDATE batches SET snapshot = ? WHERE key = ?",
   storeResult: "UPDATE lines SET state = 1, result = ? WHERE batch_key = ? AND custom_id = ? AND state = 0",
   loseLines: "UPDATE lines SET state = 2 WHERE batch_key = ? AND state = 0",

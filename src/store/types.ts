@@ -121,8 +121,13 @@ export interface Store {
   readonly kind: "sqlite" | "postgres";
   /** The file, or the URL without credentials: for messages and the listening line. */
   readonly location: string;
-  /** Records a flushed batch and its lines, leased to `owner` for `leaseMs`. */
-  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<void>;
+  /**
+   * Records a flushed batch and its lines, leased to `owner` for `leaseMs`. A named identity (`k:`, `f:`) has at most
+   * one line running or answered: a line whose identity already has one (another process recorded it after this one
+   * looked the call up) is not recorded, and comes back here, by custom_id, with the line found, so that the engine
+   * takes it out of the file before upload and its call waits on that line instead of paying for it twice.
+   */
+  recordIntent(intent: BatchIntent, owner: string, leaseMs: number): Promise<Map<string, FoundLine>>;
   /** Applies the updates in one transaction. Updates of unknown batches are ignored. */
   record(updates: readonly BatchUpdate[]): Promise<void>;
   /** The newest line of each identity that has one. */

@@ -2,13 +2,13 @@
 // next transaction), in order (a batch's intent before its updates), and retried when the store fails, with a
 // warning, while the calls keep settling from the provider.
 import type { Clock } from "../internal/clock.js";
-import type { BatchIntent, BatchUpdate, Store } from "./types.js";
+import type { BatchIntent, BatchUpdate, FoundLine, Store } from "./types.js";
 
 const RETRY_MS = 1_000;
 const RESULTS_PER_WRITE = 5_000;
 
 type Op =
-  | { kind: "intent"; intent: BatchIntent; done: () => void }
+  | { kind: "intent"; intent: BatchIntent; done: (taken?: Map<string, FoundLine>) => void }
   | { kind: "update"; update: BatchUpdate }
   | { kind: "release"; keys: string[] };
 
@@ -38,8 +38,11 @@ export class StoreWriter {
     this.#ctx = ctx;
   }
 
-  /** Resolves once the intent was written, or its first attempt failed (it is retried in the background). */
-  intent(intent: BatchIntent): Promise<void> {
+  /**
+   * Resolves once the intent was written, with the lines it found taken (see Store.recordIntent), or once its first
+   * attempt failed, with none (it is retried in the background).
+   */
+  intent(intent: BatchIntent): Promise<Map<string, FoundLine> | undefined> {
     return new Promise((done) => this.#push({ kind: "intent", intent, done }));
   }
 
@@ -115,8 +118,7 @@ export class StoreWriter {
       while (i < ops.length) {
         const op = ops[i]!;
         if (op.kind === "intent") {
-          await store.recordIntent(op.intent, this.#ctx.owner, this.#ctx.leaseMs);
-          op.done();
+          op.done(await store.recordIntent(op.intent, this.#ctx.owner, this.#ctx.leaseMs));
           i++;
         } else if (op.kind === "release") {
           await store.release(this.#ctx.owner, op.keys);

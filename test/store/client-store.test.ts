@@ -107,6 +107,61 @@ describe("AutoBatcher with a store", () => {
     expect(emu.counters.linesExecuted).toBe(1);
   });
 
+  it("two clients that looked one key and one request up before either recorded them pay once for each", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const store = file();
+    const events: AutoBatchEvent[] = [];
+    const [a, b] = [
+      client(store, [], { batchSize: 3, batchWindowMs: 60_000 }),
+      client(store, events, { batchSize: 3, batchWindowMs: 60_000 }),
+    ];
+    const first = [a, b].map((c) => c.chat.completions.create(chat("keyed"), { idempotencyKey: "k1" }));
+    const second = [a, b].map((c) => c.chat.completions.create(chat("same body")));
+    await waitFor(() => a.stats.buffered === 2 && b.stats.buffered === 2, "every call to be looked up and buffered");
+    const fillA = a.chat.completions.create(chat("fill a"));
+    await waitFor(() => emu!.counters.batchesCreated === 1, "a's batch to be created");
+    const fillB = b.chat.completions.create(chat("fill b"));
+    const [ka, kb] = await Promise.all(first);
+    const [sa, sb] = await Promise.all(second);
+    expect(content(await fillB)).toBe("echo: fill b");
+    expect(content(await fillA)).toBe("echo: fill a");
+    expect(kb._request_id).toBe(ka._request_id);
+    expect(sb._request_id).toBe(sa._request_id);
+    // b's batch went up with its one line of its own.
+    expect(emu.counters.linesExecuted).toBe(4);
+    expect(events.find((e) => e.type === "batchSubmitted")).toMatchObject({ calls: 1 });
+  });
+
+  it("a call withdrawn for a line running elsewhere is submitted, as it was written, if that line is lost", async () => {
+    emu = await startEmulator({ apiKey: KEY });
+    const slow = await startEmulator({ apiKey: KEY, latencyMs: 60_000 });
+    const store = file();
+    const opts = { batchSize: 2, batchWindowMs: 60_000 };
+    const a = client(store, [], { ...opts, baseURL: slow.baseURL });
+    try {
+      const b = client(store, [], opts);
+      void a.chat.completions.create(chat("keyed ü"), { idempotencyKey: "k1" }).catch(() => {});
+      const fromB = b.chat.completions.create(chat("keyed ü"), { idempotencyKey: "k1" });
+      await waitFor(() => a.stats.buffered === 1 && b.stats.buffered === 1, "both calls to be looked up and buffered");
+      void a.chat.completions.create(chat("fill a")).catch(() => {});
+      await waitFor(() => slow.counters.batchesCreated === 1, "a's batch to be created");
+      expect(content(await b.chat.completions.create(chat("fill b")))).toBe("echo: fill b");
+      // a's line is lost (as when a line is sent again elsewhere): b's call, waiting on it, is buffered again.
+      const side = await openStore(store);
+      const held = (await side.find(["k:k1"])).get("k:k1")!;
+      await side.record([{ key: held.batchKey, retried: [held.customId] }]);
+      await side.close();
+      await waitFor(() => b.stats.buffered === 1, "b's call to be buffered again");
+      expect(content(await b.chat.completions.create(chat("fill b2")))).toBe("echo: fill b2");
+      expect(content(await fromB)).toBe("echo: keyed ü");
+      expect(emu.counters.linesExecuted).toBe(3);
+    } finally {
+      // Its batch cancelled while its emulator still answers.
+      await a.close({ cancel: true });
+      await slow.close();
+    }
+  });
+
   it("with requestIdentity keys, replays only keyed calls", async () => {
     emu = await startEmulator({ apiKey: KEY });
     const store = file();

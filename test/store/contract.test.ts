@@ -116,28 +116,63 @@ describe.each(Object.entries(kinds))("store contract: %s", (kind, spec) => {
     const keyed = (id: string) => odd[Number(id.slice(1))] ?? `k:${id}`;
     await s.recordIntent(intent("b1", ["a0", "a1", "a2", "a3", "a4"], keyed), "p1", LONG);
     await s.record([{ key: "b1", results: [{ customId: "a0", line: "old" }], terminal: true }]);
-    await s.recordIntent(intent("b2", ["a0", "a1"], keyed), "p1", LONG);
+    await s.recordIntent(intent("b2", ["a1", "a2"], keyed), "p1", LONG);
     const misses = Array.from({ length: 3_000 }, (_, i) => `f:none-${i}:0`);
     const found = await s.find([...misses, ...odd, odd[0]!]);
     expect([...found.keys()].sort()).toEqual([...odd].sort());
-    expect(found.get(odd[0]!)).toMatchObject({ batchKey: "b2", customId: "a0", state: "running" });
-    expect(found.get(odd[1]!)).toMatchObject({ batchKey: "b2", state: "running" });
-    expect(found.get(odd[2]!)).toMatchObject({ batchKey: "b1", state: "lost" });
+    expect(found.get(odd[0]!)).toMatchObject({ batchKey: "b1", customId: "a0", state: "done", result: "old" });
+    expect(found.get(odd[1]!)).toMatchObject({ batchKey: "b2", customId: "a1", state: "running" });
+    expect(found.get(odd[2]!)).toMatchObject({ batchKey: "b2", state: "running" });
+    expect(found.get(odd[3]!)).toMatchObject({ batchKey: "b1", state: "lost" });
     expect((await s.find([])).size).toBe(0);
   });
 
   it("takes one custom_id in a later batch (a line sent again) and finds the newer line", async () => {
     const s = await open(await spec());
     await s.recordIntent(intent("b1", ["a"]), "p1", LONG);
-    await s.recordIntent(intent("b2", ["a"]), "p1", LONG);
+    await s.record([{ key: "b1", retried: ["a"] }]);
+    expect((await s.recordIntent(intent("b2", ["a"]), "p1", LONG)).size).toBe(0);
     await s.record([{ key: "b2", results: [{ customId: "a", line: "from b2" }] }]);
     expect((await s.find(["f:fp-a:0"])).get("f:fp-a:0")).toMatchObject({ batchKey: "b2", result: "from b2" });
   });
 
+  it("records one live line per named identity: a later intent gets the line that holds it back, by custom_id", async () => {
+    const s = await open(await spec());
+    const key = (id: string) => (id.startsWith("x") ? "k:x" : id.startsWith("u") ? `u:${id}` : `f:fp-${id}:0`);
+    expect((await s.recordIntent(intent("b1", ["x1", "f", "u1"], key), "p1", LONG)).size).toBe(0);
+    const taken = await s.recordIntent(intent("b2", ["x2", "f", "g", "u2"], key), "p2", LONG);
+    expect([...taken.keys()].sort()).toEqual(["f", "x2"]);
+    expect(taken.get("x2")).toMatchObject({ customId: "x1", batchKey: "b1", state: "running", fingerprint: "fp-x1" });
+    expect(taken.get("f")).toMatchObject({ customId: "f", batchKey: "b1", state: "running" });
+    // The lines not recorded are not b2's: a claim of b2 finds only the others.
+    await s.release("p2");
+    expect((await s.claim("p3", LONG, 10))[0]?.lines.map((l) => l.customId)).toEqual(["g", "u2"]);
+
+    await s.record([{ key: "b1", results: [{ customId: "x1", line: "x-result" }], terminal: true }]);
+    const later = await s.recordIntent(intent("b3", ["x3", "f"], key), "p1", LONG);
+    // Answered: held still (a replay); lost with its batch's end: free again.
+    expect([...later.keys()]).toEqual(["x3"]);
+    expect(later.get("x3")).toMatchObject({ state: "done", result: "x-result" });
+    expect((await s.find(["f:fp-f:0"])).get("f:fp-f:0")).toMatchObject({ batchKey: "b3", state: "running" });
+  });
+
+  it("gives a named identity to one of several intents recording it at once through separate connections", async () => {
+    const url = await spec();
+    const handles = await Promise.all([open(url), open(url), open(url)]);
+    const same = () => "k:contended";
+    const taken = await Promise.all(handles.map((h, i) => h.recordIntent(intent(`b${i}`, [`l${i}`], same), `p${i}`, LONG)));
+    const recorded = taken.filter((t) => t.size === 0);
+    expect(recorded.length).toBe(1);
+    const holder = (await handles[0]!.find(["k:contended"])).get("k:contended")!;
+    for (const t of taken.filter((x) => x.size)) expect([...t.values()][0]).toMatchObject({ customId: holder.customId });
+  });
+
   it("records an intent whole or not at all", async () => {
     const s = await open(await spec());
-    await expect(s.recordIntent(intent("b1", ["a", "a"]), "p1", 0)).rejects.toThrow(/recording a batch failed/);
-    expect((await s.find(["f:fp-a:0"])).size).toBe(0);
+    let k = 0;
+    const twice = intent("b1", ["a", "a"], () => `k:${k++}`);
+    await expect(s.recordIntent(twice, "p1", 0)).rejects.toThrow(/recording a batch failed/);
+    expect((await s.find(["k:0"])).size).toBe(0);
     expect(await s.claim("p2", LONG, 10)).toEqual([]);
   });
 

@@ -37,10 +37,10 @@ describe("PostgreSQL store", () => {
     await c.connect();
     const { rows } = await c.query("SELECT version FROM autobatch_schema");
     await c.end();
-    expect(rows).toEqual([{ version: 2 }]);
+    expect(rows).toEqual([{ version: 3 }]);
   });
 
-  it("migrates a version 1 database to 2 (the index that finds other processes' unkeyed lines), keeping its rows", async () => {
+  it("migrates a version 1 database to 3 (the index that finds other processes' unkeyed lines), keeping its rows", async () => {
     const url = await server.createDatabase();
     const first = await openStore(url);
     const line = { customId: "a", identity: "u:a", fingerprint: "F" };
@@ -48,7 +48,7 @@ describe("PostgreSQL store", () => {
     await first.close();
     const c = new pg.Client({ connectionString: url });
     await c.connect();
-    await c.query("DROP INDEX autobatch_lines_adoptable");
+    await c.query("DROP INDEX autobatch_lines_adoptable, autobatch_lines_live");
     await c.query("UPDATE autobatch_schema SET version = 1");
     const again = await openStore(url);
     expect((await again.adopt([{ fingerprint: "F", identity: "u:r" }], "p2")).suspects.get("F")).toHaveLength(1);
@@ -57,7 +57,39 @@ describe("PostgreSQL store", () => {
       "SELECT version, (SELECT count(*)::int FROM pg_indexes WHERE indexname = 'autobatch_lines_adoptable') AS n FROM autobatch_schema",
     );
     await c.end();
-    expect(rows).toEqual([{ version: 2, n: 1 }]);
+    expect(rows).toEqual([{ version: 3, n: 1 }]);
+  });
+
+  it("migrates a version 2 database to 3 (one live line per named identity): of two lines of one key, the newer keeps it", async () => {
+    const url = await server.createDatabase();
+    const first = await openStore(url);
+    const lines = [{ customId: "a", identity: "k:twice", fingerprint: "F" }];
+    await first.recordIntent({ key: "b1", endpoint: "/v1/chat/completions", model: "m", lines }, "p1", 60_000);
+    await first.record([{ key: "b1", results: [{ customId: "a", line: "first" }] }]);
+    await first.close();
+    // A version 2 database where two processes looked one key up at once and both recorded it.
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query("DROP INDEX autobatch_lines_live");
+    await c.query("UPDATE autobatch_schema SET version = 2");
+    await c.query(
+      "INSERT INTO autobatch_batches (key, endpoint, model, created_at) VALUES ('b2', '/v1/chat/completions', 'm', 0)",
+    );
+    await c.query(
+      "INSERT INTO autobatch_lines (batch_key, custom_id, identity, fingerprint) VALUES ('b2', 'b', 'k:twice', 'F')",
+    );
+    await c.end();
+    const again = await openStore(url);
+    const found = await again.find(["k:twice", "u:a"]);
+    expect(found.get("k:twice")).toMatchObject({ batchKey: "b2", customId: "b", state: "running" });
+    expect(found.get("u:a")).toMatchObject({ batchKey: "b1", fingerprint: "", state: "done", result: "first" });
+    const taken = await again.recordIntent(
+      { key: "b3", endpoint: "/v1/chat/completions", model: "m", lines: [{ ...lines[0]!, customId: "c" }] },
+      "p2",
+      60_000,
+    );
+    expect(taken.get("c")).toMatchObject({ batchKey: "b2", customId: "b" });
+    await again.close();
   });
 
   it("refuses a database written by a newer version", async () => {
@@ -67,7 +99,7 @@ describe("PostgreSQL store", () => {
     await c.connect();
     await c.query("UPDATE autobatch_schema SET version = 7");
     await c.end();
-    await expect(openStore(url)).rejects.toThrow(/newer version of autobatch \(schema 7; this version knows up to 2\)/);
+    await expect(openStore(url)).rejects.toThrow(/newer version of autobatch \(schema 7; this version knows up to 3\)/);
   });
 
   it("keeps answering calls from the provider when the server goes away mid-run, with warnings", async () => {
