@@ -209,8 +209,7 @@ const SQL = {
   insertBatch:
     "INSERT INTO batches (key, endpoint, model, created_at, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?)",
   // Ignored (no change) when its identity already has a live line: see the lines_live index.
-  insertLine:
-    `INSERT INTO lines (batch_key, custom_id, identity, fingerprint) VALUES (?, ?, ?, ?)
+  insertLine: `INSERT INTO lines (batch_key, custom_id, identity, fingerprint) VALUES (?, ?, ?, ?)
      ON CONFLICT (identity) WHERE state <> 2 AND substr(identity, 1, 2) IN ('k:', 'f:') DO NOTHING`,
   updateSnapshot: "UPDATE batches SET snapshot = ? WHERE key = ?",
   storeResult: "UPDATE lines SET state = 1, result = ? WHERE batch_key = ? AND custom_id = ? AND state = 0",

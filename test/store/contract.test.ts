@@ -160,11 +160,14 @@ describe.each(Object.entries(kinds))("store contract: %s", (kind, spec) => {
     const url = await spec();
     const handles = await Promise.all([open(url), open(url), open(url)]);
     const same = () => "k:contended";
-    const taken = await Promise.all(handles.map((h, i) => h.recordIntent(intent(`b${i}`, [`l${i}`], same), `p${i}`, LONG)));
+    const taken = await Promise.all(
+      handles.map((h, i) => h.recordIntent(intent(`b${i}`, [`l${i}`], same), `p${i}`, LONG)),
+    );
     const recorded = taken.filter((t) => t.size === 0);
     expect(recorded.length).toBe(1);
     const holder = (await handles[0]!.find(["k:contended"])).get("k:contended")!;
-    for (const t of taken.filter((x) => x.size)) expect([...t.values()][0]).toMatchObject({ customId: holder.customId });
+    for (const t of taken.filter((x) => x.size))
+      expect([...t.values()][0]).toMatchObject({ customId: holder.customId });
   });
 
   it("records an intent whole or not at all", async () => {
