@@ -30,13 +30,6 @@ const MIGRATIONS = [
    );
    CREATE UNIQUE INDEX lines_batch ON lines (batch_key, custom_id);
    CREATE INDEX lines_identity ON lines (identity);`,
-  // One live line per named identity, claimed by the intent's insert (see Store.recordIntent). Duplicates made before
-  // (two processes that looked one identity up at once) keep their results but lose their name: the newest keeps it,
-  // as find() already answered.
-  `UPDATE lines SET identity = 'u:' || custom_id, fingerprint = ''
-     WHERE state <> 2 AND substr(identity, 1, 2) IN ('k:', 'f:') AND rowid NOT IN (
-       SELECT max(rowid) FROM lines WHERE state <> 2 AND substr(identity, 1, 2) IN ('k:', 'f:') GROUP BY identity);
-   CREATE UNIQUE INDEX lines_live ON lines (identity) WHERE state <> 2 AND substr(identity, 1, 2) IN ('k:', 'f:');`,
 ];
 const BUSY_TIMEOUT_MS = 10_000;
 const PAGE_SIZE = 16_384;

@@ -24,7 +24,7 @@ describe("SQLite store", () => {
     const db = open(f);
     expect(pragma(db, "journal_mode")).toBe("wal");
     expect(pragma(db, "application_id")).toBe(0x41425354);
-    expect(pragma(db, "user_version")).toBe(2);
+    expect(pragma(db, "user_version")).toBe(1);
     expect(pragma(db, "page_size")).toBe(16_384);
     db.close();
   });
@@ -83,36 +83,7 @@ describe("SQLite store", () => {
     const db = open(f);
     db.exec("PRAGMA user_version = 99");
     db.close();
-    await expect(openStore(f)).rejects.toThrow(/newer version of autobatch \(schema 99; this version knows up to 2\)/);
-  });
-
-  it("migrates a version 1 store to 2 (one live line per named identity): of two lines of one key, the newer keeps it", async () => {
-    const f = file();
-    const store = await openStore(f);
-    const lines = [{ customId: "a", identity: "k:twice", fingerprint: "F" }];
-    await store.recordIntent({ key: "b1", endpoint: "/v1/chat/completions", model: "m", lines }, "p1", 60_000);
-    await store.record([{ key: "b1", results: [{ customId: "a", line: "first" }] }]);
-    await store.close();
-    // A version 1 store where two processes looked one key up at once and both recorded it.
-    const db = open(f);
-    db.exec("DROP INDEX lines_live; PRAGMA user_version = 1");
-    db.exec("INSERT INTO batches (key, endpoint, model, created_at) VALUES ('b2', '/v1/chat/completions', 'm', 0)");
-    db.exec("INSERT INTO lines (batch_key, custom_id, identity, fingerprint) VALUES ('b2', 'b', 'k:twice', 'F')");
-    db.close();
-    const again = await openStore(f);
-    const found = await again.find(["k:twice", "u:a"]);
-    expect(found.get("k:twice")).toMatchObject({ batchKey: "b2", customId: "b", state: "running" });
-    expect(found.get("u:a")).toMatchObject({ batchKey: "b1", fingerprint: "", state: "done", result: "first" });
-    const taken = await again.recordIntent(
-      { key: "b3", endpoint: "/v1/chat/completions", model: "m", lines: [{ ...lines[0]!, customId: "c" }] },
-      "p2",
-      60_000,
-    );
-    expect(taken.get("c")).toMatchObject({ batchKey: "b2", customId: "b" });
-    await again.close();
-    const check = open(f);
-    expect(pragma(check, "user_version")).toBe(2);
-    check.close();
+    await expect(openStore(f)).rejects.toThrow(/newer version of autobatch \(schema 99; this version knows up to 1\)/);
   });
 
   it("names the file it cannot create", async () => {
