@@ -113,9 +113,10 @@ class PostgresStore implements Store {
         [intent.key, intent.endpoint, intent.model, owner, leaseMs],
       );
       // A line whose identity another transaction holds live waits for it to end, then is skipped (autobatch_lines_live).
+      // Inserted in identity order, so two intents sharing identities wait on each other in one order, never deadlock.
       const { rowCount } = await c.query(
         `INSERT INTO autobatch_lines (custom_id, batch_key, identity, fingerprint)
-         SELECT u.c, $2, u.i, u.f FROM json_to_recordset($1::json) AS u (c text, i text, f text)
+         SELECT u.c, $2, u.i, u.f FROM json_to_recordset($1::json) AS u (c text, i text, f text) ORDER BY u.i
          ON CONFLICT (identity) WHERE state <> 2 AND left(identity, 2) IN ('k:', 'f:') DO NOTHING`,
         [JSON.stringify(intent.lines.map((l) => ({ c: l.customId, i: l.identity, f: l.fingerprint }))), intent.key],
       );

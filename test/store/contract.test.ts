@@ -170,6 +170,25 @@ describe.each(Object.entries(kinds))("store contract: %s", (kind, spec) => {
       expect([...t.values()][0]).toMatchObject({ customId: holder.customId });
   });
 
+  it("records intents sharing identities in opposite orders at once without a deadlock, each identity once", async () => {
+    const url = await spec();
+    const [h1, h2] = await Promise.all([open(url), open(url)]);
+    for (let round = 0; round < 10; round++) {
+      const ids = Array.from({ length: 20 }, (_, i) => `k:r${round}-${i}`);
+      const mine = (order: string[], key: string) => ({
+        ...intent(key, []),
+        lines: order.map((identity, i) => ({ customId: `${key}-${i}`, identity, fingerprint: "F" })),
+      });
+      const taken = await Promise.all([
+        h1.recordIntent(mine(ids, `x${round}`), "p1", LONG),
+        h2.recordIntent(mine([...ids].reverse(), `y${round}`), "p2", LONG),
+      ]);
+      expect(taken[0].size + taken[1].size).toBe(ids.length);
+      const found = await h1.find(ids);
+      for (const id of ids) expect(found.get(id)?.state).toBe("running");
+    }
+  });
+
   it("records an intent whole or not at all", async () => {
     const s = await open(await spec());
     let k = 0;
