@@ -44,15 +44,17 @@ try {
   });
   const batchIds: string[] = [];
   client.on("batchSubmitted", (e) => batchIds.push(e.batchId));
-  // Where long stalls happen: a 10 ms timer notes each gap over 100 ms with the client event that came just before.
+  // Where long stalls happen: a 10 ms timer notes each gap over 100 ms, when it ended (ms since the process started,
+  // the clock of --trace-gc) and the client event that came just before.
   let lastEvent = "start";
   for (const name of ["flush", "batchSubmitted", "batchProgress", "batchDone"] as const)
     client.on(name, () => void (lastEvent = name));
-  const stalls: { ms: number; after: string }[] = [];
+  const stalls: { ms: number; at: number; after: string }[] = [];
   let lastTick = performance.now();
   const stallTimer = setInterval(() => {
     const now = performance.now();
-    if (now - lastTick > 110) stalls.push({ ms: Math.round(now - lastTick - 10), after: lastEvent });
+    if (now - lastTick > 110)
+      stalls.push({ ms: Math.round(now - lastTick - 10), at: Math.round(now), after: lastEvent });
     lastTick = now;
   }, 10);
   let wrong = 0;
@@ -65,6 +67,8 @@ try {
   const stopIdle = idleLag();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
+  // A CPU profile's timestamps are the monotonic clock in µs: this pairs it with `at` above, to find a stall in one.
+  const profileClockUs = Number(process.hrtime.bigint() / 1000n) - Math.round(performance.now() * 1000);
   const outcome = await issue(CALLS, chatParams, (params, i) =>
     client.chat.completions.create(params).then((r) => {
       // Cheap proof the answer is this caller's own (the emulator echoes the prompt).
@@ -112,6 +116,7 @@ try {
     loopLagP99Ms: lag.percentile(99) / 1e6,
     loopLagMaxMs: lag.max / 1e6,
     longStalls: stalls.sort((a, b) => b.ms - a.ms).slice(0, 10),
+    ...(process.env.BENCH_PROFILE && { profileClockUs }),
     idleLagP99Ms: idle.p99Ms,
     idleLagMaxMs: idle.maxMs,
     gcMs: gc.ms,
