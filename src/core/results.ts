@@ -6,6 +6,7 @@
 import { APIConnectionError, AutoBatchError } from "../errors.js";
 import { LineSplitter } from "../internal/jsonl.js";
 import type { BatchHttp } from "./slots.js";
+import { spend } from "./turns.js";
 
 export interface FileCursor {
   readonly fileId: string;
@@ -60,7 +61,11 @@ export async function readNewLines(
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       stats.bytes += chunk.length;
+      const before = lines;
       splitter.push(chunk, onWhole);
+      // Buffered lines are read in microtasks: the app gets its turns of the event loop (turns.ts).
+      const wait = spend(lines - before);
+      if (wait) await wait;
     }
   } catch (err) {
     const cut =

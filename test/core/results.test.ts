@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { realClock } from "../../src/internal/clock.js";
 import { Transport } from "../../src/internal/transport.js";
 import { readNewLines, type FileCursor } from "../../src/core/results.js";
+import { SLICE } from "../../src/core/turns.js";
 import { resolveOptions } from "../../src/options-resolve.js";
 import { json, scriptedServer, type Handler } from "../helpers/server.js";
 
@@ -12,7 +13,7 @@ afterEach(async () => {
   close = undefined;
 });
 
-async function reader(handlers: Handler[]) {
+async function reader(handlers: Handler[], each?: () => void) {
   const server = await scriptedServer(handlers);
   const t = new Transport(resolveOptions({ apiKey: KEY, baseURL: server.url, maxRetries: 0 }), realClock);
   close = async () => {
@@ -21,7 +22,16 @@ async function reader(handlers: Handler[]) {
   };
   const stats = { requests: 0, bytes: 0, lines: 0 };
   const got: string[] = [];
-  const read = (cursor: FileCursor) => readNewLines(t, cursor, (l) => got.push(l), stats);
+  const read = (cursor: FileCursor) =>
+    readNewLines(
+      t,
+      cursor,
+      (l) => {
+        each?.();
+        got.push(l);
+      },
+      stats,
+    );
   return { server, read, got, stats };
 }
 
@@ -106,6 +116,39 @@ describe("readNewLines", () => {
     expect(out.next).toBe(2);
     expect(out.cut).toBeDefined();
     expect(got).toEqual([line(0), line(1)]);
+  });
+
+  it("gives the event loop a turn every SLICE lines read, counted over all reads at once", async () => {
+    const pad = "x".repeat(100);
+    const big = (n: number) => JSON.stringify({ custom_id: `c${n}`, response: { status_code: 200, body: { pad } } });
+    const n = 20_000;
+    const file = body(Array.from({ length: n }, (_, i) => `${big(i)}\n`).join(""));
+    // The first line blocks the thread long enough for both responses to arrive and wait in buffers.
+    let blocked = false;
+    const block = () => {
+      if (blocked) return;
+      blocked = true;
+      const until = Date.now() + 300;
+      while (Date.now() < until);
+    };
+    const { read, got } = await reader([file, file], block);
+    let most = 0;
+    let last = 0;
+    let going = true;
+    const spin = () => {
+      if (!going) return;
+      most = Math.max(most, got.length - last);
+      last = got.length;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const outs = await Promise.all([read({ fileId: "a", next: 0 }), read({ fileId: "b", next: 0 })]);
+    going = false;
+    for (const out of outs) expect(out).toMatchObject({ next: n, lines: n });
+    expect(got).toHaveLength(2 * n);
+    // A turn may see one more chunk's lines (64 kB of ~200-byte lines) from each read past the budget; without
+    // the budget a turn took in thousands.
+    expect(most).toBeLessThanOrEqual(SLICE + 2 * 330);
   });
 
   it("an HTTP error throws, naming the status", async () => {

@@ -1,7 +1,7 @@
 // The announcements of a batch's submission are what `autobatch run` waits for to read more input (it counts the
 // calls buffered and submitting): one turn of the event loop after each, the batch no longer counts as submitting.
 import { afterEach, describe, expect, it } from "vitest";
-import { SLICE } from "../../src/core/reject-slices.js";
+import { SLICE } from "../../src/core/turns.js";
 import { chat, rejection, rig, waitFor, type Rig } from "../helpers/client.js";
 
 let r: Rig | undefined;
