@@ -27,7 +27,7 @@ export interface BatchCallsHooks {
 }
 
 export class BatchCalls {
-  readonly #calls = new Map<string, Call>();
+  readonly #calls: Map<string, Call>;
   /** Calls handed on to a later batch: their lines here are ignored. */
   readonly #left = new Set<string>();
   readonly #hooks: BatchCallsHooks;
@@ -38,13 +38,12 @@ export class BatchCalls {
   #succeeded = 0;
   #failed = 0;
 
-  constructor(calls: Call[], owner: { release(call: Call, reason: unknown): void }, hooks: BatchCallsHooks) {
+  /** Takes `calls` (by custom_id, in file order) over: the batch owns the table from now on. */
+  constructor(calls: Map<string, Call>, owner: { release(call: Call, reason: unknown): void }, hooks: BatchCallsHooks) {
     this.#hooks = hooks;
-    for (const c of calls) {
-      this.#calls.set(c.customId, c);
-      c.owner = owner;
-    }
-    this.#unsettled = this.#size = calls.length;
+    this.#calls = calls;
+    for (const c of calls.values()) c.owner = owner;
+    this.#unsettled = this.#size = calls.size;
   }
 
   /** Lines of the batch's file. */

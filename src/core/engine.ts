@@ -353,7 +353,7 @@ export class Engine {
     this.events.emit("flush", {
       endpoint: f.endpoint,
       model: f.model,
-      calls: f.calls.length,
+      calls: f.calls.size,
       bytes: f.bytes,
       reason: f.reason,
     });
