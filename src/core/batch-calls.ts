@@ -27,7 +27,7 @@ export interface BatchCallsHooks {
 }
 
 export class BatchCalls {
-  readonly #calls: Map<string, Call>;
+  readonly #calls = new Map<string, Call>();
   /** Calls handed on to a later batch: their lines here are ignored. */
   readonly #left = new Set<string>();
   readonly #hooks: BatchCallsHooks;
@@ -38,12 +38,13 @@ export class BatchCalls {
   #succeeded = 0;
   #failed = 0;
 
-  /** Takes `calls` (by custom_id, in file order) over: the batch owns the table from now on. */
-  constructor(calls: Map<string, Call>, owner: { release(call: Call, reason: unknown): void }, hooks: BatchCallsHooks) {
+  constructor(calls: Call[], owner: { release(call: Call, reason: unknown): void }, hooks: BatchCallsHooks) {
     this.#hooks = hooks;
-    this.#calls = calls;
-    for (const c of calls.values()) c.owner = owner;
-    this.#unsettled = this.#size = calls.size;
+    for (const c of calls) {
+      this.#calls.set(c.customId, c);
+      c.owner = owner;
+    }
+    this.#unsettled = this.#size = calls.length;
   }
 
   /** Lines of the batch's file. */

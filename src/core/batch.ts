@@ -73,8 +73,7 @@ export interface BatchInput {
   key?: string;
   endpoint: Endpoint;
   model: string;
-  /** By custom_id, in file order; taken over by the batch. */
-  calls: Map<string, Call>;
+  calls: Call[];
   /** The JSONL file, in order. */
   parts: Buffer[];
   bytes: number;
@@ -142,7 +141,7 @@ export class Batch {
         return known;
       },
     });
-    if (ctx.recorder?.keepsResults) for (const id of input.calls.keys()) this.#unread.add(id);
+    if (ctx.recorder?.keepsResults) for (const c of input.calls) this.#unread.add(c.customId);
     this.#files = new ResultFiles({
       transport: ctx.transport,
       reads: ctx.reads,
@@ -153,10 +152,7 @@ export class Batch {
 
   /** A batch recorded by an earlier process, tracked from where it was left: no call waits on it here. */
   static resume(r: ResumedBatch, ctx: BatchContext): Batch {
-    const b = new Batch(
-      { key: r.key, endpoint: r.endpoint, model: r.model, calls: new Map(), parts: [], bytes: 0 },
-      ctx,
-    );
+    const b = new Batch({ key: r.key, endpoint: r.endpoint, model: r.model, calls: [], parts: [], bytes: 0 }, ctx);
     b.#parts = undefined;
     b.#id = r.id;
     b.#inputFileId = r.inputFileId;

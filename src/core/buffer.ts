@@ -17,8 +17,7 @@ const CHUNK_BYTES = 1 << 20;
 export interface Flushed {
   endpoint: Endpoint;
   model: string;
-  /** By custom_id, in file order: built as calls arrive, so a flush of 50,000 calls builds no table in one turn. */
-  calls: Map<string, Call>;
+  calls: Call[];
   /** The JSONL file, in order. */
   parts: Buffer[];
   bytes: number;
@@ -28,7 +27,7 @@ export interface Flushed {
 interface Partition {
   endpoint: Endpoint;
   model: string;
-  calls: Map<string, Call>;
+  calls: Call[];
   /** Filled chunks, then `current` up to `used`. */
   chunks: Buffer[];
   current: Buffer | undefined;
@@ -99,7 +98,7 @@ export class CallBuffer {
       p.used += p.current.write(body, p.used);
       p.used += p.current.write(LINE_TAIL, p.used);
     }
-    p.calls.set(call.customId, call);
+    p.calls.push(call);
     p.bytes += call.bytes;
     p.live++;
     this.#size++;
@@ -115,7 +114,7 @@ export class CallBuffer {
     const p: Partition = {
       endpoint: call.endpoint,
       model: call.model,
-      calls: new Map(),
+      calls: [],
       chunks: [],
       current: undefined,
       used: 0,
@@ -145,7 +144,7 @@ export class CallBuffer {
       // Nothing left to send: drop the partition and its window timer, which would otherwise hold the process.
       this.#partitions.delete(key);
       this.#clock.clearTimeout(p.timer);
-      for (const c of p.calls.values()) c.chunk = undefined;
+      for (const c of p.calls) c.chunk = undefined;
     }
     return true;
   }
@@ -159,7 +158,7 @@ export class CallBuffer {
     const calls: Call[] = [];
     for (const p of this.#partitions.values()) {
       this.#clock.clearTimeout(p.timer);
-      for (const c of p.calls.values()) {
+      for (const c of p.calls) {
         c.chunk = undefined;
         if (!c.settled) calls.push(c);
       }
@@ -177,7 +176,8 @@ export class CallBuffer {
     const current = p.current!;
     const kept = Buffer.allocUnsafeSlow(p.used);
     current.copy(kept, 0, 0, p.used);
-    for (const c of p.calls.values()) if (c.chunk === current) c.chunk = kept;
+    const { calls } = p;
+    for (let i = calls.length - 1; i >= 0 && calls[i]!.chunk === current; i--) calls[i]!.chunk = kept;
     p.current = kept;
   }
 
@@ -188,12 +188,12 @@ export class CallBuffer {
     let { calls } = p;
     if (p.current && p.used < p.current.length >> 1) this.#trim(p);
     let parts = p.current ? [...p.chunks, p.current.subarray(0, p.used)] : p.chunks;
-    if (p.live !== calls.size) {
+    if (p.live !== calls.length) {
       // Rare (an abort before the flush): rebuild the file from the lines of the calls still waiting.
-      calls = new Map([...calls].filter(([, c]) => !c.settled));
-      parts = calls.size ? [fileOf([...calls.values()])] : [];
+      calls = calls.filter((c) => !c.settled);
+      parts = calls.length ? [fileOf(calls)] : [];
     }
-    if (calls.size) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, parts, bytes: p.bytes, reason });
+    if (calls.length) this.#onFlush({ endpoint: p.endpoint, model: p.model, calls, parts, bytes: p.bytes, reason });
   }
 }
 

@@ -353,7 +353,7 @@ export class Engine {
     this.events.emit("flush", {
       endpoint: f.endpoint,
       model: f.model,
-      calls: f.calls.size,
+      calls: f.calls.length,
       bytes: f.bytes,
       reason: f.reason,
     });

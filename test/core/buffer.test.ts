@@ -59,7 +59,7 @@ describe("CallBuffer", () => {
     calls.forEach((c) => buffer.add(c));
     expect(flushes).toHaveLength(1);
     expect(flushes[0]).toMatchObject({ reason: "size", model: "m", bytes: 30 });
-    expect([...flushes[0]!.calls.values()]).toEqual(calls.slice(0, 3));
+    expect(flushes[0]!.calls).toEqual(calls.slice(0, 3));
     expect(fileOf(flushes[0]!)).toBe(
       calls
         .slice(0, 3)
@@ -77,7 +77,7 @@ describe("CallBuffer", () => {
     buffer.add(call("m", 30));
     expect(flushes).toHaveLength(1);
     expect(flushes[0]).toMatchObject({ reason: "bytes", bytes: 80 });
-    expect([...flushes[0]!.calls.values()]).toHaveLength(2);
+    expect(flushes[0]!.calls).toHaveLength(2);
     expect(buffer.size).toBe(1);
   });
 
@@ -98,7 +98,7 @@ describe("CallBuffer", () => {
     await clock.tickAsync(1);
     expect(flushes).toHaveLength(1);
     expect(flushes[0]).toMatchObject({ reason: "time" });
-    expect([...flushes[0]!.calls.values()]).toHaveLength(2);
+    expect(flushes[0]!.calls).toHaveLength(2);
     expect(clock.countTimers()).toBe(0);
   });
 
@@ -128,7 +128,7 @@ describe("CallBuffer", () => {
     expect(buffer.remove(a)).toBe(true);
     a.settled = true;
     await clock.tickAsync(1_000);
-    expect([...flushes[0]!.calls.values()]).toEqual([b]);
+    expect(flushes[0]!.calls).toEqual([b]);
     expect(flushes[0]!.bytes).toBe(10);
     expect(fileOf(flushes[0]!)).toBe(lines.get(b));
     const c = call();
@@ -180,7 +180,7 @@ describe("CallBuffer", () => {
     buffer.add(c);
     raw.requeue(a);
     expect(flushes).toHaveLength(2);
-    expect([...flushes[1]!.calls.values()]).toEqual([c, a]);
+    expect(flushes[1]!.calls).toEqual([c, a]);
     expect(fileOf(flushes[1]!)).toBe(lines.get(c)! + lines.get(a)!);
   });
 

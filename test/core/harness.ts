@@ -82,8 +82,7 @@ export function harness(
       });
     }
     const bytes = parts.reduce((s, p) => s + p.length, 0);
-    const byId = new Map(calls.map((c) => [c.customId, c]));
-    return new Batch({ endpoint: ENDPOINT, model: "m", calls: byId, parts, bytes }, ctx);
+    return new Batch({ endpoint: ENDPOINT, model: "m", calls, parts, bytes }, ctx);
   }
 
   return { clock, transport, events, log, ctx, outcomes, retried, refused, batch, stop: new AbortController() };
