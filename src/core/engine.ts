@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { Batch, type BatchContext, type ResumedBatch } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
 import { setMaxListeners } from "node:events";
-import { settle, type Call, type Delivery, type SettleSink } from "./call.js";
+import { newCall, settle, type Call, type Delivery, type SettleSink } from "./call.js";
 import { realClock, type Clock } from "../internal/clock.js";
 import { prepareBody, type Endpoint } from "../internal/endpoints.js";
 import { APIUserAbortError, BatchFailedError, ClientClosedError, InvalidParamsError } from "../errors.js";
@@ -272,30 +272,14 @@ export class Engine {
         `request is ${bytes} bytes encoded, more than maxBatchBytes (${this.options.maxBatchBytes}): it cannot fit in any batch file`,
       );
     }
-    const call: Call = {
+    const call = newCall({
       customId,
       endpoint,
       model: (params as { model: string }).model,
       bytes,
       decodeBase64: prepared.decodeBase64,
       raw: options?.raw ?? false,
-      retries: 0,
-      settled: false,
-      resolve: noop,
-      reject: noop,
-      // Every field a call may get later, present from the start: one shape for all calls, so setting one on 50,000
-      // calls at a flush (owner, batchId, deadlineAt) does not grow each call's property store (a burst of garbage).
-      chunk: undefined,
-      offset: undefined,
-      batchId: undefined,
-      deadlineAt: undefined,
-      identity: undefined,
-      fingerprint: undefined,
-      owner: undefined,
-      detach: undefined,
-      to: undefined,
-      id: undefined,
-    };
+    });
     return { call, head, json: prepared.json };
   }
 
@@ -463,8 +447,6 @@ export class Engine {
     await this.#transport.close();
   }
 }
-
-const noop = () => undefined;
 
 /** A call and its JSONL line (the line lives only until the call is buffered or looked up in the store). */
 interface Prepared extends Line {
