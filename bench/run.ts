@@ -183,6 +183,7 @@ if (selected.includes("scaling")) {
     gcMaxMs: number;
     lag: [number, number];
     idle: [number, number];
+    appTurn: [number, number];
   };
   const points: Point[] = [];
   for (const calls of N.scaling) {
@@ -195,6 +196,7 @@ if (selected.includes("scaling")) {
       gcMaxMs: r.gcMaxMs,
       lag: [r.loopLagP99Ms, r.loopLagMaxMs],
       idle: [r.idleLagP99Ms, r.idleLagMaxMs],
+      appTurn: [r.appTurnP99Ms, r.appTurnMaxMs],
     });
   }
   results.scaling = points;
@@ -218,14 +220,14 @@ if (selected.includes("scaling")) {
   const big = points.at(-1)!;
   rows.push(
     {
-      metric: `Event-loop lag p99 while ${int(big.calls)} calls wait, flush, upload and settle (idle control process)`,
-      value: `${ms(big.lag[0])} (${ms(big.idle[0])})`,
+      metric: `Event-loop lag p99 while ${int(big.calls)} calls wait, flush, upload and settle (idle control process; the app's own turns issuing 1,000 calls each, p99)`,
+      value: `${ms(big.lag[0])} (${ms(big.idle[0])}; ${ms(big.appTurn[0])})`,
       target: "≤ 20 ms",
       met: big.lag[0] <= 20,
     },
     {
-      metric: "Longest event-loop stall during that run (longest GC pause; idle control's longest)",
-      value: `${ms(big.lag[1], 0)} (${ms(big.gcMaxMs, 0)}; ${ms(big.idle[1], 0)})`,
+      metric: "Longest event-loop stall during that run (longest GC pause; idle control's longest; the app's longest turn)",
+      value: `${ms(big.lag[1], 0)} (${ms(big.gcMaxMs, 0)}; ${ms(big.idle[1], 0)}; ${ms(big.appTurn[1], 0)})`,
       target: "≤ 50 ms",
       met: big.lag[1] <= 50,
     },

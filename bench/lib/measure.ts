@@ -32,6 +32,8 @@ export interface Outcome {
   firstError?: string;
   /** CPU ms spent building the calls' arguments (the app's work, not the client's), to subtract from a window. */
   makeCpuMs: number;
+  /** Wall ms of each of the app's own turns (building a chunk's arguments and issuing its calls), in issue order. */
+  turnMs: number[];
 }
 
 /**
@@ -46,7 +48,7 @@ export async function issue<A>(
   call: (arg: A, i: number) => Promise<unknown>,
   chunk = 1_000,
 ): Promise<Outcome> {
-  const out: Outcome = { ok: 0, failed: 0, makeCpuMs: 0 };
+  const out: Outcome = { ok: 0, failed: 0, makeCpuMs: 0, turnMs: [] };
   let done!: () => void;
   const all = new Promise<void>((resolve) => (done = resolve));
   const onOk = () => {
@@ -61,12 +63,14 @@ export async function issue<A>(
   const args: A[] = [];
   for (let start = 0; start < n; start += chunk) {
     const end = Math.min(n, start + chunk);
+    const turn0 = performance.now();
     const t = process.cpuUsage();
     for (let i = start; i < end; i++) args.push(make(i));
     const u = process.cpuUsage(t);
     out.makeCpuMs += (u.user + u.system) / 1000;
     for (let i = start; i < end; i++) call(args[i - start]!, i).then(onOk, onErr);
     args.length = 0;
+    out.turnMs.push(performance.now() - turn0);
     await yieldToLoop();
   }
   if (n === 0) done();
