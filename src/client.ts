@@ -8,7 +8,8 @@ import type { Response, ResponseCreateParamsNonStreaming } from "openai/resource
 import { APIPromise } from "./api-promise.js";
 import { BulkJob } from "./core/bulk.js";
 import type { BulkOptions, BulkOutcome } from "./core/bulk-types.js";
-import { Engine, type CloseOptions, type EngineStats } from "./core/engine.js";
+import { Engine } from "./core/engine.js";
+import type { CloseOptions, EngineStats } from "./core/engine-types.js";
 import { APIConnectionTimeoutError, type AutoBatchError, InvalidParamsError } from "./errors.js";
 import { realClock } from "./internal/clock.js";
 import type { Endpoint } from "./internal/endpoints.js";

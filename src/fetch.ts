@@ -2,7 +2,8 @@
 // `POST {baseURL}/chat/completions|embeddings|responses` goes into the same core as AutoBatcher, in raw mode, and
 // comes back as a Response built from the call's result line, so the SDK parses and shapes it as usual and raises
 // its own error classes. Every other request goes to the real fetch untouched.
-import { Engine, type CloseOptions, type EngineStats } from "./core/engine.js";
+import { Engine } from "./core/engine.js";
+import type { CloseOptions, EngineStats } from "./core/engine-types.js";
 import type { RawResult } from "./core/call.js";
 import type { Endpoint } from "./internal/endpoints.js";
 import {

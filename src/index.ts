@@ -11,7 +11,7 @@ export type { BulkOptions } from "./core/bulk-types.js";
 export { APIPromise, type WithRequestID } from "./api-promise.js";
 export { createBatchingFetch, type BatchingFetch, type BatchingFetchOptions, type FetchLike } from "./fetch.js";
 export { createLongWaitFetch, type LongWaitFetch, type LongWaitFetchOptions } from "./long-wait-fetch.js";
-export type { CloseOptions, EngineStats } from "./core/engine.js";
+export type { CloseOptions, EngineStats } from "./core/engine-types.js";
 export {
   DEFAULTS,
   InvalidOptionsError,

@@ -3,7 +3,7 @@
 // result; every other call (files, batches, models, ...) goes to the provider in real time. Being a real subclass,
 // it passes wherever an `OpenAI` is expected, and openai-node keeps doing the parsing, errors and helpers.
 import { OpenAI, type ClientOptions } from "openai";
-import type { CloseOptions, EngineStats } from "./core/engine.js";
+import type { CloseOptions, EngineStats } from "./core/engine-types.js";
 import type { EventMap, EventName } from "./events.js";
 import { BATCHED_PATHS, createBatchingFetch, type BatchingFetch, type BatchingFetchOptions } from "./fetch.js";
 import { DEFAULTS, InvalidOptionsError } from "./options.js";

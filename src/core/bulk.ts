@@ -2,7 +2,8 @@
 // settles into the job (`Call.to`), not into a promise of its own. The input is read only while few enough of the
 // job's results wait to be read and few enough lines wait to be uploaded, so a stream of millions is never held whole.
 import type { Call, Delivery } from "./call.js";
-import type { Engine, SubmitOptions } from "./engine.js";
+import type { Engine } from "./engine.js";
+import type { SubmitOptions } from "./engine-types.js";
 import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "../errors.js";
 import { ENDPOINTS, isEndpoint } from "../internal/endpoints.js";
 import type { BulkInput, BulkOptions, BulkOutcome } from "./bulk-types.js";

@@ -72,6 +72,17 @@ export function newCall(
   };
 }
 
+/**
+ * The promise a call settles through `settle`. A function of its own, not inline where the call is made, so the
+ * promise's executor closes over the call alone, not over params or the body.
+ */
+export function track(call: Call, P: PromiseConstructor): Promise<unknown> {
+  return new P((resolve, reject) => {
+    call.resolve = resolve;
+    call.reject = reject;
+  });
+}
+
 /** A bulk job's sink: a call of the job settles into it, so it needs no promise or resolvers of its own. */
 export interface Delivery {
   deliver(id: string, ok: boolean, value: unknown): void;

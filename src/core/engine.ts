@@ -2,88 +2,29 @@
 // settle. Data flows one way, except that a call whose line failed transiently (or whose batch was refused over the
 // token limit) goes back to the buffer; each piece of state has one owner (calls waiting: the buffer; calls in
 // flight: their batch; calls waiting for capacity: the capacity waits; running batches: the tracker).
-import PQueue from "p-queue";
+import type PQueue from "p-queue";
 import { randomBytes } from "node:crypto";
 import { Batch, type BatchContext, type ResumedBatch } from "./batch.js";
-import { CallBuffer, type Flushed } from "./buffer.js";
+import type { CallBuffer, Flushed } from "./buffer.js";
 import { setMaxListeners } from "node:events";
-import { newCall, settle, type Call, type Delivery, type SettleSink } from "./call.js";
-import { realClock, type Clock } from "../internal/clock.js";
+import { newCall, settle, track, type Call, type Delivery, type SettleSink } from "./call.js";
 import { prepareBody, type Endpoint } from "../internal/endpoints.js";
-import { APIUserAbortError, BatchFailedError, ClientClosedError, InvalidParamsError } from "../errors.js";
-import { CapacityWaits } from "./capacity.js";
+import { APIUserAbortError, ClientClosedError, InvalidParamsError } from "../errors.js";
+import type { CapacityWaits } from "./capacity.js";
 import { Events } from "../events.js";
-import { Transport } from "../internal/transport.js";
+import type { Transport } from "../internal/transport.js";
 import { LINE_TAIL, lineHead } from "../internal/jsonl.js";
 import type { AutoBatcherOptions } from "../options.js";
-import { resolveOptions, windowToMs, type ResolvedOptions } from "../options-resolve.js";
-import { SlottedTransport } from "./slots.js";
-import { StatusPages } from "./status-pages.js";
+import { resolveOptions, type ResolvedOptions } from "../options-resolve.js";
 import { rejectInSlices } from "./reject-slices.js";
-import { Tracker } from "./tracker.js";
-import { Durable, detachedError, type Line } from "../store/durable.js";
-
-export interface CallOptions {
-  /** Aborting before the flush removes the call from its buffer; after, it releases the caller (the batch goes on). */
-  signal?: AbortSignal | null;
-  /**
-   * With a store: names the call. The same key gets the same result, across processes sharing the store; the same
-   * key with another request is an InvalidParamsError. At most 512 characters. Default: none (see
-   * `requestIdentity`). Without a store it has no effect.
-   */
-  idempotencyKey?: string;
-}
-
-export interface SubmitOptions extends Omit<CallOptions, "signal"> {
-  /** An AbortSignal, or only what the engine reads of one: serve passes a lighter object per request. */
-  signal?: {
-    readonly aborted: boolean;
-    addEventListener(type: "abort", listener: () => void, options: { once: true }): void;
-    removeEventListener(type: "abort", listener: () => void): void;
-  } | null;
-  /** Resolve with a `RawResult` (status, untouched body, request id) instead of the shaped body. */
-  raw?: boolean;
-  /**
-   * The JSON text `params` was parsed from (serve): the line carries it as it is when the body needs no change,
-   * instead of a stringify. Not used with a store, whose fingerprints are of the stringified body.
-   */
-  bodyText?: string;
-  /** The class of the returned promise (AutoBatcher's APIPromise); default Promise. */
-  promiseClass?: PromiseConstructor;
-}
-
-export interface CloseOptions {
-  /** Instead of waiting: cancel running batches upstream and reject every call still waiting. Default false. */
-  cancel?: boolean;
-  /**
-   * With a store, instead of waiting: stop, leave running batches upstream for a later process on the same store,
-   * and release every call still waiting with a ClientClosedError saying so. Default false.
-   */
-  detach?: boolean;
-}
-
-/** Counters that make progress visible. */
-export interface EngineStats {
-  /** Calls waiting in buffers. */
-  buffered: number;
-  /** Calls of batches refused over the provider's enqueued-token limit, waiting for capacity. */
-  waitingForCapacity: number;
-  /** Calls whose batch is being uploaded or created. */
-  submitting: number;
-  /** Batches being tracked. */
-  runningBatches: number;
-  /** Calls not yet settled, wherever they are. */
-  pending: number;
-  /** Batches created so far. */
-  batchesCreated: number;
-  /** Content downloads: requests made, bytes and lines read. */
-  reads: { requests: number; bytes: number; lines: number };
-}
+import type { Tracker } from "./tracker.js";
+import { detachedError, type Durable, type Line } from "../store/durable.js";
+import type { CloseOptions, EngineStats, SubmitOptions } from "./engine-types.js";
+import { wireEngine } from "./engine-wiring.js";
 
 export class Engine {
   readonly options: ResolvedOptions;
   readonly events: Events;
-  readonly #clock: Clock;
   readonly #transport: Transport;
   readonly #queue: PQueue;
   readonly #buffer: CallBuffer;
@@ -110,103 +51,28 @@ export class Engine {
 
   constructor(input?: AutoBatcherOptions) {
     this.options = resolveOptions(input);
-    this.#clock = this.options.clock ?? realClock;
     this.events = new Events(this.options.onEvent);
-    this.#sink = {
+    // Every queued task listens on the stop signal; many running batches are normal, not a leak.
+    setMaxListeners(0, this.#stop.signal);
+    const parts = wireEngine(this.options, {
       events: this.events,
+      stop: this.#stop.signal,
+      submitting: this.#submitting,
       settled: () => {
         if (--this.#pending === 0) this.#notifyIdle();
       },
-      retryable: (call) => call.retries < this.options.lineRetries && !this.#stop.signal.aborted,
-      retry: (call) => {
-        call.retries++;
-        this.#buffer.requeue(call);
-      },
-      looked: () => this.#flushSoon(),
-      overCapacity: (batch, calls) => {
-        const wait = this.#capacity.hold(batch.endpoint, batch.model, calls);
-        this.events.emit("capacityWait", {
-          batchId: batch.id!,
-          endpoint: batch.endpoint,
-          model: batch.model,
-          calls: calls.length,
-          ...wait,
-          message: batch.batchErrors[0] ?? "token_limit_exceeded",
-        });
-      },
-    };
-    // Every queued task listens on the stop signal; many running batches are normal, not a leak.
-    setMaxListeners(0, this.#stop.signal);
-    this.#transport = new Transport(this.options, this.#clock);
-    this.#queue = new PQueue({ concurrency: this.options.maxConcurrency });
-    this.#buffer = new CallBuffer(this.options, this.#clock, (f) => this.#onFlush(f));
-    const http = new SlottedTransport(this.#transport, this.#queue);
-    this.#tracker = new Tracker(
-      this.#clock,
-      this.options.pollIntervalMs,
-      this.#stop.signal,
-      (b) => {
-        if (!b.refused) this.#capacity.freed(b.endpoint, b.model);
-      },
-      new StatusPages(http),
-    );
-    this.#capacity = new CapacityWaits(this.#clock, {
-      running: (endpoint, model) => {
-        let n = 0;
-        for (const set of [this.#tracker.batches, this.#submitting])
-          for (const b of set) if (b.endpoint === endpoint && b.model === model && !b.done && !b.refused) n++;
-        return n;
-      },
-      release: (calls) => {
-        for (const c of calls) this.#buffer.requeue(c);
-        this.#flushSoon();
-      },
-      reject: (call, reason) => settle(call, this.#sink, false, reason),
-      expire: (call) =>
-        settle(
-          call,
-          this.#sink,
-          false,
-          new BatchFailedError(
-            "token_limit_exceeded: the provider's enqueued-token limit kept refusing this call's batch until the call's deadline",
-            { customId: call.customId, batchId: call.batchId, batchStatus: "failed" },
-          ),
-        ),
+      flushSoon: () => this.#flushSoon(),
+      flushed: (f) => this.#onFlush(f),
+      resume: (r) => this.#resume(r),
     });
-    const window = windowToMs(this.options.completionWindow);
-    this.#batchContext = {
-      transport: http,
-      sink: this.#sink,
-      clock: this.#clock,
-      settings: {
-        completionWindow: this.options.completionWindow,
-        metadata: this.options.metadata,
-        deadlineMs: window === undefined ? undefined : window + this.options.deadlineGraceMs,
-        lineRetries: this.options.lineRetries,
-      },
-      reads: { requests: 0, bytes: 0, lines: 0 },
-    };
-    if (this.options.store) {
-      this.#durable = new Durable(
-        {
-          store: this.options.store,
-          retentionMs: this.options.storeRetentionMs,
-          identity: this.options.requestIdentity,
-          pollIntervalMs: this.options.pollIntervalMs,
-        },
-        {
-          clock: this.#clock,
-          events: this.events,
-          sink: this.#sink,
-          enqueue: (call, line) => {
-            this.#buffer.add(call, line.head, line.json);
-            this.#flushSoon();
-          },
-          resume: (r) => this.#resume(r),
-        },
-      );
-      this.#batchContext.recorder = this.#durable.recorder;
-    }
+    this.#transport = parts.transport;
+    this.#queue = parts.queue;
+    this.#buffer = parts.buffer;
+    this.#tracker = parts.tracker;
+    this.#capacity = parts.capacity;
+    this.#sink = parts.sink;
+    this.#batchContext = parts.batchContext;
+    this.#durable = parts.durable;
   }
 
   /** Where results are kept: the store's file or URL (without credentials); undefined without a store. */
@@ -451,12 +317,4 @@ export class Engine {
 /** A call and its JSONL line (the line lives only until the call is buffered or looked up in the store). */
 interface Prepared extends Line {
   call: Call;
-}
-
-/** Kept outside `submit` so the promise's executor closes over the call alone, not over params or the body. */
-function track(call: Call, P: PromiseConstructor): Promise<unknown> {
-  return new P((resolve, reject) => {
-    call.resolve = resolve;
-    call.reject = reject;
-  });
 }

@@ -2,7 +2,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RawResult } from "../core/call.js";
-import { Engine, type EngineStats } from "../core/engine.js";
+import { Engine } from "../core/engine.js";
+import type { EngineStats } from "../core/engine-types.js";
 import { isRetryableStatus } from "../internal/retry.js";
 import { isLoopbackHost } from "../server-kit/loopback.js";
 import { toHttpError } from "./errors.js";
