@@ -1,20 +1,22 @@
 // One batch, the sole owner of its state: its calls (batch-calls.ts), what the provider says of it (batch-status.ts),
-// its file cursors (result-files.ts). Submit (submit.ts) → poll: what a look at the batch means (status → new lines →
-// terminal drain → finish, give up, or hand the calls on) is decided here; the tracker only decides when to look.
-// Every change goes through this class and the parts it owns, which tell the recorder.
+// its file cursors (result-files.ts), its polls and its end (batch-poll.ts). Submit (submit.ts) → poll: what a look at
+// the batch means (status → new lines → terminal drain → finish, give up, or hand the calls on) is decided in
+// batch-poll.ts; the tracker only decides when to look. Every change goes through this class and the parts it owns,
+// which tell the recorder.
 import { randomBytes } from "node:crypto";
 import type { Call, SettleSink } from "./call.js";
 import { BatchCalls } from "./batch-calls.js";
 import { fileOf } from "./buffer.js";
 import type { Endpoint } from "../internal/endpoints.js";
-import { APIConnectionError, AutoBatchError, BatchFailedError, NotFoundError } from "../errors.js";
+import { APIConnectionError, AutoBatchError } from "../errors.js";
 import type { BatchCounts } from "../events.js";
 import type { Clock } from "../internal/clock.js";
 import type { BatchHttp } from "./slots.js";
 import type { FileCursor, ReadStats } from "./results.js";
 import { ResultFiles } from "./result-files.js";
-import { batchSchema, type BatchEnvelope } from "../internal/schemas.js";
+import type { BatchEnvelope } from "../internal/schemas.js";
 import { BatchStatus } from "./batch-status.js";
+import { BatchPoll } from "./batch-poll.js";
 import {
   cancelBatch,
   createBatch,
@@ -26,10 +28,6 @@ import {
 } from "./submit.js";
 import type { BatchRecorder, ResultFile } from "./recorder.js";
 import { isTransient } from "./line-result.js";
-
-/** Consecutive polls (each with its full retry budget) that may fail before a batch's calls are given up on: a poll
- *  fails when the batch's status cannot be read, or when a finished batch's files cannot be. */
-const MAX_FAILED_POLLS = 3;
 
 export interface BatchSettings extends CreateSettings {
   /** ms after creation after which a non-terminal batch is given up on; undefined: never. */
@@ -90,20 +88,14 @@ export class Batch {
   #inputFileId: string | undefined;
   readonly #state = new BatchStatus();
   readonly #files: ResultFiles;
+  readonly #poll: BatchPoll;
   #createdAt = 0;
-  #refused = false;
   /** Files that handed over a line already used: their lines moved, and a re-read may find more. */
   readonly #repeated = new Set<ResultFile>();
-  /** Its calls' lines were dropped: past validation, with line retries off, nothing sends them again. */
-  #linesDropped = false;
-  #done = false;
-  /** The provider 404s the batch: it is gone, as if ended. */
-  #gone = false;
   /** Lines whose result was not read yet, tracked only for a recorder that keeps results. */
   readonly #unread = new Set<string>();
   /** custom_ids of a resumed batch, whose lines have no call here. */
   #known: Set<string> | undefined;
-  #failedPolls = 0;
   /** Its submission was stopped by close while creating: the provider may have made it. */
   #inDoubt = false;
   /** Aborted when every caller left before the batch was created: its upload/create retries stop. */
@@ -148,6 +140,23 @@ export class Batch {
       onLine: (line, file) => this.#calls.onLine(line, file),
       moved: (file, next) => ctx.recorder?.cursor(this, file, next),
     });
+    this.#poll = new BatchPoll({
+      transport: ctx.transport,
+      clock: ctx.clock,
+      settings: ctx.settings,
+      sink: ctx.sink,
+      calls: this.#calls,
+      state: this.#state,
+      files: this.#files,
+      repeated: this.#repeated,
+      id: () => this.#id,
+      createdAt: () => this.#createdAt,
+      unread: () => this.#unread.size,
+      progress: () => ctx.recorder?.progress(this),
+      refused: (calls) => ctx.sink.overCapacity(this, calls),
+      finished: (why) => ctx.recorder?.finished(this, why),
+      cancel: (stop) => this.cancelUpstream(stop),
+    });
   }
 
   /** A batch recorded by an earlier process, tracked from where it was left: no call waits on it here. */
@@ -177,8 +186,7 @@ export class Batch {
       else if (fileId)
         this.#created(await createBatch(this.#ctx, this.key, this.endpoint, fileId, this.#ctx.settings, stop), fileId);
       else {
-        this.#gone = true;
-        await this.finish("it was never created upstream");
+        await this.#poll.gone("it was never created upstream");
         return false;
       }
       return true;
@@ -229,7 +237,7 @@ export class Batch {
   }
   /** The provider ended the batch (a terminal status) or no longer has it; false while it may still run upstream. */
   get ended(): boolean {
-    return this.#gone || this.#state.terminal;
+    return this.#poll.ended;
   }
   /** Lines whose result was not read yet (only counted for a recorder that keeps results). */
   get unread(): number {
@@ -241,11 +249,11 @@ export class Batch {
   }
   /** Refused over the provider's enqueued-token limit: its calls went back to wait for capacity. */
   get refused(): boolean {
-    return this.#refused;
+    return this.#poll.refused;
   }
   /** finish() started: its calls are being rejected, then batchDone is emitted. */
   get done(): boolean {
-    return this.#done;
+    return this.#poll.done;
   }
   get size(): number {
     return this.#calls.size;
@@ -321,7 +329,7 @@ export class Batch {
     const { deadlineMs } = this.#ctx.settings;
     this.#calls.created(created.id, deadlineMs === undefined ? undefined : this.#createdAt + deadlineMs);
     this.#ctx.recorder?.submitted(this);
-    this.#apply(created);
+    this.#poll.apply(created);
     this.#ctx.sink.events.emit("batchSubmitted", {
       batchId: created.id,
       inputFileId,
@@ -351,149 +359,14 @@ export class Batch {
     this.#ctx.sink.events.emit("warning", { batchId: this.#id, message });
   };
 
-  /**
-   * One look at a created batch: reads its status; while it runs, the lines its counts say are new, and gives up
-   * past the deadline; once terminal, drains both files and finishes. A failed look counts toward giving up. The
-   * deadline also cuts a request of this look still in flight (a body that trickles never times out on its own).
-   * `listed`: its status as a list page just gave it, instead of reading it by id.
-   */
-  async poll(stop: AbortSignal, listed?: BatchEnvelope): Promise<void> {
-    if (this.#done) return;
-    const { clock, settings } = this.#ctx;
-    const late = new AbortController();
-    const deadlineAt = settings.deadlineMs === undefined ? undefined : this.#createdAt + settings.deadlineMs;
-    const timer =
-      deadlineAt === undefined
-        ? undefined
-        : clock.setTimeout(() => late.abort(), Math.max(0, deadlineAt - clock.Date.now()) + 1);
-    try {
-      await this.#look(AbortSignal.any([stop, late.signal]), stop, listed);
-    } finally {
-      clock.clearTimeout(timer);
-      this.#ctx.sink.looked();
-    }
-    const past = deadlineAt !== undefined && clock.Date.now() > deadlineAt;
-    if (!this.#done && this.#wanted() && (late.signal.aborted || (past && !this.#state.terminal)))
-      await this.#giveUp("it is still not finished long after its completion window", !this.#state.terminal);
-  }
-
-  async #look(signal: AbortSignal, stop: AbortSignal, listed: BatchEnvelope | undefined): Promise<void> {
-    let envelope: BatchEnvelope;
-    try {
-      envelope =
-        listed ??
-        (await this.#ctx.transport.json(
-          { method: "GET", path: `/batches/${encodeURIComponent(this.#id!)}`, signal },
-          batchSchema,
-        ));
-    } catch (err) {
-      if (signal.aborted) return;
-      if (err instanceof NotFoundError) {
-        this.#gone = true;
-        return this.finish("the batch no longer exists upstream (404)");
-      }
-      return this.#pollFailed(`its status could not be read (${(err as Error).message})`, stop);
-    }
-    if (this.#apply(envelope)) this.#progress();
-    // Every caller has its result (and every line, when results are kept): this read only learns the final status.
-    if (!this.#wanted()) return this.finish("");
-    if (this.#state.overCapacity) return this.#overCapacity();
-    const doubted = this.#state.doubt();
-    if (!this.#state.terminal || doubted) {
-      await this.#files.readRunning(this.#state.counts, signal);
-      this.#failedPolls = 0;
-      return;
-    }
-    try {
-      const waiting = () => this.#wanted();
-      await this.#files.drain(waiting, signal);
-      // Doubleword's positions are mostly, not always, stable: a line read twice shows that lines moved, and one
-      // full re-read of that file finds the ones that moved past the cursor. Other files cannot hold more.
-      if (waiting() && this.#files.rewind(this.#repeated)) await this.#files.drain(waiting, signal);
-    } catch (err) {
-      // The batch is billed and its results exist: keep it and try again next tick rather than lose them.
-      if (signal.aborted) return;
-      return this.#pollFailed(`its result files could not be read (${(err as Error).message})`, stop);
-    }
-    if (this.#state.contradicts && this.#wanted())
-      return this.#giveUp("its status says completed while its counts say lines are unfinished", true, stop);
-    await this.finish("no result line for this call");
-  }
-
-  /** Some caller still waits here, or some line's result is still to be kept. */
-  #wanted(): boolean {
-    return this.#calls.unsettled > 0 || this.#unread.size > 0;
-  }
-
-  /** Takes in a batch object read from the provider. Returns true when status or counts changed. */
-  #apply(b: BatchEnvelope): boolean {
-    const changed = this.#state.apply(b);
-    const files = [this.#files.track("output", b.output_file_id), this.#files.track("error", b.error_file_id)];
-    if (!this.#linesDropped && !this.#ctx.settings.lineRetries && this.#state.validated) {
-      this.#linesDropped = true;
-      this.#calls.dropLines();
-    }
-    if (changed || files.includes(true) || b.errors?.data?.length) this.#ctx.recorder?.progress(this);
-    return changed;
-  }
-
-  #progress(): void {
-    this.#ctx.sink.events.emit("batchProgress", {
-      batchId: this.#id!,
-      status: this.#state.status,
-      counts: this.#state.counts,
-      settled: this.#calls.size - this.#calls.unsettled,
-      calls: this.#calls.size,
-    });
-  }
-
-  /** Counts consecutive failed polls (status unreadable, or a finished batch's files unreadable); gives up at the limit. */
-  async #pollFailed(why: string, stop: AbortSignal): Promise<void> {
-    if (++this.#failedPolls >= MAX_FAILED_POLLS) await this.#giveUp(why, !this.#state.terminal, stop);
-  }
-
-  /** Rejects the calls still waiting; with `cancel`, also cancels the batch, which may still be running and billing. */
-  async #giveUp(why: string, cancel: boolean, stop?: AbortSignal): Promise<void> {
-    const finishing = this.finish(why);
-    if (cancel && !stop?.aborted) void this.cancelUpstream(stop);
-    await finishing;
-  }
-
-  /** The provider refused the whole batch for now: every waiting call goes back, to wait for capacity. */
-  async #overCapacity(): Promise<void> {
-    const calls = this.#calls.waiting();
-    for (const c of calls) this.#calls.leave(c);
-    this.#refused = true;
-    // Held before finish() lets anyone else run: a call with no owner and its line still set reads as buffered, and
-    // its caller leaving would take it out of the buffer of its model, with whatever call waits there.
-    this.#ctx.sink.overCapacity(this, calls);
-    await this.finish("");
+  /** One look at a created batch (batch-poll.ts); `listed`: its status as a list page just gave it. */
+  poll(stop: AbortSignal, listed?: BatchEnvelope): Promise<void> {
+    return this.#poll.poll(stop, listed);
   }
 
   /** Rejects every call still waiting (in slices), naming the batch, its status and why; then emits batchDone. */
-  async finish(why: string): Promise<void> {
-    if (this.#done) return;
-    this.#done = true;
-    const detail = this.#state.errors.length ? `; provider errors: ${this.#state.errors.slice(0, 3).join("; ")}` : "";
-    await this.#calls.rejectWaiting(
-      (call) =>
-        new BatchFailedError(`Batch ${this.#id} ended with status "${this.#state.status}": ${why}${detail}`, {
-          customId: call.customId,
-          batchId: this.#id,
-          batchStatus: this.#state.status,
-        }),
-    );
-    this.#ctx.recorder?.finished(this, why);
-    const calls = this.#calls;
-    this.#ctx.sink.events.emit("batchDone", {
-      batchId: this.#id!,
-      status: this.#state.status,
-      counts: this.#state.counts,
-      succeeded: calls.succeeded,
-      failed: calls.failed,
-      ...(calls.left > 0 && { retried: calls.left }),
-      calls: calls.size,
-    });
+  finish(why: string): Promise<void> {
+    return this.#poll.finish(why);
   }
 
   /** Releases one caller (its signal aborted) without stopping the batch. */

@@ -1,6 +1,6 @@
 // One scheduler for every running batch: a single tick every `pollIntervalMs` reads the statuses of the batches not
 // already being looked at from the batch list (status-pages.ts: a request per page of batches, not per batch) and has
-// each poll itself with what the list said, or by id when the list did not show it (batch.ts decides what a poll
+// each poll itself with what the list said, or by id when the list did not show it (batch-poll.ts decides what a poll
 // means). The cap on concurrent HTTP work applies to each request (slots.ts), not to a poll as a whole. No timer per
 // call or per batch; the tick exists only while some batch is tracked.
 import type { Batch } from "./batch.js";
