@@ -1,7 +1,8 @@
 // The engine's parts and how they reach one another: the transport and its concurrency slots, the buffer, the
 // tracker, the capacity waits, the settle sink every call settles through, the context every batch runs in and,
-// with a store, the durable side. Built once per engine; what the parts need of the engine's own state (its stop
-// signal, its batches being submitted, its count of pending calls, its phase) they reach through EngineHooks.
+// with a store, the durable side. Built once per engine; what the parts need of the engine (its stop signal, its
+// batches being submitted, and what it does when a call settles, a buffer flushes or a batch resumes) they reach
+// through EngineHooks.
 import PQueue from "p-queue";
 import type { Batch, BatchContext, ResumedBatch } from "./batch.js";
 import { CallBuffer, type Flushed } from "./buffer.js";
