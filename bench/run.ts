@@ -226,7 +226,8 @@ if (selected.includes("scaling")) {
       met: big.lag[0] <= 20,
     },
     {
-      metric: "Longest event-loop stall during that run (longest GC pause; idle control's longest; the app's longest turn)",
+      metric:
+        "Longest event-loop stall during that run (longest GC pause; idle control's longest; the app's longest turn)",
       value: `${ms(big.lag[1], 0)} (${ms(big.gcMaxMs, 0)}; ${ms(big.idle[1], 0)}; ${ms(big.appTurn[1], 0)})`,
       target: "≤ 50 ms",
       met: big.lag[1] <= 50,
