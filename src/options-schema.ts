@@ -6,7 +6,7 @@ import { InvalidOptionsError, type DispatcherLike, type OptionIssue, type Reques
 
 /** OpenAI's hard limit: a batch file cannot hold more lines than this. */
 const MAX_LINES_PER_BATCH = 50_000;
-/** The metadata key autobatch tags each batch with (see batch.ts); callers may not set it. */
+/** The metadata key autobatch tags each batch with (see BATCH_KEY in core/submit.ts); callers may not set it. */
 const RESERVED_METADATA_KEY = "autobatch_key";
 
 export const requestIdentitySchema = z.enum(["fingerprint", "keys", "adopt"] satisfies RequestIdentity[], {
